@@ -1,0 +1,34 @@
+"""The ``pcatools`` command line (typer). Each subcommand lives in ``pcatools.commands.<name>``."""
+
+from __future__ import annotations
+
+import typer
+
+from pcatools import __version__
+from pcatools.commands import convert, phantom, predict, study, train, view
+
+app = typer.Typer(
+    help="pcatools: L1-weighted Dice Focal Loss study toolkit for PSMA PET/CT lesion segmentation.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"pcatools {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
+) -> None:
+    """pcatools command line."""
+
+
+for module in (convert, phantom, train, predict, study, view):
+    app.command(name=module.NAME, help=module.run.__doc__)(module.run)
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,1 @@
+"""One module per ``pcatools`` subcommand; each keeps heavy imports inside its function."""

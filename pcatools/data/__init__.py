@@ -1,0 +1,33 @@
+"""Data in: DICOM -> SUV, NIfTI layouts, the synthetic phantom, splits and MONAI transforms.
+
+Names are imported lazily so that ``import pcatools.data`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from pcatools.data.case import Case, layout_paths, save_nifti, write_case
+
+_LAZY = {
+    "dicom_pet_to_suv": "pcatools.data.suv",
+    "suvbw_factor": "pcatools.data.suv",
+    "SUVConversionError": "pcatools.data.suv",
+    "read_dicom_series": "pcatools.data.dicom",
+    "dicom_ct_to_hu": "pcatools.data.dicom",
+    "convert_study": "pcatools.data.dicom",
+    "load_case": "pcatools.data.io",
+    "discover_cases": "pcatools.data.io",
+    "make_splits": "pcatools.data.splits",
+    "make_case": "pcatools.data.phantom",
+    "make_cohort": "pcatools.data.phantom",
+}
+
+__all__ = ["Case", "layout_paths", "save_nifti", "write_case", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'pcatools.data' has no attribute {name!r}")
