@@ -1,0 +1,417 @@
+"""The paper's experiment grid end to end (sections 2.5-3).
+
+``run_study`` takes a dataset (or makes the built-in synthetic cohort), splits it by patient,
+trains every (network, loss) pair of the grid, predicts the test set with each best-DSC
+checkpoint, evaluates every prediction, runs the statistics and draws the figures. Everything
+lands in one run folder::
+
+    runs/<name>/
+        config.yaml, versions.json      the study's settings and package versions
+        data/                           the synthetic cohort (when no data directory is given)
+        manifest.csv, split.csv         cases and the patient-level split
+        models/<network>__<loss>/       each training run (checkpoints, history, TensorBoard)
+        predictions/<network>__<loss>/  test-set masks on the original grid (NIfTI)
+        results/                        cases.csv, lesions.csv, table1.{csv,md,tex}, wilcoxon.csv,
+                                        thresholds_{patient,lesion}.csv, dmax_groups.csv, mixed_model.csv
+        figures/                        figure1..figure7 as PNG and interactive HTML
+
+Each stage skips work whose outputs are complete, and training resumes from its last
+checkpoint, so interrupting and re-running continues where it stopped.
+
+Profiles
+--------
+``paper``
+    The paper's settings: 2 mm, 128^3 patches, 1000 epochs, validation every 10 epochs,
+    258/65/57 split proportions. Needs GPUs (hours per model).
+``demo``
+    A 2-core CPU laptop setting that finishes the whole grid in minutes on a synthetic cohort at
+    4 mm with small patches, narrower networks and few epochs. It shows the pipeline and gives
+    non-degenerate numbers; it is not a reproduction of the paper's values.
+``ci``
+    The smallest setting that still runs every stage (tests and notebooks).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from pcatools._atomic import write_text_atomic
+
+NETWORKS = ("attention_unet", "segresnet")
+LOSSES = ("dice", "dice_focal", "l1dfl")
+
+
+@dataclass(frozen=True)
+class StudyProfile:
+    """Settings of one study run. Every field can be overridden in :func:`run_study`."""
+
+    name: str
+    n_cases: int = 380
+    spacing: tuple[float, float, float] = (2.0, 2.0, 2.0)
+    patch_size: tuple[int, int, int] = (128, 128, 128)
+    epochs: int = 1000
+    batch_size: int = 2
+    num_samples: int = 1
+    val_every: int = 10
+    max_steps_per_epoch: int | None = None
+    networks: tuple[str, ...] = NETWORKS
+    losses: tuple[str, ...] = LOSSES
+    model_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    roi_size: tuple[int, int, int] = (128, 128, 128)
+    overlap: float = 0.25
+    sw_batch_size: int = 4
+    workers: int = 4
+    lr: float = 2e-4
+    weight_decay: float = 1e-5
+    fractions: tuple[float, float, float] = (258 / 380, 65 / 380, 57 / 380)
+    phantom_fwhm_mm: float = 6.0
+
+
+PROFILES: dict[str, StudyProfile] = {
+    "paper": StudyProfile(name="paper"),
+    "demo": StudyProfile(
+        name="demo",
+        n_cases=40,
+        spacing=(4.0, 4.0, 4.0),
+        patch_size=(64, 64, 64),
+        roi_size=(64, 64, 64),
+        epochs=30,
+        batch_size=2,
+        num_samples=2,
+        val_every=10,
+        max_steps_per_epoch=8,
+        model_overrides={
+            "segresnet": {"init_filters": 8},
+            "attention_unet": {"channels": (8, 16, 32, 64, 128)},
+        },
+        sw_batch_size=2,
+        workers=0,
+        lr=1e-3,
+        fractions=(0.6, 0.15, 0.25),
+    ),
+    "ci": StudyProfile(
+        name="ci",
+        n_cases=12,
+        spacing=(6.0, 6.0, 6.0),
+        patch_size=(32, 32, 32),
+        roi_size=(32, 32, 32),
+        epochs=2,
+        batch_size=2,
+        num_samples=1,
+        val_every=1,
+        max_steps_per_epoch=2,
+        model_overrides={
+            "segresnet": {"init_filters": 4},
+            "attention_unet": {"channels": (4, 8, 16, 32, 64)},
+        },
+        sw_batch_size=2,
+        workers=0,
+        lr=1e-3,
+        fractions=(0.5, 0.17, 0.33),
+    ),
+}
+
+
+def get_profile(profile: str | StudyProfile, **overrides: Any) -> StudyProfile:
+    """Return a profile by name (``paper``, ``demo``, ``ci``) with ``overrides`` applied.
+
+    Examples
+    --------
+    >>> get_profile("demo", epochs=3).epochs
+    3
+    """
+    if isinstance(profile, str):
+        if profile not in PROFILES:
+            raise ValueError(f"Unknown study profile {profile!r}; expected one of {sorted(PROFILES)}")
+        profile = PROFILES[profile]
+    known = {f.name for f in dataclasses.fields(StudyProfile)}
+    unknown = set(overrides) - known
+    if unknown:
+        raise ValueError(f"Unknown study settings {sorted(unknown)}; expected some of {sorted(known)}")
+    values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in overrides.items() if v is not None}
+    return dataclasses.replace(profile, **values)
+
+
+def model_key(network: str, loss: str) -> str:
+    """Folder name of one grid cell, e.g. ``segresnet__l1dfl``."""
+    return f"{network}__{loss}"
+
+
+@dataclass
+class StudyResult:
+    """Paths and tables of a finished study."""
+
+    run_dir: Path
+    manifest: pd.DataFrame
+    cases: pd.DataFrame
+    lesions: pd.DataFrame
+    table1: pd.DataFrame
+    figures: dict[str, Path]
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages a run depends on (written to ``versions.json``)."""
+    import platform
+
+    import monai
+    import numpy
+    import torch
+
+    import pcatools
+
+    return {
+        "python": platform.python_version(),
+        "pcatools": pcatools.__version__,
+        "torch": torch.__version__,
+        "cuda": str(torch.version.cuda),
+        "monai": monai.__version__,
+        "numpy": numpy.__version__,
+        "pandas": pd.__version__,
+    }
+
+
+def _yaml_ready(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _yaml_ready(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_yaml_ready(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def prepare_data(
+    run_dir: Path, profile: StudyProfile, data_dir: str | os.PathLike[str] | None, seed: int, progress: bool
+) -> pd.DataFrame:
+    """The study's manifest: discovered from ``data_dir`` or a synthetic cohort made in ``run_dir/data``."""
+    manifest_csv = run_dir / "manifest.csv"
+    if data_dir is None:
+        from pcatools.data.phantom import make_cohort
+
+        manifest = make_cohort(
+            profile.n_cases,
+            run_dir / "data",
+            seed=seed,
+            spacing=profile.spacing,
+            progress=progress,
+            fwhm_mm=profile.phantom_fwhm_mm,
+        )
+    else:
+        from pcatools.data.io import discover_cases
+
+        manifest = discover_cases(data_dir, progress=progress)
+    write_text_atomic(manifest_csv, manifest.to_csv(index=False))
+    return manifest
+
+
+def split_manifest(run_dir: Path, manifest: pd.DataFrame, profile: StudyProfile, seed: int) -> pd.DataFrame:
+    """Patient-level split saved as ``split.csv``; an existing split is reused so re-runs agree."""
+    split_csv = run_dir / "split.csv"
+    if split_csv.exists():
+        split = pd.read_csv(split_csv, dtype={"case_id": str, "patient_id": str})
+        if set(split["case_id"]) == set(manifest["case_id"].astype(str)):
+            return split
+    from pcatools.data.splits import make_splits
+
+    split = make_splits(manifest, fractions=profile.fractions, seed=seed)
+    write_text_atomic(split_csv, split.to_csv(index=False))
+    return split
+
+
+def train_grid(run_dir: Path, split: pd.DataFrame, profile: StudyProfile, seed: int, progress: bool) -> dict[str, Path]:
+    """Train every (network, loss) pair; returns the best checkpoint of each, keyed by :func:`model_key`."""
+    from pcatools.training import train
+
+    best: dict[str, Path] = {}
+    for network in profile.networks:
+        for loss in profile.losses:
+            key = model_key(network, loss)
+            result = train(
+                split,
+                run_dir / "models" / key,
+                model=network,
+                loss=loss,
+                epochs=profile.epochs,
+                batch_size=profile.batch_size,
+                lr=profile.lr,
+                weight_decay=profile.weight_decay,
+                patch_size=profile.patch_size,
+                spacing=profile.spacing,
+                val_every=profile.val_every,
+                num_samples=profile.num_samples,
+                seed=seed,
+                workers=profile.workers,
+                sw_batch_size=profile.sw_batch_size,
+                overlap=profile.overlap,
+                max_steps_per_epoch=profile.max_steps_per_epoch,
+                model_overrides=profile.model_overrides.get(network, {}),
+                progress=progress,
+                resume=True,
+            )
+            best[key] = Path(result.best_checkpoint)
+    return best
+
+
+def predict_grid(
+    run_dir: Path, split: pd.DataFrame, checkpoints: dict[str, Path], profile: StudyProfile, progress: bool
+) -> pd.DataFrame:
+    """Predict the test set with every checkpoint; one row per (case, network, loss) with column ``pred``."""
+    from pcatools.inference import predict_manifest
+
+    test = split[split["split"] == "test"].reset_index(drop=True)
+    frames = []
+    for key, checkpoint in checkpoints.items():
+        network, loss = key.split("__")
+        preds = predict_manifest(
+            checkpoint,
+            test,
+            run_dir / "predictions" / key,
+            roi_size=profile.roi_size,
+            overlap=profile.overlap,
+            sw_batch_size=profile.sw_batch_size,
+            progress=progress,
+        )
+        frames.append(preds.assign(network=network, loss=loss))
+    return pd.concat(frames, ignore_index=True)
+
+
+def analyse(results_dir: Path, cases: pd.DataFrame, lesions: pd.DataFrame, seed: int = 0) -> dict[str, pd.DataFrame]:
+    """Section 3's statistics from the per-case and per-lesion tables; written to ``results_dir``."""
+    from pcatools import stats
+
+    tables: dict[str, pd.DataFrame] = {}
+    table1 = stats.table1(cases, seed=seed)
+    tables["table1"] = table1
+    write_text_atomic(results_dir / "table1.md", stats.table1_markdown(table1))
+    write_text_atomic(results_dir / "table1.tex", stats.table1_latex(table1))
+    tables["wilcoxon"] = stats.wilcoxon_vs(cases)
+    tables["thresholds_patient"] = stats.threshold_curve(cases, value_col="tmtv_ml")
+    tables["thresholds_lesion"] = stats.threshold_curve(lesions, value_col="volume_ml")
+    tables["dmax_groups"] = stats.dmax_groups(cases)
+    try:
+        tables["mixed_model"] = stats.lesion_mixed_model(lesions)
+    except (ValueError, RuntimeError, ArithmeticError, IndexError) as err:  # too few lesions in tiny runs
+        tables["mixed_model"] = pd.DataFrame({"note": [f"mixed model not estimable: {err}"]})
+    for name, df in tables.items():
+        write_text_atomic(results_dir / f"{name}.csv", df.to_csv(index=False))
+    return tables
+
+
+def draw_figures(
+    figures_dir: Path, split: pd.DataFrame, preds: pd.DataFrame, tables: dict[str, pd.DataFrame], cases: pd.DataFrame
+) -> dict[str, Path]:
+    """Figures 1 and 3-7 of the paper from the study's tables, as PNG and HTML."""
+    from pcatools import plots
+
+    from pcatools.losses import loss_vs_probability
+
+    figures = {
+        "figure1": plots.figure1(),
+        "figure3": figure3_for_study(split, preds, cases),
+        "figure4": plots.figure4(cases),
+        "figure5": plots.figure5(tables["thresholds_patient"], tables["thresholds_lesion"]),
+        "figure6": plots.figure6(tables["dmax_groups"]),
+        "figure7": plots.figure7(loss_vs_probability()),
+    }
+    written = {}
+    for name, fig in figures.items():
+        plots.save_figure(fig, figures_dir / name)
+        written[name] = figures_dir / f"{name}.png"
+    return written
+
+
+def figure3_for_study(split: pd.DataFrame, preds: pd.DataFrame, cases: pd.DataFrame) -> Any:
+    """Figure 3 on the test case where the networks disagree most (largest DSC spread), as in the paper."""
+    import nibabel as nib
+
+    from pcatools import plots
+    from pcatools.data.io import load_case
+
+    spread = cases[cases["n_gt_lesions"] > 0].groupby("case_id")["dice"].agg(lambda s: s.max() - s.min())
+    case_id = str(spread.idxmax()) if len(spread) else str(cases["case_id"].iloc[0])
+    row = split[split["case_id"].astype(str) == case_id].iloc[0]
+    case = load_case(row)
+    masks = {}
+    for _, p in preds[preds["case_id"].astype(str) == case_id].iterrows():
+        masks[(p["network"], p["loss"])] = nib.load(p["pred"]).get_fdata().astype("uint8")
+    return plots.figure3(case.pet, case.label, masks, title=f"Case {case_id}")
+
+
+def run_study(
+    run_dir: str | os.PathLike[str],
+    profile: str | StudyProfile = "demo",
+    data_dir: str | os.PathLike[str] | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    **overrides: Any,
+) -> StudyResult:
+    """Run the paper's grid (networks x losses) end to end into ``run_dir``.
+
+    Parameters
+    ----------
+    run_dir
+        The run folder (created; re-running continues where a previous run stopped).
+    profile
+        ``"demo"`` (CPU, minutes), ``"paper"`` (the paper's settings, GPUs) or ``"ci"``, or a
+        :class:`StudyProfile`.
+    data_dir
+        A dataset in the autoPET, nnU-Net or flat layout; ``None`` makes the synthetic cohort.
+    seed
+        Seed of the cohort, the split, and training.
+    **overrides
+        Any :class:`StudyProfile` field, e.g. ``epochs=5`` or ``networks=("segresnet",)``.
+
+    Returns
+    -------
+    StudyResult
+    """
+    prof = get_profile(profile, **overrides)
+    run = Path(run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    config = {"profile": dataclasses.asdict(prof), "data_dir": data_dir, "seed": seed}
+    write_text_atomic(run / "config.yaml", yaml.safe_dump(_yaml_ready(config), sort_keys=False))
+    write_text_atomic(run / "versions.json", json.dumps(versions(), indent=2))
+
+    manifest = prepare_data(run, prof, data_dir, seed, progress)
+    split = split_manifest(run, manifest, prof, seed)
+    checkpoints = train_grid(run, split, prof, seed, progress)
+    preds = predict_grid(run, split, checkpoints, prof, progress)
+
+    from pcatools.metrics import evaluate_cohort
+
+    cases, lesions = evaluate_cohort(preds, pred_col="pred", progress=progress)
+    results = run / "results"
+    write_text_atomic(results / "cases.csv", cases.to_csv(index=False))
+    write_text_atomic(results / "lesions.csv", lesions.to_csv(index=False))
+    tables = analyse(results, cases, lesions, seed=seed)
+    figures = draw_figures(run / "figures", split, preds, tables, cases)
+    return StudyResult(run, manifest, cases, lesions, tables["table1"], figures)
+
+
+def load_study(run_dir: str | os.PathLike[str]) -> StudyResult:
+    """Read a finished study run folder back (for notebooks)."""
+    run = Path(run_dir)
+    results = run / "results"
+    missing = [p for p in (results / "cases.csv", results / "lesions.csv") if not p.exists()]
+    if missing:
+        raise FileNotFoundError(f"{run} is not a finished study run: missing {[str(p) for p in missing]}")
+    cases = pd.read_csv(results / "cases.csv", dtype={"case_id": str, "patient_id": str})
+    lesions = pd.read_csv(results / "lesions.csv", dtype={"case_id": str, "patient_id": str})
+    manifest = pd.read_csv(run / "split.csv", dtype={"case_id": str, "patient_id": str})
+    table1 = pd.read_csv(results / "table1.csv")
+    figures = {p.stem: p for p in sorted((run / "figures").glob("*.png"))}
+    return StudyResult(run, manifest, cases, lesions, table1, figures)
+
+
+def grid(networks: Sequence[str] = NETWORKS, losses: Sequence[str] = LOSSES) -> list[tuple[str, str]]:
+    """The (network, loss) pairs of the study grid."""
+    return [(n, lo) for n in networks for lo in losses]

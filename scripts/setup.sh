@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Create .venv at the repository root and install pcatools with every extra (viewer, notebooks, dev).
+# torch is pinned to the CPU build (requirements-cpu.txt); GPU users: see README "GPU".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+. .venv/bin/activate
+python -m pip install -q --upgrade pip
+python -m pip install -q -r "${PCATOOLS_TORCH_REQUIREMENTS:-requirements-cpu.txt}"
+python -m pip install -q -e ".[viewer,notebooks,dev]"
+python -m ipykernel install --sys-prefix --name python3 >/dev/null
+echo "pcatools $(python -c 'import pcatools; print(pcatools.__version__)') installed in $(pwd)/.venv"

@@ -1,0 +1,96 @@
+"""Every notebook is jupytext-paired, stripped of outputs, has a papermill ``parameters`` cell, and
+executes with its CI parameters. A notebook that no test executes makes ``test_every_notebook_is_executed``
+fail.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+NOTEBOOKS = REPO / "notebooks"
+
+# Parameters each notebook runs with in CI (``run_dir`` is filled in with the shared tiny study).
+CI_PARAMETERS: dict[str, dict[str, object]] = {
+    "00_quickstart": {"profile": "ci"},
+    "01_data": {"n_cases": 3, "spacing": 6.0},
+    "02_l1_weights": {"show_napari": True},
+    "03_training": {"epochs": 2, "patch": 32, "spacing": 6.0, "n_cases": 6},
+    "04_overall": {},
+    "05_scenarios": {},
+    "06_volume": {},
+    "07_dissemination": {},
+}
+
+
+def _notebook_names() -> list[str]:
+    return sorted(p.stem for p in NOTEBOOKS.glob("[0-9][0-9]_*.py"))
+
+
+def test_every_notebook_is_executed() -> None:
+    names = set(_notebook_names())
+    assert names, "no notebooks found"
+    assert names == set(CI_PARAMETERS), (
+        f"notebooks without CI parameters (never executed): {sorted(names - set(CI_PARAMETERS))}; "
+        f"parameters for missing notebooks: {sorted(set(CI_PARAMETERS) - names)}"
+    )
+
+
+@pytest.mark.parametrize("name", _notebook_names())
+def test_notebook_is_paired_stripped_and_parameterised(name: str) -> None:
+    import jupytext
+    import nbformat
+
+    py = jupytext.read(NOTEBOOKS / f"{name}.py")
+    ipynb_path = NOTEBOOKS / f"{name}.ipynb"
+    assert ipynb_path.exists(), f"{ipynb_path.name} missing: run `jupytext --sync notebooks/{name}.py`"
+    nb = nbformat.read(ipynb_path, as_version=4)
+    code_py = [c.source for c in py.cells if c.cell_type == "code"]
+    code_nb = [c.source for c in nb.cells if c.cell_type == "code"]
+    assert code_py == code_nb, f"{name}.ipynb is out of sync with {name}.py: run `jupytext --sync`"
+    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), f"{name}.ipynb has outputs"
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, f"{name}: expected exactly one cell tagged 'parameters', found {len(tagged)}"
+    first_md = next(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert "pcatools" in first_md or "Figure" in first_md or "Table" in first_md
+
+
+@pytest.fixture(scope="session")
+def ci_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny study run (profile ``ci``) shared by the results notebooks."""
+    from pcatools.study import run_study
+
+    run_dir = tmp_path_factory.mktemp("ci_study") / "run"
+    run_study(run_dir, profile="ci", seed=0, progress=False)
+    return run_dir
+
+
+@pytest.mark.xdist_group("notebooks")
+@pytest.mark.slow
+@pytest.mark.parametrize("name", _notebook_names())
+def test_notebook_executes(name: str, ci_study: Path, tmp_path: Path, xvfb_display: str | None) -> None:
+    import papermill as pm
+
+    params = dict(CI_PARAMETERS[name])
+    params.setdefault("run_dir", str(ci_study))
+    if name == "02_l1_weights" and xvfb_display is None:
+        params["show_napari"] = False
+    out = tmp_path / f"{name}.out.ipynb"
+    env_cwd = os.getcwd()
+    try:
+        pm.execute_notebook(
+            str(NOTEBOOKS / f"{name}.ipynb"),
+            str(out),
+            parameters=params,
+            cwd=str(tmp_path),
+            kernel_name="python3",
+            progress_bar=False,
+            execution_timeout=600,
+        )
+    finally:
+        os.chdir(env_cwd)
+    assert out.exists()
