@@ -1,0 +1,111 @@
+"""Dmax (eq. 15): the convex-hull computation equals brute force over all voxel pairs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.spatial.distance import pdist
+
+from pcatools.metrics import dmax, dmax_points, voxel_distance
+from pcatools.metrics.dmax import max_pairwise_distance
+
+ANISO = (0.7, 1.3, 2.9)
+
+
+def brute(mask: np.ndarray, spacing) -> float:
+    """Independent reference: every pair of voxel centres, eq. 15, via scipy pdist."""
+    pts = np.argwhere(mask) * np.asarray(spacing, dtype=np.float64)
+    return float(pdist(pts).max())
+
+
+def _mask(shape, coords):
+    m = np.zeros(shape, bool)
+    for c in coords:
+        m[c] = True
+    return m
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("density", [0.002, 0.02, 0.3])
+def test_random_masks_equal_brute_force(seed, density):
+    rng = np.random.default_rng(seed)
+    m = rng.random((17, 13, 11)) < density
+    if m.sum() < 2:
+        m[0, 0, 0] = m[5, 7, 3] = True
+    spacing = tuple(rng.uniform(0.5, 5.0, 3))
+    assert dmax(m, spacing) == brute(m, spacing)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_blobs_equal_brute_force(seed):
+    rng = np.random.default_rng(100 + seed)
+    x, y, z = np.indices((30, 25, 20))
+    m = np.zeros((30, 25, 20), bool)
+    for _ in range(4):
+        c = rng.uniform(3, 17, 3)
+        r = rng.uniform(2, 5)
+        m |= (x - c[0]) ** 2 + (y - c[1]) ** 2 + (z - c[2]) ** 2 <= r * r
+    assert dmax(m, ANISO) == brute(m, ANISO)
+
+
+@pytest.mark.parametrize(
+    ("coords", "name"),
+    [
+        ([(3, 4, 5), (3, 4, 9)], "two voxels"),
+        ([(1, 2, 3), (1, 2, 4), (1, 2, 8)], "collinear along z"),
+        ([(0, 0, 0), (1, 1, 1), (2, 2, 2), (5, 5, 5)], "collinear diagonal"),
+        ([(0, 0, 0), (2, 1, 0), (4, 2, 0), (8, 4, 0)], "collinear oblique in a plane"),
+        ([(0, 0, 2), (5, 0, 2), (0, 6, 2), (3, 3, 2), (5, 6, 2)], "coplanar axis-aligned"),
+        ([(0, 0, 0), (1, 0, 1), (0, 2, 0), (3, 1, 3), (2, 5, 2)], "coplanar tilted (x = z)"),
+        ([(0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1)], "tetrahedron"),
+    ],
+)
+def test_degenerate_sets_equal_brute_force(coords, name):
+    m = _mask((10, 10, 10), coords)
+    assert dmax(m, ANISO) == brute(m, ANISO), name
+
+
+def test_plane_and_line_masks():
+    m = np.zeros((12, 9, 7), bool)
+    m[:, :, 3] = True  # a full plane
+    assert dmax(m, ANISO) == brute(m, ANISO)
+    m = np.zeros((12, 9, 7), bool)
+    m[2, :, 5] = True  # a full line
+    assert dmax(m, ANISO) == 8 * 1.3
+    m = np.zeros((6, 6, 6), bool)
+    m[1:5, 1:5, 1:5] = True  # a cube: many coplanar points
+    assert dmax(m, ANISO) == brute(m, ANISO)
+    assert dmax(m, (1.0, 1.0, 1.0)) == pytest.approx(3 * np.sqrt(3), rel=1e-15)
+
+
+def test_limits():
+    m = np.zeros((4, 4, 4), bool)
+    assert np.isnan(dmax(m, ANISO))  # no voxel
+    m[2, 1, 3] = True
+    assert dmax(m, ANISO) == 0.0  # one voxel
+    m[2, 1, 0] = True
+    assert dmax(m, (1.0, 1.0, 2.5)) == 7.5
+
+
+def test_eq15_by_hand():
+    assert voxel_distance((0, 0, 0), (1, 2, 2), (2.0, 1.0, 0.5)) == 3.0
+    assert dmax_points(np.array([[0, 0, 0], [4, 0, 0], [0, 3, 0]]), (1.0, 1.0, 1.0)) == 5.0
+    # the paper's 4.07 x 4.07 x 2 mm autoPET grid
+    assert dmax_points(np.array([[0, 0, 0], [10, 0, 20]]), (4.07, 4.07, 2.0)) == pytest.approx(
+        np.hypot(40.7, 40.0)
+    )
+
+
+def test_chunked_brute_force_matches_pdist():
+    rng = np.random.default_rng(3)
+    pts = rng.normal(size=(5000, 3))
+    assert max_pairwise_distance(pts, chunk=700) == float(pdist(pts).max())
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="spacing"):
+        dmax(np.ones((2, 2, 2), bool), (1.0, 0.0, 1.0))
+    with pytest.raises(ValueError, match="binary"):
+        dmax(np.full((2, 2, 2), 3), (1.0, 1.0, 1.0))
+    with pytest.raises(ValueError, match=r"\(N, 3\)"):
+        dmax_points(np.zeros((4, 2), int), (1.0, 1.0, 1.0))
