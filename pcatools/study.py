@@ -39,8 +39,9 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -137,7 +138,9 @@ def get_profile(profile: str | StudyProfile, **overrides: Any) -> StudyProfile:
     unknown = set(overrides) - known
     if unknown:
         raise ValueError(f"Unknown study settings {sorted(unknown)}; expected some of {sorted(known)}")
-    values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in overrides.items() if v is not None}
+    values: dict[str, Any] = {
+        k: (tuple(v) if isinstance(v, list) else v) for k, v in overrides.items() if v is not None
+    }
     return dataclasses.replace(profile, **values)
 
 
@@ -152,10 +155,11 @@ class StudyResult:
 
     run_dir: Path
     manifest: pd.DataFrame
+    predictions: pd.DataFrame
     cases: pd.DataFrame
     lesions: pd.DataFrame
     table1: pd.DataFrame
-    figures: dict[str, Path]
+    figures: dict[str, Path] = field(default_factory=dict)
 
 
 def versions() -> dict[str, str]:
@@ -227,7 +231,9 @@ def split_manifest(run_dir: Path, manifest: pd.DataFrame, profile: StudyProfile,
     return split
 
 
-def train_grid(run_dir: Path, split: pd.DataFrame, profile: StudyProfile, seed: int, progress: bool) -> dict[str, Path]:
+def train_grid(
+    run_dir: Path, split: pd.DataFrame, profile: StudyProfile, seed: int, progress: bool
+) -> dict[str, Path]:
     """Train every (network, loss) pair; returns the best checkpoint of each, keyed by :func:`model_key`."""
     from pcatools.training import train
 
@@ -284,7 +290,9 @@ def predict_grid(
     return pd.concat(frames, ignore_index=True)
 
 
-def analyse(results_dir: Path, cases: pd.DataFrame, lesions: pd.DataFrame, seed: int = 0) -> dict[str, pd.DataFrame]:
+def analyse(
+    results_dir: Path, cases: pd.DataFrame, lesions: pd.DataFrame, seed: int = 0
+) -> dict[str, pd.DataFrame]:
     """Section 3's statistics from the per-case and per-lesion tables; written to ``results_dir``."""
     from pcatools import stats
 
@@ -306,18 +314,15 @@ def analyse(results_dir: Path, cases: pd.DataFrame, lesions: pd.DataFrame, seed:
     return tables
 
 
-def draw_figures(
-    figures_dir: Path, split: pd.DataFrame, preds: pd.DataFrame, tables: dict[str, pd.DataFrame], cases: pd.DataFrame
-) -> dict[str, Path]:
+def draw_figures(figures_dir: Path, study: StudyResult, tables: dict[str, pd.DataFrame]) -> dict[str, Path]:
     """Figures 1 and 3-7 of the paper from the study's tables, as PNG and HTML."""
     from pcatools import plots
-
     from pcatools.losses import loss_vs_probability
 
     figures = {
         "figure1": plots.figure1(),
-        "figure3": figure3_for_study(split, preds, cases),
-        "figure4": plots.figure4(cases),
+        "figure3": figure3_for_study(study),
+        "figure4": plots.figure4(study.cases),
         "figure5": plots.figure5(tables["thresholds_patient"], tables["thresholds_lesion"]),
         "figure6": plots.figure6(tables["dmax_groups"]),
         "figure7": plots.figure7(loss_vs_probability()),
@@ -329,20 +334,33 @@ def draw_figures(
     return written
 
 
-def figure3_for_study(split: pd.DataFrame, preds: pd.DataFrame, cases: pd.DataFrame) -> Any:
-    """Figure 3 on the test case where the networks disagree most (largest DSC spread), as in the paper."""
+def figure3_case(cases: pd.DataFrame) -> str:
+    """The test case shown in Figure 3 by default: the one where the grid's DSCs disagree most."""
+    with_lesions = cases[cases["n_gt_lesions"] > 0]
+    spread = with_lesions.groupby("case_id")["dice"].agg(lambda s: s.max() - s.min())
+    return str(spread.idxmax()) if len(spread) else str(cases["case_id"].iloc[0])
+
+
+def figure3_for_study(study: StudyResult, case_id: str | None = None) -> Any:
+    """Figure 3 (ground truth against every network and loss) for one test case of a study.
+
+    ``case_id=None`` picks :func:`figure3_case`. The background is the coronal PET MIP.
+    """
     import nibabel as nib
 
     from pcatools import plots
     from pcatools.data.io import load_case
 
-    spread = cases[cases["n_gt_lesions"] > 0].groupby("case_id")["dice"].agg(lambda s: s.max() - s.min())
-    case_id = str(spread.idxmax()) if len(spread) else str(cases["case_id"].iloc[0])
-    row = split[split["case_id"].astype(str) == case_id].iloc[0]
-    case = load_case(row)
-    masks = {}
-    for _, p in preds[preds["case_id"].astype(str) == case_id].iterrows():
-        masks[(p["network"], p["loss"])] = nib.load(p["pred"]).get_fdata().astype("uint8")
+    case_id = figure3_case(study.cases) if case_id is None else str(case_id)
+    rows = study.manifest[study.manifest["case_id"].astype(str) == case_id]
+    if rows.empty:
+        raise ValueError(f"case {case_id!r} is not in the study's manifest ({study.run_dir / 'split.csv'})")
+    case = load_case(rows.iloc[0])
+    preds = study.predictions[study.predictions["case_id"].astype(str) == case_id]
+    masks: dict[tuple[str, str], np.ndarray] = {}
+    for network, loss, pred in preds[["network", "loss", "pred"]].itertuples(index=False):
+        img = cast(nib.Nifti1Image, nib.load(str(pred)))
+        masks[(str(network), str(loss))] = np.asarray(img.dataobj).astype(np.uint8)
     return plots.figure3(case.pet, case.label, masks, title=f"Case {case_id}")
 
 
@@ -390,28 +408,49 @@ def run_study(
 
     cases, lesions = evaluate_cohort(preds, pred_col="pred", progress=progress)
     results = run / "results"
+    write_text_atomic(results / "predictions.csv", preds.to_csv(index=False))
     write_text_atomic(results / "cases.csv", cases.to_csv(index=False))
     write_text_atomic(results / "lesions.csv", lesions.to_csv(index=False))
     tables = analyse(results, cases, lesions, seed=seed)
-    figures = draw_figures(run / "figures", split, preds, tables, cases)
-    return StudyResult(run, manifest, cases, lesions, tables["table1"], figures)
+    study = StudyResult(run, split, preds, cases, lesions, tables["table1"])
+    study.figures = draw_figures(run / "figures", study, tables)
+    return study
 
 
 def load_study(run_dir: str | os.PathLike[str]) -> StudyResult:
     """Read a finished study run folder back (for notebooks)."""
     run = Path(run_dir)
     results = run / "results"
-    missing = [p for p in (results / "cases.csv", results / "lesions.csv") if not p.exists()]
+    needed = ("predictions.csv", "cases.csv", "lesions.csv", "table1.csv")
+    missing = [results / n for n in needed if not (results / n).exists()]
     if missing:
         raise FileNotFoundError(f"{run} is not a finished study run: missing {[str(p) for p in missing]}")
-    cases = pd.read_csv(results / "cases.csv", dtype={"case_id": str, "patient_id": str})
-    lesions = pd.read_csv(results / "lesions.csv", dtype={"case_id": str, "patient_id": str})
-    manifest = pd.read_csv(run / "split.csv", dtype={"case_id": str, "patient_id": str})
-    table1 = pd.read_csv(results / "table1.csv")
-    figures = {p.stem: p for p in sorted((run / "figures").glob("*.png"))}
-    return StudyResult(run, manifest, cases, lesions, table1, figures)
+    ids = {"case_id": str, "patient_id": str}
+    return StudyResult(
+        run_dir=run,
+        manifest=pd.read_csv(run / "split.csv", dtype=ids),
+        predictions=pd.read_csv(results / "predictions.csv", dtype=ids),
+        cases=pd.read_csv(results / "cases.csv", dtype=ids),
+        lesions=pd.read_csv(results / "lesions.csv", dtype=ids),
+        table1=pd.read_csv(results / "table1.csv", keep_default_na=False),
+        figures={p.stem: p for p in sorted((run / "figures").glob("*.png"))},
+    )
 
 
 def grid(networks: Sequence[str] = NETWORKS, losses: Sequence[str] = LOSSES) -> list[tuple[str, str]]:
     """The (network, loss) pairs of the study grid."""
     return [(n, lo) for n in networks for lo in losses]
+
+
+def ensure_study(
+    run_dir: str | os.PathLike[str] | None = None, profile: str = "demo", **kwargs: Any
+) -> StudyResult:
+    """A finished study for the notebooks: read ``run_dir`` if it holds one, else run ``profile`` there.
+
+    ``run_dir=None`` uses ``runs/<profile>``. Extra keyword arguments go to :func:`run_study`.
+    """
+    run = Path(run_dir) if run_dir is not None else Path("runs") / profile
+    try:
+        return load_study(run)
+    except FileNotFoundError:
+        return run_study(run, profile=profile, **kwargs)

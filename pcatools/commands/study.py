@@ -10,9 +10,15 @@ NAME = "study"
 
 
 def run(
-    run_dir: Path = typer.Argument(Path("runs/demo"), help="Run folder (re-running continues where it stopped)."),
-    profile: str = typer.Option("demo", help="demo (2-core CPU, minutes), paper (the paper's settings, GPUs) or ci."),
-    data_dir: Path | None = typer.Option(None, help="autoPET / nnU-Net / flat dataset; default: synthetic cohort."),
+    run_dir: Path = typer.Argument(
+        Path("runs/demo"), help="Run folder (re-running continues where it stopped)."
+    ),
+    profile: str = typer.Option(
+        "demo", help="demo (2-core CPU, minutes), paper (the paper's settings, GPUs) or ci."
+    ),
+    data_dir: Path | None = typer.Option(
+        None, help="autoPET / nnU-Net / flat dataset; default: synthetic cohort."
+    ),
     seed: int = typer.Option(0, help="Seed of the cohort, the split and training."),
     epochs: int | None = typer.Option(None, help="Override the profile's epochs."),
     n_cases: int | None = typer.Option(None, help="Override the synthetic cohort size."),

@@ -1,0 +1,69 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 04 Overall performance: Table 1 and Figure 3 (paper section 3.1)
+#
+# Reproduces **Table 1** (patient-level DSC mean and median, mean TP / FP / FN with the SUVmax
+# detection rule, F1, one-tailed paired Wilcoxon of L1DFL against DL and DFL) and **Figure 3**
+# (ground truth against each network and loss on one test case) from a pcatools study run folder.
+# Beyond the paper: bootstrap confidence intervals of the medians and Holm-corrected p-values.
+#
+# With the default parameters it reads `runs/demo` (made by `bash scripts/study.sh`), or runs the
+# study there first.
+
+# %% tags=["parameters"]
+run_dir = "runs/demo"  # a finished study run folder (for the paper: a GPU run of profile "paper")
+profile = "demo"  # profile run into run_dir when it holds no finished study ("ci" in the tests)
+
+# %%
+import ipywidgets as widgets
+from IPython.display import Markdown, display
+
+from pcatools import stats
+from pcatools.study import ensure_study, figure3_for_study
+
+study = ensure_study(run_dir, profile=profile)
+cases = study.cases
+print(
+    f"{cases['case_id'].nunique()} test cases, {len(cases)} (case, network, loss) rows from {study.run_dir}"
+)
+
+# %% [markdown]
+# ## Table 1
+
+# %%
+display(Markdown(stats.table1_markdown(study.table1)))
+
+# %% [markdown]
+# All columns, with the bootstrap 95% CI of each median DSC and Holm-corrected p-values:
+
+# %%
+study.table1
+
+# %% [markdown]
+# ## One-tailed paired Wilcoxon signed-rank tests (H1: L1DFL scores higher), per network
+
+# %%
+stats.wilcoxon_vs(cases)
+
+# %% [markdown]
+# ## Figure 3: ground truth against every network and loss
+# The default case is the one where the grid disagrees most; the dropdown shows any test case.
+
+# %%
+figure3_for_study(study)
+
+# %%
+case_picker = widgets.Dropdown(options=sorted(cases["case_id"].astype(str).unique()), description="case")
+widgets.interact(lambda case_id: figure3_for_study(study, case_id).show(), case_id=case_picker)

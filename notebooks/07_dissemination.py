@@ -1,0 +1,58 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 07 Performance by lesion dissemination (Dmax): Figure 6 (paper section 3.4)
+#
+# Reproduces **Figure 6**: patient-level DSC of each loss in four Dmax groups G0-G3 (quartiles of
+# the ground truth's Dmax, eq. 15: the largest distance between two lesion voxels), box plots per
+# network, with the median TLA of each group as bars. The paper uses the multiple-lesion scenario;
+# `scenario` switches between M (paper) and all cases. `paper_edges` uses the paper's fixed groups
+# 0-9, 9-11, 11-14 and 14-60 cm instead of this cohort's quartiles.
+
+# %% tags=["parameters"]
+run_dir = "runs/demo"  # a finished study run folder (for the paper: a GPU run of profile "paper")
+profile = "demo"  # profile run into run_dir when it holds no finished study ("ci" in the tests)
+
+scenario = "M"  # "M" as in the paper, or "all"
+paper_edges = False  # True: the paper's cm groups instead of quartiles
+
+# %%
+import ipywidgets as widgets
+
+from pcatools import plots, stats
+from pcatools.study import ensure_study
+
+study = ensure_study(run_dir, profile=profile)
+
+
+def grouped(scenario: str, paper_edges: bool):
+    cases = study.cases if scenario == "all" else study.cases[study.cases["scenario"] == scenario]
+    edges = stats.PAPER_DMAX_EDGES_MM if paper_edges else None
+    return stats.dmax_groups(cases, edges=edges)
+
+
+cases = grouped(scenario, paper_edges)
+if cases["dmax_group"].notna().sum() == 0:  # tiny runs may lack multiple-lesion cases
+    cases = grouped("all", paper_edges)
+cases.groupby("dmax_group")["dmax_mm"].agg(["count", "min", "max"])
+
+# %%
+plots.figure6(cases)
+
+# %%
+widgets.interact(
+    lambda scenario, paper_edges: plots.figure6(grouped(scenario, paper_edges)).show(),
+    scenario=widgets.Dropdown(options=["M", "all"], value=scenario),
+    paper_edges=widgets.Checkbox(value=paper_edges, description="paper's cm groups"),
+)
