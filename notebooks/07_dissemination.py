@@ -30,21 +30,13 @@ paper_edges = False  # True: the paper's cm groups instead of quartiles
 # %%
 import ipywidgets as widgets
 
-from pcatools import plots, stats
-from pcatools.study import ensure_study
+from pcatools import plots
+from pcatools.study import dmax_grouped, ensure_study
 
 study = ensure_study(run_dir, profile=profile)
-
-
-def grouped(scenario: str, paper_edges: bool):
-    cases = study.cases if scenario == "all" else study.cases[study.cases["scenario"] == scenario]
-    edges = stats.PAPER_DMAX_EDGES_MM if paper_edges else None
-    return stats.dmax_groups(cases, edges=edges)
-
-
-cases = grouped(scenario, paper_edges)
+cases = dmax_grouped(study.cases, scenario, paper_edges)
 if cases["dmax_group"].notna().sum() == 0:  # tiny runs may lack multiple-lesion cases
-    cases = grouped("all", paper_edges)
+    cases = dmax_grouped(study.cases, "all", paper_edges)
 cases.groupby("dmax_group")["dmax_mm"].agg(["count", "min", "max"])
 
 # %%
@@ -52,7 +44,7 @@ plots.figure6(cases)
 
 # %%
 widgets.interact(
-    lambda scenario, paper_edges: plots.figure6(grouped(scenario, paper_edges)).show(),
+    lambda scenario, paper_edges: plots.figure6(dmax_grouped(study.cases, scenario, paper_edges)).show(),
     scenario=widgets.Dropdown(options=["M", "all"], value=scenario),
     paper_edges=widgets.Checkbox(value=paper_edges, description="paper's cm groups"),
 )

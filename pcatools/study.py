@@ -290,6 +290,24 @@ def predict_grid(
     return pd.concat(frames, ignore_index=True)
 
 
+def dmax_grouped(cases: pd.DataFrame, scenario: str = "all", paper_edges: bool = False) -> pd.DataFrame:
+    """Cases with their Dmax group G0-G3 (Figure 6), for ``scenario`` ``"M"`` (the paper), ``"S"`` or ``"all"``.
+
+    Groups are the quartiles of this cohort's Dmax, or the paper's 0-9, 9-11, 11-14, 14-60 cm with
+    ``paper_edges=True``. Where quartile edges tie (tiny cohorts) the paper's edges are used instead.
+    """
+    from pcatools import stats
+
+    if scenario != "all":
+        cases = cases[cases["scenario"] == scenario]
+    if not paper_edges:
+        try:
+            return stats.dmax_groups(cases)
+        except ValueError:
+            pass
+    return stats.dmax_groups(cases, edges=stats.PAPER_DMAX_EDGES_MM)
+
+
 def analyse(
     results_dir: Path, cases: pd.DataFrame, lesions: pd.DataFrame, seed: int = 0
 ) -> dict[str, pd.DataFrame]:
@@ -304,7 +322,7 @@ def analyse(
     tables["wilcoxon"] = stats.wilcoxon_vs(cases)
     tables["thresholds_patient"] = stats.threshold_curve(cases, value_col="tmtv_ml")
     tables["thresholds_lesion"] = stats.threshold_curve(lesions, value_col="volume_ml")
-    tables["dmax_groups"] = stats.dmax_groups(cases)
+    tables["dmax_groups"] = dmax_grouped(cases)
     try:
         tables["mixed_model"] = stats.lesion_mixed_model(lesions)
     except (ValueError, RuntimeError, ArithmeticError, IndexError) as err:  # too few lesions in tiny runs
