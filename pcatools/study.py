@@ -345,9 +345,13 @@ def draw_figures(figures_dir: Path, study: StudyResult, tables: dict[str, pd.Dat
         "figure6": plots.figure6(tables["dmax_groups"]),
         "figure7": plots.figure7(loss_vs_probability()),
     }
+    # One shared plotly.min.js beside the HTML files: they open offline and stay small.
+    from plotly.offline import get_plotlyjs
+
+    write_text_atomic(figures_dir / "plotly.min.js", get_plotlyjs())
     written = {}
     for name, fig in figures.items():
-        plots.save_figure(fig, figures_dir / name)
+        plots.save_figure(fig, figures_dir / name, include_plotlyjs="directory")
         written[name] = figures_dir / f"{name}.png"
     return written
 
@@ -379,7 +383,7 @@ def figure3_for_study(study: StudyResult, case_id: str | None = None) -> Any:
     for network, loss, pred in preds[["network", "loss", "pred"]].itertuples(index=False):
         img = cast(nib.Nifti1Image, nib.load(str(pred)))
         masks[(str(network), str(loss))] = np.asarray(img.dataobj).astype(np.uint8)
-    return plots.figure3(case.pet, case.label, masks, title=f"Case {case_id}")
+    return plots.figure3(case.pet, case.label, masks, spacing=case.spacing, title=f"Case {case_id}")
 
 
 def run_study(

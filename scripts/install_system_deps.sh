@@ -15,7 +15,6 @@ set -euo pipefail
 
 PACKAGES=(
   xvfb
-  xauth
   libxkbcommon-x11-0
   libxcb-icccm4
   libxcb-image0

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ctypes
+import importlib.util
 import os
 import shutil
+import signal
 import subprocess
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,37 +30,42 @@ def repo_root() -> Path:
     return REPO
 
 
-@pytest.fixture(scope="session")
-def xvfb_display() -> Iterator[str | None]:
-    """Start an Xvfb server for GUI tests (napari) and set ``DISPLAY``; ``None`` where Xvfb is missing.
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Xvfb gets SIGTERM when the test process ends (Linux prctl PR_SET_PDEATHSIG)."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+    except OSError:
+        pass
 
-    Each pytest-xdist worker gets its own display number. Tests that need a screen skip on ``None``.
+
+@pytest.fixture(scope="session")
+def xvfb_display() -> str | None:
+    """A private Xvfb display for this test process, with ``DISPLAY``, ``QT_API`` and
+    ``QT_QPA_PLATFORM`` set; ``None`` where Xvfb or napari's Qt binding is missing.
+
+    Xvfb picks a free display itself (``-displayfd``), so parallel workers and other users of the
+    machine never collide, and it stays up until the test process exits (a Qt application may still
+    hold the connection), when ``_die_with_parent`` stops it. Notebook kernels started later inherit
+    the environment.
     """
-    xvfb = shutil.which("Xvfb")
-    if xvfb is None:
-        yield None
-        return
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    number = 90 + int("".join(ch for ch in worker if ch.isdigit()) or 0)
-    display = f":{number}"
+    exe = shutil.which("Xvfb")
+    if exe is None or importlib.util.find_spec("PyQt6") is None:
+        return None
+    read_fd, write_fd = os.pipe()
     proc = subprocess.Popen(
-        [xvfb, display, "-screen", "0", "1280x1024x24", "+extension", "GLX", "-nolisten", "tcp"],
+        [exe, "-displayfd", str(write_fd), "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
+        pass_fds=(write_fd,),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent,
     )
-    for _ in range(50):
-        if Path(f"/tmp/.X11-unix/X{number}").exists():
-            break
-        time.sleep(0.1)
-    old = os.environ.get("DISPLAY")
-    os.environ["DISPLAY"] = display
-    os.environ.setdefault("QT_API", "pyqt6")
-    try:
-        yield display
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        if old is None:
-            os.environ.pop("DISPLAY", None)
-        else:
-            os.environ["DISPLAY"] = old
+    os.close(write_fd)
+    with os.fdopen(read_fd) as f:
+        number = f.readline().strip()
+    if not number:
+        proc.kill()
+        pytest.fail("Xvfb did not report a display number")
+    os.environ["DISPLAY"] = f":{number}"
+    os.environ["QT_API"] = "pyqt6"
+    os.environ["QT_QPA_PLATFORM"] = "xcb"
+    return f":{number}"
