@@ -55,7 +55,9 @@ class Case:
             shapes = {"pet": self.pet.shape, "ct": self.ct.shape}
             if self.label is not None:
                 shapes["label"] = self.label.shape
-            raise ValueError(f"Case {self.case_id!r}: PET, CT and label must share one grid, found shapes {shapes}")
+            raise ValueError(
+                f"Case {self.case_id!r}: PET, CT and label must share one grid, found shapes {shapes}"
+            )
 
     @property
     def spacing(self) -> tuple[float, float, float]:
@@ -92,8 +94,13 @@ def save_nifti(img: nib.Nifti1Image, path: str | os.PathLike[str]) -> Path:
     return Path(path)
 
 
-def layout_paths(root: str | os.PathLike[str], case_id: str, layout: Layout = "nnunet",
-                 patient_id: str | None = None, split: Literal["Tr", "Ts"] = "Tr") -> dict[str, Path]:
+def layout_paths(
+    root: str | os.PathLike[str],
+    case_id: str,
+    layout: Layout = "nnunet",
+    patient_id: str | None = None,
+    split: Literal["Tr", "Ts"] = "Tr",
+) -> dict[str, Path]:
     """Where a case's files live in each supported dataset layout.
 
     - ``nnunet``: ``imagesTr/<id>_0000.nii.gz`` (CT), ``imagesTr/<id>_0001.nii.gz`` (PET),
@@ -117,8 +124,9 @@ def layout_paths(root: str | os.PathLike[str], case_id: str, layout: Layout = "n
     raise ValueError(f"Unknown layout {layout!r}; expected one of 'nnunet', 'autopet', 'flat'")
 
 
-def write_case(case: Case, root: str | os.PathLike[str], layout: Layout = "nnunet",
-               split: Literal["Tr", "Ts"] = "Tr") -> dict[str, Path]:
+def write_case(
+    case: Case, root: str | os.PathLike[str], layout: Layout = "nnunet", split: Literal["Tr", "Ts"] = "Tr"
+) -> dict[str, Path]:
     """Write a case's NIfTI files (atomically) in ``layout`` under ``root``; return their paths."""
     paths = layout_paths(root, case.case_id, layout, case.patient_id, split)
     written = {}
