@@ -378,6 +378,8 @@ def figure3_for_study(study: StudyResult, case_id: str | None = None) -> Any:
     if rows.empty:
         raise ValueError(f"case {case_id!r} is not in the study's manifest ({study.run_dir / 'split.csv'})")
     case = load_case(rows.iloc[0])
+    if case.label is None:
+        raise ValueError(f"case {case_id!r} has no ground-truth label; Figure 3 needs one")
     preds = study.predictions[study.predictions["case_id"].astype(str) == case_id]
     masks: dict[tuple[str, str], np.ndarray] = {}
     for network, loss, pred in preds[["network", "loss", "pred"]].itertuples(index=False):

@@ -1,13 +1,73 @@
-"""`pcatools predict` (placeholder until its owner fills it in)."""
+"""`pcatools predict`: masks on the original grid for every case of a manifest or dataset."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
 NAME = "predict"
 
 
-def run() -> None:
-    """Not implemented yet."""
-    typer.echo("pcatools predict: not implemented yet", err=True)
-    raise typer.Exit(code=2)
+def run(
+    checkpoint: Path = typer.Argument(..., help="best.pt / last.pt of a training run."),
+    source: Path = typer.Argument(..., help="Manifest CSV (columns case_id, ct, pet) or a dataset folder."),
+    out_dir: Path = typer.Argument(..., help="Output folder: <case_id>.nii.gz and predictions.csv."),
+    split: str | None = typer.Option(
+        None, help="Only rows of this split (train, val, test) of a manifest with 'split'."
+    ),
+    roi_size: str | None = typer.Option(
+        None, help="Sliding window in voxels, '128' or '128,128,96' (default: training patch)."
+    ),
+    overlap: float | None = typer.Option(None, help="Window overlap (default: the training run's)."),
+    mode: str | None = typer.Option(
+        None, help="Blending: gaussian | constant (default: the training run's)."
+    ),
+    sw_batch_size: int | None = typer.Option(None, help="Windows per forward pass."),
+    device: str | None = typer.Option(None, help="cpu / cuda (default: CUDA if available)."),
+    amp: bool | None = typer.Option(None, "--amp/--no-amp", help="float16 autocast (default: on with CUDA)."),
+    overwrite: bool = typer.Option(False, help="Re-predict cases whose mask exists."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar."),
+) -> None:
+    """Predict lesion masks (paper 2.7): sliding window, argmax, inverted onto each PET's original grid.
+
+    Writes uint8 NIfTI masks with the PET's affine to OUT_DIR/<case_id>.nii.gz (skipping existing
+    ones unless --overwrite) and OUT_DIR/predictions.csv (the manifest plus a 'pred' column).
+    """
+    from pcatools.commands.train import parse_triple
+    from pcatools.inference import predict_manifest
+    from pcatools.training import CheckpointError, read_manifest
+
+    if source.is_dir():
+        from pcatools.data.io import discover_cases
+
+        table = discover_cases(source, progress=progress, require_labels=False)
+    else:
+        table = read_manifest(source)
+    if split is not None:
+        if "split" not in table:
+            typer.echo(f"pcatools predict: --split given but {source} has no 'split' column", err=True)
+            raise typer.Exit(code=1)
+        table = table[table["split"] == split].reset_index(drop=True)
+        if table.empty:
+            typer.echo(f"pcatools predict: no rows with split == {split!r} in {source}", err=True)
+            raise typer.Exit(code=1)
+    roi = parse_triple(roi_size, int, "roi_size") if roi_size is not None else None
+    try:
+        result = predict_manifest(
+            checkpoint,
+            table,
+            out_dir,
+            roi_size=roi,
+            overlap=overlap,
+            mode=mode,
+            sw_batch_size=sw_batch_size,
+            device=device,
+            amp=amp,
+            overwrite=overwrite,
+            progress=progress,
+        )
+    except (CheckpointError, ValueError, FileNotFoundError) as err:
+        typer.echo(f"pcatools predict: {err}", err=True)
+        raise typer.Exit(code=1) from err
+    typer.echo(f"{len(result)} masks in {out_dir} (list: {Path(out_dir) / 'predictions.csv'})")

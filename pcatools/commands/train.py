@@ -1,13 +1,245 @@
-"""`pcatools train` (placeholder until its owner fills it in)."""
+"""`pcatools train`: train one network with one loss, from a YAML config and/or options."""
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
 
 import typer
 
 NAME = "train"
 
+#: Keys a config file may hold besides the arguments of ``pcatools.training.train``.
+DATA_KEYS = ("data_dir", "manifest", "run_dir", "split_fractions", "split_seed", "layout")
 
-def run() -> None:
-    """Not implemented yet."""
-    typer.echo("pcatools train: not implemented yet", err=True)
-    raise typer.Exit(code=2)
+
+def parse_triple(text: str | list[Any] | tuple[Any, ...], kind: type, name: str) -> tuple[Any, Any, Any]:
+    """``"128"`` -> ``(128, 128, 128)``; ``"128,128,96"`` or ``[128, 128, 96]`` -> that triple.
+
+    Examples
+    --------
+    >>> parse_triple("2", float, "spacing"), parse_triple("96,96,64", int, "patch_size")
+    ((2.0, 2.0, 2.0), (96, 96, 64))
+    """
+    parts = (
+        list(text)
+        if isinstance(text, list | tuple)
+        else [p for p in str(text).replace("x", ",").split(",") if p.strip()]
+    )
+    try:
+        values = [kind(float(p)) if kind is int else kind(p) for p in parts]
+    except ValueError as err:
+        raise typer.BadParameter(f"{name}: expected 1 or 3 numbers, found {text!r}") from err
+    if len(values) == 1:
+        values = values * 3
+    if len(values) != 3:
+        raise typer.BadParameter(f"{name}: expected 1 or 3 numbers, found {text!r}")
+    return tuple(values)  # type: ignore[return-value]
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """``["init_filters=8", "channels=[8,16,32]"]`` -> ``{"init_filters": 8, "channels": [8, 16, 32]}`` (YAML values).
+
+    Examples
+    --------
+    >>> parse_overrides(["init_filters=8", "norm=batch"])
+    {'init_filters': 8, 'norm': 'batch'}
+    """
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise typer.BadParameter(f"expected KEY=VALUE, found {item!r}")
+        key, value = item.split("=", 1)
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def load_config(path: Path) -> dict[str, Any]:
+    """Read a training config (YAML mapping of ``train`` arguments and :data:`DATA_KEYS`); check its keys.
+
+    Relative paths in it (``data_dir``, ``manifest``, ``run_dir``) are relative to the working
+    directory, as on the command line.
+    """
+    import inspect
+
+    import yaml
+
+    from pcatools.training import train
+
+    if not path.is_file():
+        raise typer.BadParameter(f"config file {path} does not exist")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise typer.BadParameter(f"config {path}: expected a YAML mapping, found {type(data).__name__}")
+    allowed = (set(inspect.signature(train).parameters) | set(DATA_KEYS)) - {"callbacks"}
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise typer.BadParameter(f"config {path}: unknown keys {unknown}; allowed: {sorted(allowed)}")
+    return data
+
+
+def prepare_manifest(settings: dict[str, Any], progress: bool) -> Any:
+    """The split manifest: a CSV with ``split``, or cases discovered in ``data_dir`` and split by patient."""
+    import pandas as pd
+
+    from pcatools.training import read_manifest
+
+    manifest, data_dir = settings.get("manifest"), settings.get("data_dir")
+    if manifest is None and data_dir is None:
+        raise typer.BadParameter(
+            "give --manifest (a split CSV) or --data-dir (a dataset to discover and split)"
+        )
+    if manifest is not None:
+        table = read_manifest(manifest)
+    else:
+        from pcatools.data.io import discover_cases
+
+        table = discover_cases(str(data_dir), layout=settings.get("layout") or "auto", progress=progress)
+    if "split" in table:
+        return table
+    from pcatools.data.splits import PAPER_FRACTIONS, make_splits
+
+    fractions = tuple(settings.get("split_fractions") or PAPER_FRACTIONS)
+    return make_splits(
+        pd.DataFrame(table),
+        fractions=fractions,
+        seed=int(settings.get("split_seed", settings.get("seed", 0)) or 0),
+    )
+
+
+def run(
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        "-c",
+        help="YAML config (keys: train() arguments, data_dir, manifest, run_dir, split_fractions, split_seed). Options given on the command line win.",
+    ),
+    data_dir: Path | None = typer.Option(
+        None, "--data-dir", help="Dataset (autoPET / nnU-Net / flat): discovered and split by patient."
+    ),
+    manifest: Path | None = typer.Option(
+        None, "--manifest", help="Manifest CSV; split by patient unless it has a 'split' column."
+    ),
+    run_dir: Path | None = typer.Option(None, "--run-dir", help="Run folder (default runs/<model>__<loss>)."),
+    model: str | None = typer.Option(None, help="segresnet | attention_unet | attention_unet_reference."),
+    loss: str | None = typer.Option(None, help="dice | dice_focal | l1dfl."),
+    epochs: int | None = typer.Option(None, help="Epochs (paper: 1000)."),
+    batch_size: int | None = typer.Option(None, help="Patches per step per process (paper: 2)."),
+    lr: float | None = typer.Option(None, help="AdamW learning rate (paper: 2e-4), cosine-annealed to 0."),
+    weight_decay: float | None = typer.Option(None, help="AdamW weight decay (paper: 1e-5)."),
+    patch_size: str | None = typer.Option(None, help="Patch size in voxels: '128' or '128,128,96'."),
+    spacing: str | None = typer.Option(None, help="Resampling spacing in mm: '2' or '2,2,3'."),
+    val_every: int | None = typer.Option(None, help="Validate every k epochs."),
+    num_samples: int | None = typer.Option(None, help="Random crops per case per visit."),
+    seed: int | None = typer.Option(
+        None, help="Seed of weights, shuffling and augmentation (and the split)."
+    ),
+    amp: bool | None = typer.Option(None, "--amp/--no-amp", help="Mixed precision (default: on with CUDA)."),
+    workers: int | None = typer.Option(None, help="Data-loading processes per GPU/process."),
+    cache_rate: float | None = typer.Option(None, help="Fraction of cases cached in memory."),
+    sw_batch_size: int | None = typer.Option(None, help="Sliding-window batch size for validation."),
+    overlap: float | None = typer.Option(None, help="Sliding-window overlap."),
+    sw_mode: str | None = typer.Option(None, help="Sliding-window blending: gaussian | constant."),
+    resume: str | None = typer.Option(
+        None,
+        help="yes (default: continue from last.pt), no (start over), prev (continue from last.prev.pt) or a checkpoint path.",
+    ),
+    max_steps_per_epoch: int | None = typer.Option(None, help="Cap on steps per epoch (CPU demos)."),
+    max_epochs_this_call: int | None = typer.Option(None, help="Stop after this many epochs (resume later)."),
+    model_override: list[str] | None = typer.Option(
+        None, "--model-override", help="KEY=VALUE passed to build_model (repeatable), e.g. init_filters=8."
+    ),
+    loss_override: list[str] | None = typer.Option(
+        None, "--loss-override", help="KEY=VALUE passed to build_loss (repeatable)."
+    ),
+    transform_override: list[str] | None = typer.Option(
+        None,
+        "--transform-override",
+        help="KEY=VALUE passed to train_transforms (repeatable), e.g. variant=reference-code.",
+    ),
+    device: str | None = typer.Option(
+        None, help="cpu, cuda, cuda:1 (default: CUDA if available; cuda:LOCAL_RANK under torchrun)."
+    ),
+    deterministic: bool | None = typer.Option(
+        None, "--deterministic/--no-deterministic", help="Deterministic cuDNN (default: only on CPU)."
+    ),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
+) -> None:
+    """Train a network (paper 2.5): AdamW, cosine annealing, sliding-window validation DSC, best/last checkpoints.
+
+    Settings come from --config (YAML), then the options given. Re-running the same command
+    resumes from the run folder's last checkpoint. Several GPUs: torchrun --nproc_per_node=N
+    -m pcatools.cli train --config configs/paper_segresnet_l1dfl.yaml
+    """
+    import logging
+
+    from pcatools.training import CheckpointError, train
+
+    settings: dict[str, Any] = load_config(config) if config is not None else {}
+    given = {
+        "data_dir": data_dir,
+        "manifest": manifest,
+        "run_dir": run_dir,
+        "model": model,
+        "loss": loss,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "weight_decay": weight_decay,
+        "val_every": val_every,
+        "num_samples": num_samples,
+        "seed": seed,
+        "amp": amp,
+        "workers": workers,
+        "cache_rate": cache_rate,
+        "sw_batch_size": sw_batch_size,
+        "overlap": overlap,
+        "sw_mode": sw_mode,
+        "max_steps_per_epoch": max_steps_per_epoch,
+        "max_epochs_this_call": max_epochs_this_call,
+        "device": device,
+        "deterministic": deterministic,
+    }
+    settings.update({k: v for k, v in given.items() if v is not None})
+    if patch_size is not None:
+        settings["patch_size"] = patch_size
+    if spacing is not None:
+        settings["spacing"] = spacing
+    if "patch_size" in settings:
+        settings["patch_size"] = parse_triple(settings["patch_size"], int, "patch_size")
+    if "spacing" in settings:
+        settings["spacing"] = parse_triple(settings["spacing"], float, "spacing")
+    for key, items in (
+        ("model_overrides", model_override),
+        ("loss_overrides", loss_override),
+        ("transform_overrides", transform_override),
+    ):
+        if items:
+            settings[key] = {**dict(settings.get(key) or {}), **parse_overrides(items)}
+    if resume is not None:
+        settings["resume"] = {"yes": True, "true": True, "no": False, "false": False}.get(
+            resume.lower(), resume
+        )
+    settings["progress"] = progress
+    if settings.get("run_dir") is None:
+        settings["run_dir"] = (
+            Path("runs") / f"{settings.get('model', 'segresnet')}__{settings.get('loss', 'l1dfl')}"
+        )
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    table = prepare_manifest(settings, progress)
+    kwargs = {k: v for k, v in settings.items() if k not in DATA_KEYS}
+    try:
+        result = train(table, settings["run_dir"], **kwargs)
+    except (CheckpointError, ValueError, FileNotFoundError) as err:
+        typer.echo(f"pcatools train: {err}", err=True)
+        raise typer.Exit(code=1) from err
+    if int(os.environ.get("RANK", "0")) == 0:
+        state = "finished" if result.completed else "stopped (resumable)"
+        typer.echo(
+            f"{state}: {len(result.history)} epochs in {result.run_dir}; best validation DSC "
+            f"{result.best_metric:.4f} at epoch {result.best_epoch} -> {result.best_checkpoint}"
+        )

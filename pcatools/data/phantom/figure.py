@@ -1,0 +1,112 @@
+"""Overview figure of phantom cases: coronal PET maximum-intensity projection beside a coronal CT slice.
+
+Run ``python -m pcatools.data.phantom.figure docs/figures/phantom.png`` to regenerate
+``docs/figures/phantom.png`` (seeds 0-3 of cohort seed 0, 4 mm).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from pcatools.data.case import Case
+
+
+def _coronal(a: np.ndarray) -> np.ndarray:
+    """(x, z) plane -> image rows = superior at the top, columns = patient's right on the viewer's left."""
+    return a[::-1, :].T[::-1, :]
+
+
+def plot_cases(
+    cases: Sequence[Case], suv_max: float = 10.0, ct_window: tuple[float, float] = (-400.0, 600.0)
+) -> Any:
+    """Matplotlib figure: per case a coronal PET MIP (inverted grey, SUV 0..``suv_max``, lesion outlines
+    red) beside the coronal CT slice through its largest lesion (or the body centre).
+
+    Returns the ``matplotlib.figure.Figure`` (the caller saves it). Radiological convention: the
+    patient's right on the viewer's left.
+    """
+    import matplotlib
+
+    if matplotlib.get_backend().lower() not in (
+        "agg",
+        "pdf",
+        "svg",
+        "module://matplotlib_inline.backend_inline",
+    ):
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not cases:
+        raise ValueError("plot_cases: expected at least one Case, found none")
+    n = len(cases)
+    sx, sy, sz = cases[0].spacing
+    aspect = sz / sx
+    fig, axes = plt.subplots(1, 2 * n, figsize=(2.15 * 2 * n, 5.4))
+    for k, case in enumerate(cases):
+        ax_pet, ax_ct = axes[2 * k], axes[2 * k + 1]
+        ax_pet.imshow(
+            _coronal(case.pet.max(axis=1)),
+            cmap="gray_r",
+            vmin=0,
+            vmax=suv_max,
+            aspect=aspect,
+            interpolation="nearest",
+        )
+        lesions = case.meta.get("lesions", [])
+        if case.label is not None and case.label.any():
+            ax_pet.contour(_coronal(case.label.max(axis=1)), levels=[0.5], colors="red", linewidths=0.7)
+        if lesions:
+            big = max(lesions, key=lambda r: r["volume_ml"])
+            j = int(round((big["center_y_mm"] - case.affine[1, 3]) / case.affine[1, 1]))
+        else:
+            j = case.ct.shape[1] // 2
+        ax_ct.imshow(
+            _coronal(case.ct[:, j, :]),
+            cmap="gray",
+            vmin=ct_window[0],
+            vmax=ct_window[1],
+            aspect=aspect,
+            interpolation="nearest",
+        )
+        if case.label is not None and case.label[:, j, :].any():
+            ax_ct.contour(_coronal(case.label[:, j, :]), levels=[0.5], colors="red", linewidths=0.7)
+        n_les = len(lesions)
+        ax_pet.set_title(f"{case.case_id}\nPET MIP, {n_les} lesion{'s' if n_les != 1 else ''}", fontsize=8)
+        ax_ct.set_title(f"CT, coronal\ny = {case.affine[1, 3] + j * case.affine[1, 1]:.0f} mm", fontsize=8)
+        for ax in (ax_pet, ax_ct):
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.suptitle(
+        f"Synthetic PSMA PET/CT phantom ({sx:g} mm; PET SUV 0-{suv_max:g}, CT {ct_window[0]:g} to "
+        f"{ct_window[1]:g} HU; red: lesion masks)",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    return fig
+
+
+def save_overview(
+    path: str | os.PathLike[str],
+    seeds: Sequence[int] = (0, 1, 2, 3),
+    cohort_seed: int = 0,
+    spacing: float = 4.0,
+    dpi: int = 80,
+) -> None:
+    """Render cases ``(cohort_seed, i)`` for ``i`` in ``seeds`` and save :func:`plot_cases` to ``path`` (atomically)."""
+    from pcatools._atomic import atomic_path
+    from pcatools.data.phantom.cohort import case_id_for
+    from pcatools.data.phantom.render import make_case
+
+    cases = [make_case((cohort_seed, i), spacing=(spacing,) * 3, case_id=case_id_for(i, 380)) for i in seeds]
+    fig = plot_cases(cases)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    save_overview(sys.argv[1] if len(sys.argv) > 1 else "docs/figures/phantom.png")

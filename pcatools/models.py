@@ -1,0 +1,178 @@
+"""The study's networks (paper section 2.4): ``build_model(name, ...)``.
+
+Three names, all MONAI networks with 3-D convolutions, 2 input channels (CT, PET) and 2 output
+channels (background, lesion logits):
+
+``segresnet``
+    :class:`monai.networks.nets.SegResNet` as the paper describes it: encoder blocks
+    ``(1, 2, 2, 4)``, decoder blocks ``(1, 1, 1)``, 16 initial filters doubling at each of the
+    three down-samplings, GroupNorm (8 groups, MONAI's default) and ReLU. The public code builds
+    the same network (MONAI defaults for everything else: no dropout, trilinear up-sampling).
+``attention_unet``
+    :class:`monai.networks.nets.AttentionUnet` as the paper describes it: five levels with
+    ``(16, 32, 64, 128, 256)`` channels, stride 2 between levels, BatchNorm + ReLU in every
+    convolution block (MONAI's implementation; its merge convolution after each attention gate
+    uses MONAI's ``Convolution`` defaults, instance norm and PReLU).
+``attention_unet_reference``
+    The Attention U-Net of the public code (``pca_segment/segmentation/initialize_train.py``):
+    six levels ``(16, 32, 64, 128, 256, 512)`` with strides ``(2, 2, 2, 2, 2)``. The paper's text
+    names five levels; this variant is kept to reproduce the code's numbers.
+
+``overrides`` replace any constructor argument (e.g. ``init_filters=4`` or
+``channels=(4, 8, 16, 32, 64)`` for tiny networks on a CPU). A SegResNet with ``init_filters``
+not divisible by 8 gets ``gcd(8, init_filters)`` GroupNorm groups unless ``norm`` is given too;
+an Attention U-Net given ``channels`` without ``strides`` gets stride 2 between all its levels.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from torch import nn
+
+__all__ = ["MODEL_NAMES", "build_model", "count_parameters", "model_defaults", "min_input_multiple"]
+
+MODEL_NAMES = ("segresnet", "attention_unet", "attention_unet_reference")
+
+_DEFAULTS: dict[str, dict[str, Any]] = {
+    "segresnet": {
+        "spatial_dims": 3,
+        "init_filters": 16,
+        "blocks_down": (1, 2, 2, 4),
+        "blocks_up": (1, 1, 1),
+        "norm": ("GROUP", {"num_groups": 8}),
+        "act": ("RELU", {"inplace": True}),
+        "dropout_prob": None,
+        "upsample_mode": "nontrainable",
+    },
+    "attention_unet": {
+        "spatial_dims": 3,
+        "channels": (16, 32, 64, 128, 256),
+        "strides": (2, 2, 2, 2),
+        "kernel_size": 3,
+        "up_kernel_size": 3,
+        "dropout": 0.0,
+    },
+    "attention_unet_reference": {
+        "spatial_dims": 3,
+        "channels": (16, 32, 64, 128, 256, 512),
+        "strides": (2, 2, 2, 2, 2),
+        "kernel_size": 3,
+        "up_kernel_size": 3,
+        "dropout": 0.0,
+    },
+}
+
+
+def _canonical(name: str) -> str:
+    key = name.strip().lower().replace("-", "_")
+    key = {"attunet": "attention_unet", "attentionunet": "attention_unet", "segresnet3d": "segresnet"}.get(
+        key, key
+    )
+    if key not in _DEFAULTS:
+        raise ValueError(f"unknown model {name!r}; expected one of {MODEL_NAMES}")
+    return key
+
+
+def model_defaults(name: str) -> dict[str, Any]:
+    """The constructor arguments :func:`build_model` uses for ``name`` (a copy).
+
+    Examples
+    --------
+    >>> model_defaults("attention_unet")["channels"]
+    (16, 32, 64, 128, 256)
+    """
+    return dict(_DEFAULTS[_canonical(name)])
+
+
+def build_model(name: str, in_channels: int = 2, out_channels: int = 2, **overrides: Any) -> nn.Module:
+    """Build one of the study's networks (paper section 2.4).
+
+    Parameters
+    ----------
+    name
+        ``"segresnet"``, ``"attention_unet"`` or ``"attention_unet_reference"``
+        (case-insensitive; ``"attunet"`` as in the public code is accepted).
+    in_channels
+        Input channels: 2 (channel 0 CT, channel 1 PET).
+    out_channels
+        Output channels: 2 (background and lesion logits; no softmax inside the network).
+    **overrides
+        Replace constructor arguments of the MONAI network, e.g. ``init_filters=8``.
+
+    Returns
+    -------
+    torch.nn.Module
+        A freshly initialised network (weights from torch's global RNG: seed it first).
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = build_model("segresnet", init_filters=4)
+    >>> net(torch.zeros(1, 2, 16, 16, 16)).shape
+    torch.Size([1, 2, 16, 16, 16])
+    """
+    from monai.networks.nets import AttentionUnet, SegResNet
+
+    key = _canonical(name)
+    params = dict(_DEFAULTS[key])
+    unknown_spatial = overrides.get("spatial_dims", 3)
+    if unknown_spatial != 3:
+        raise ValueError(f"build_model: the study's networks are 3-D; spatial_dims={unknown_spatial!r} given")
+    if key == "segresnet" and "init_filters" in overrides and "norm" not in overrides:
+        # GroupNorm needs the group count to divide every width (init_filters * 2**i): keep MONAI's
+        # 8 groups where it does, else the largest divisor of init_filters below 8.
+        params["norm"] = ("GROUP", {"num_groups": math.gcd(8, int(overrides["init_filters"]))})
+    if key != "segresnet" and "channels" in overrides and "strides" not in overrides:
+        params["strides"] = (2,) * (len(tuple(overrides["channels"])) - 1)
+    params.update(overrides)
+    if in_channels < 1 or out_channels < 1:
+        raise ValueError(
+            f"build_model: in_channels and out_channels must be >= 1, got {in_channels}, {out_channels}"
+        )
+    for seq in ("channels", "strides", "blocks_down", "blocks_up"):
+        if seq in params and params[seq] is not None:
+            params[seq] = tuple(params[seq])
+    if key == "segresnet":
+        if len(params["blocks_up"]) != len(params["blocks_down"]) - 1:
+            raise ValueError(
+                f"build_model('segresnet'): blocks_up needs one entry fewer than blocks_down, found "
+                f"blocks_down={params['blocks_down']} and blocks_up={params['blocks_up']}"
+            )
+        return SegResNet(in_channels=in_channels, out_channels=out_channels, **params)
+    if len(params["strides"]) != len(params["channels"]) - 1:
+        raise ValueError(
+            f"build_model({key!r}): strides needs one entry fewer than channels, found "
+            f"channels={params['channels']} and strides={params['strides']}"
+        )
+    return AttentionUnet(in_channels=in_channels, out_channels=out_channels, **params)
+
+
+def min_input_multiple(name: str, **overrides: Any) -> int:
+    """The number every spatial input size must be a multiple of (product of the down-samplings).
+
+    Examples
+    --------
+    >>> min_input_multiple("segresnet"), min_input_multiple("attention_unet_reference")
+    (8, 32)
+    """
+    params = model_defaults(name)
+    params.update(overrides)
+    if "blocks_down" in params:
+        return int(2 ** (len(params["blocks_down"]) - 1))
+    out = 1
+    for s in params["strides"]:
+        out *= int(s)
+    return out
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
+    """Number of (trainable) parameters of ``model``.
+
+    Examples
+    --------
+    >>> count_parameters(nn.Conv3d(2, 16, 3, bias=False))
+    864
+    """
+    return int(sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only))

@@ -1,0 +1,63 @@
+"""Training (paper section 2.5): the loop, checkpoints with exact resume, and DDP helpers.
+
+- :func:`train` / :class:`TrainResult` / :class:`TrainEvent` (:mod:`pcatools.training.loop`)
+- checkpoints: :func:`save_checkpoint`, :func:`load_checkpoint`, :class:`CheckpointError`
+  (:mod:`pcatools.training.checkpoint`)
+- ``torchrun``: :func:`setup_distributed`, :class:`DistContext`, :func:`all_reduce_sum`
+  (:mod:`pcatools.training.distributed`)
+- run-folder files: :func:`write_run_files`, :func:`versions` (:mod:`pcatools.training.run_files`)
+"""
+
+from pcatools.training.checkpoint import (
+    CHECKPOINT_FORMAT,
+    CheckpointError,
+    capture_rng_state,
+    load_checkpoint,
+    previous_path,
+    restore_rng_state,
+    save_checkpoint,
+)
+from pcatools.training.distributed import (
+    DistContext,
+    all_reduce_sum,
+    cleanup_distributed,
+    dist_env,
+    setup_distributed,
+)
+from pcatools.training.loop import (
+    IDENTITY_KEYS,
+    TrainEvent,
+    TrainResult,
+    default_workers,
+    epoch_seed,
+    read_manifest,
+    train,
+)
+from pcatools.training.run_files import HISTORY_COLUMNS, history_frame, read_config, versions, write_run_files
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "HISTORY_COLUMNS",
+    "IDENTITY_KEYS",
+    "CheckpointError",
+    "DistContext",
+    "TrainEvent",
+    "TrainResult",
+    "all_reduce_sum",
+    "capture_rng_state",
+    "cleanup_distributed",
+    "default_workers",
+    "dist_env",
+    "epoch_seed",
+    "history_frame",
+    "load_checkpoint",
+    "previous_path",
+    "read_config",
+    "read_manifest",
+    "restore_rng_state",
+    "save_checkpoint",
+    "setup_distributed",
+    "train",
+    "versions",
+    "write_run_files",
+]

@@ -1,0 +1,820 @@
+"""The training loop of the study (paper section 2.5): ``train(manifest, run_dir, ...)``.
+
+What one call does
+------------------
+1. Reads the manifest (rows ``split == "train"`` and ``"val"``), builds the network
+   (:func:`pcatools.models.build_model`) and the loss (:func:`pcatools.losses.build_loss`).
+2. Data: MONAI :class:`~monai.data.CacheDataset` over
+   :func:`pcatools.data.transforms.train_transforms` (2 mm resampling, CT clip/scale, 80 %
+   foreground-centred patches, affine augmentation) and ``eval_transforms`` for validation;
+   :class:`~monai.data.DataLoader` with ``workers`` processes.
+3. Optimisation: AdamW (``lr`` 2e-4, weight decay 1e-5), cosine annealing of the learning rate
+   from ``lr`` to 0 over ``epochs`` (``CosineAnnealingLR(T_max=epochs)``, stepped once per
+   epoch), mixed precision (float16 autocast + ``GradScaler``) on CUDA. The loss is computed in
+   float32 on the network's logits. The epoch loss is the mean of the batch losses (paper 2.5),
+   averaged over all ranks.
+4. Validation every ``val_every`` epochs and after the last epoch: sliding-window inference
+   (window ``patch_size``, ``overlap``, ``sw_mode`` blending) on each validation case at the
+   training spacing, argmax, and the mean DSC over cases of the foreground class (MONAI
+   :class:`~monai.metrics.DiceMetric`, ``include_background=False``; cases with an empty ground
+   truth give NaN there and are left out of the mean, as in the public code).
+5. Files (rank 0 only) in ``run_dir``: ``config.yaml`` (every argument), ``versions.json``,
+   ``split.csv`` (the manifest used), ``history.csv``, TensorBoard events in ``tensorboard/``,
+   ``last.pt`` / ``last.prev.pt`` after every epoch and ``best.pt`` at each new best DSC, all
+   written atomically (see :mod:`pcatools.training.checkpoint`).
+
+Exact resume
+------------
+``resume=True`` continues from ``run_dir/last.pt`` when it exists. The checkpoint holds model,
+optimizer, scheduler, AMP scaler, python/numpy/torch/CUDA RNG states, completed epochs, best
+metric and history. All randomness of an epoch (the sampler's shuffle and the augmentation
+streams of the transforms, also in worker processes) is seeded from ``(seed, epoch, rank)``
+at the start of the epoch, so an interrupted run that resumes from its last checkpoint ends
+with the same weights as an uninterrupted one on the same hardware and settings (CPU; on GPU,
+``deterministic=True`` is needed as well, which disables cuDNN autotuning).
+
+A corrupt ``last.pt`` raises :class:`~pcatools.training.checkpoint.CheckpointError` naming the
+file; nothing falls back silently. ``resume="prev"`` continues from ``last.prev.pt`` (the copy
+kept by every save), ``resume=False`` starts over, a path resumes from that file.
+
+Several GPUs / processes
+------------------------
+Run the same call under ``torchrun --nproc_per_node=N`` (e.g. ``torchrun --nproc_per_node=2
+-m pcatools.cli train --config configs/paper_segresnet_l1dfl.yaml``). Each process then trains
+on its :class:`~torch.utils.data.distributed.DistributedSampler` share of the training cases
+per epoch (``batch_size`` is per process), gradients are averaged by
+:class:`~torch.nn.parallel.DistributedDataParallel` (``nccl`` on CUDA, ``gloo`` on CPU),
+validation cases are split round-robin across ranks and the DSC sums and counts are
+all-reduced, so every rank reports the same validation DSC. Only rank 0 writes. Every rank
+caches the whole training set (each epoch's shuffle may give it any case).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import logging
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from pcatools.training.checkpoint import (
+    capture_rng_state,
+    load_checkpoint,
+    previous_path,
+    restore_rng_state,
+    save_checkpoint,
+)
+from pcatools.training.distributed import DistContext, all_reduce_sum, cleanup_distributed, setup_distributed
+from pcatools.training.run_files import history_frame, plain, versions, write_history, write_run_files
+
+__all__ = ["TrainEvent", "TrainResult", "train", "default_workers", "epoch_seed", "read_manifest"]
+
+log = logging.getLogger("pcatools.training")
+
+#: Settings that define a run: resuming with any of them changed is refused.
+IDENTITY_KEYS = (
+    "model",
+    "model_overrides",
+    "in_channels",
+    "out_channels",
+    "loss",
+    "loss_overrides",
+    "epochs",
+    "batch_size",
+    "lr",
+    "weight_decay",
+    "patch_size",
+    "spacing",
+    "num_samples",
+    "seed",
+    "transform_overrides",
+)
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns (on every rank)."""
+
+    run_dir: Path
+    best_checkpoint: Path
+    last_checkpoint: Path
+    history: pd.DataFrame
+    best_metric: float = math.nan
+    best_epoch: int = 0
+    completed: bool = True
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainEvent:
+    """Passed to callbacks: ``kind`` is ``"step"`` (after each optimiser step) or ``"epoch"``
+    (after the epoch's checkpoint is written). ``record`` is the history row on epoch events."""
+
+    kind: Literal["step", "epoch"]
+    epoch: int
+    step: int = 0
+    loss: float = math.nan
+    record: Mapping[str, Any] | None = None
+    rank: int = 0
+
+
+def default_workers(world_size: int = 1) -> int:
+    """Data-loading processes per rank: ``min(8, cpus // world_size - 1)``, at least 0.
+
+    Several workers prepare the random crops and affines of the next batches while the GPU
+    computes; ``benchmarks/train_step.py`` measures how long a step still waits for data.
+
+    Examples
+    --------
+    >>> default_workers(10**6)
+    0
+    """
+    cpus = os.cpu_count() or 1
+    return max(0, min(8, cpus // max(1, world_size) - 1))
+
+
+def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
+    """The seed of one epoch's randomness on one rank (a 31-bit integer from ``SeedSequence``).
+
+    Examples
+    --------
+    >>> epoch_seed(0, 1) == epoch_seed(0, 1), epoch_seed(0, 1) == epoch_seed(0, 2)
+    (True, False)
+    """
+    return int(np.random.SeedSequence([int(seed), int(epoch), int(rank)]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def read_manifest(manifest: pd.DataFrame | str | os.PathLike[str]) -> pd.DataFrame:
+    """The manifest as a DataFrame; relative paths in a CSV are taken relative to the CSV's folder."""
+    if isinstance(manifest, pd.DataFrame):
+        return manifest.copy()
+    path = Path(manifest)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"manifest {path} does not exist (expected a CSV from discover_cases/make_splits)"
+        )
+    df = pd.read_csv(path, dtype={"case_id": str, "patient_id": str})
+    for col in ("ct", "pet", "label"):
+        if col in df:
+            df[col] = [_resolve(v, path.parent) for v in df[col]]
+    return df
+
+
+def _resolve(value: Any, base: Path) -> Any:
+    if not isinstance(value, str) or not value or os.path.isabs(value) or os.path.exists(value):
+        return value
+    candidate = base / value
+    return str(candidate) if candidate.exists() else value
+
+
+def _files(rows: pd.DataFrame, with_label: bool = True) -> list[dict[str, str]]:
+    keys = ("ct", "pet", "label") if with_label else ("ct", "pet")
+    return [{k: str(getattr(r, k)) for k in keys} for r in rows.itertuples(index=False)]
+
+
+def _check_rows(rows: pd.DataFrame, split: str) -> None:
+    missing_label = rows["label"].isna() | (rows["label"].astype(str).str.len() == 0)
+    if missing_label.any():
+        ids = rows.loc[missing_label, "case_id"].astype(str).tolist()[:5] if "case_id" in rows else []
+        raise ValueError(
+            f"{int(missing_label.sum())} {split} case(s) have no label file (e.g. {ids}); training needs labels"
+        )
+    for col in ("ct", "pet", "label"):
+        absent = [p for p in rows[col].astype(str) if not os.path.isfile(p)]
+        if absent:
+            raise FileNotFoundError(
+                f"{len(absent)} {split} file(s) of column {col!r} do not exist, first: {absent[0]}"
+            )
+
+
+def _plain_tensor(x: Any) -> torch.Tensor:
+    """A MetaTensor (or tensor) as a plain ``torch.Tensor`` (no metadata tracking in the hot loop)."""
+    return x.as_tensor() if hasattr(x, "as_tensor") else torch.as_tensor(x)
+
+
+def _config_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+    diffs = {}
+    for key in IDENTITY_KEYS:
+        a, b = plain(old.get(key)), plain(new.get(key))
+        if a != b:
+            diffs[key] = (a, b)
+    return diffs
+
+
+def _resume_path(run_dir: Path, resume: bool | str | os.PathLike[str]) -> Path | None:
+    last = run_dir / "last.pt"
+    if resume is False:
+        return None
+    if resume is True:
+        return last if last.exists() else None
+    if isinstance(resume, str) and resume == "prev":
+        prev = previous_path(last)
+        if not prev.is_file():
+            raise FileNotFoundError(f"resume='prev' but {prev} does not exist")
+        return prev
+    path = Path(resume)
+    if not path.is_file():
+        raise FileNotFoundError(f"resume={str(resume)!r}: checkpoint {path} does not exist")
+    return path
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+@contextlib.contextmanager
+def _tensorboard(run_dir: Path, enabled: bool, purge_step: int) -> Iterator[Any]:
+    if not enabled:
+        yield None
+        return
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # pragma: no cover - tensorboard is a dependency
+        warnings.warn(
+            "tensorboard is not installed: no TensorBoard logs (pip install tensorboard)", stacklevel=3
+        )
+        yield None
+        return
+    writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"), purge_step=purge_step)
+    try:
+        yield writer
+    finally:
+        writer.close()
+
+
+def _validate_args(
+    epochs: int,
+    batch_size: int,
+    val_every: int,
+    num_samples: int,
+    overlap: float,
+    patch_size: tuple[int, ...],
+    spacing: tuple[float, ...],
+    cache_rate: float,
+    sw_mode: str,
+    model: str,
+    model_overrides: Mapping[str, Any],
+) -> None:
+    from pcatools.models import min_input_multiple
+
+    for name, value in (
+        ("epochs", epochs),
+        ("batch_size", batch_size),
+        ("val_every", val_every),
+        ("num_samples", num_samples),
+    ):
+        if int(value) < 1:
+            raise ValueError(f"train: {name} must be >= 1, got {value}")
+    if not 0.0 <= overlap < 1.0:
+        raise ValueError(f"train: overlap must be in [0, 1), got {overlap}")
+    if not 0.0 <= cache_rate <= 1.0:
+        raise ValueError(f"train: cache_rate must be in [0, 1], got {cache_rate}")
+    if len(patch_size) != 3 or len(spacing) != 3:
+        raise ValueError(
+            f"train: patch_size and spacing need 3 values (x, y, z), got {patch_size} and {spacing}"
+        )
+    if any(s <= 0 for s in spacing):
+        raise ValueError(f"train: spacing must be positive (mm), got {spacing}")
+    if sw_mode not in ("gaussian", "constant"):
+        raise ValueError(f"train: sw_mode must be 'gaussian' or 'constant', got {sw_mode!r}")
+    multiple = min_input_multiple(model, **dict(model_overrides))
+    bad = [p for p in patch_size if p % multiple]
+    if bad:
+        raise ValueError(
+            f"train: every patch_size entry must be a multiple of {multiple} for {model!r} "
+            f"(its down-sampling factor), got patch_size={patch_size}"
+        )
+
+
+def train(
+    manifest: pd.DataFrame | str | os.PathLike[str],
+    run_dir: str | os.PathLike[str],
+    model: str = "segresnet",
+    loss: str = "l1dfl",
+    epochs: int = 1000,
+    batch_size: int = 2,
+    lr: float = 2e-4,
+    weight_decay: float = 1e-5,
+    patch_size: Sequence[int] = (128, 128, 128),
+    spacing: Sequence[float] = (2.0, 2.0, 2.0),
+    val_every: int = 10,
+    num_samples: int = 1,
+    seed: int = 0,
+    amp: bool | None = None,
+    workers: int | None = None,
+    cache_rate: float = 1.0,
+    sw_batch_size: int = 4,
+    overlap: float = 0.25,
+    sw_mode: str = "gaussian",
+    resume: bool | str | os.PathLike[str] = True,
+    progress: bool = True,
+    max_steps_per_epoch: int | None = None,
+    max_epochs_this_call: int | None = None,
+    model_overrides: Mapping[str, Any] | None = None,
+    loss_overrides: Mapping[str, Any] | None = None,
+    transform_overrides: Mapping[str, Any] | None = None,
+    in_channels: int = 2,
+    out_channels: int = 2,
+    device: str | torch.device | None = None,
+    deterministic: bool | None = None,
+    tensorboard: bool = True,
+    callbacks: Sequence[Callable[[TrainEvent], None]] = (),
+) -> TrainResult:
+    """Train one network with one loss on the manifest's ``train`` rows (paper section 2.5).
+
+    Parameters
+    ----------
+    manifest
+        DataFrame or CSV with columns ``case_id, ct, pet, label, split`` (``make_splits``);
+        rows ``train`` are trained on, rows ``val`` validated on.
+    run_dir
+        Run folder (created). Re-running with ``resume=True`` continues the run in it.
+    model, loss
+        :func:`pcatools.models.build_model` and :func:`pcatools.losses.build_loss` names.
+    epochs
+        Total epochs of the run (paper: 1000); also the cosine schedule's length.
+    batch_size
+        Patches per optimiser step per process (x ``num_samples`` crops per case).
+    lr, weight_decay
+        AdamW settings (paper: 2e-4, 1e-5).
+    patch_size, spacing
+        Training patch (voxels) and resampling spacing (mm); the validation window is
+        ``patch_size`` too (the paper: 128^3 at 2 mm).
+    val_every
+        Validate every k epochs (and after the last epoch).
+    num_samples
+        Random crops per case and visit (``RandCropByPosNegLabeld``'s ``num_samples``).
+    seed
+        Seeds weights (:func:`monai.utils.set_determinism`), shuffling and augmentation.
+    amp
+        Mixed precision; ``None`` = on for CUDA, off on CPU (``True`` on CPU is an error).
+    workers
+        DataLoader processes and CacheDataset caching threads per rank
+        (default :func:`default_workers`). ``0`` loads in the main process.
+    cache_rate
+        Fraction of cases whose deterministic preprocessing is cached in memory.
+    sw_batch_size, overlap, sw_mode
+        Sliding-window validation settings (windows per forward pass, overlap fraction,
+        ``"gaussian"`` or ``"constant"`` blending; the public code used MONAI's ``constant``).
+    resume
+        ``True``: continue from ``run_dir/last.pt`` if it exists; ``False``: start over;
+        ``"prev"``: continue from ``run_dir/last.prev.pt`` (after a corrupt ``last.pt``); a path:
+        continue from that checkpoint. Resuming with changed run-defining settings
+        (:data:`IDENTITY_KEYS`) raises ``ValueError``.
+    progress
+        tqdm bars (rank 0).
+    max_steps_per_epoch
+        Cap on optimiser steps per epoch (CPU demos and tests); ``None`` = a full pass.
+    max_epochs_this_call
+        Stop after this many epochs in this call (the run stays resumable; ``completed`` is
+        False in the result when epochs remain).
+    model_overrides, loss_overrides, transform_overrides
+        Extra keyword arguments of ``build_model``, ``build_loss`` and ``train_transforms``
+        (those that ``eval_transforms`` accepts, e.g. ``ct_range``, ``variant``, go to it too).
+    in_channels, out_channels
+        Network channels (2 and 2 in the study).
+    device
+        ``None``: CUDA if available (``cuda:LOCAL_RANK`` under torchrun), else CPU.
+    deterministic
+        ``None``: True on CPU, False on CUDA. True sets cuDNN to deterministic algorithms (exact
+        resume on GPU); False lets cuDNN autotune (faster).
+    tensorboard
+        Write TensorBoard events (rank 0).
+    callbacks
+        Functions called with a :class:`TrainEvent` after each step and each epoch (on every
+        rank). An exception raised there stops training; the last checkpoint stays valid.
+
+    Returns
+    -------
+    TrainResult
+        Paths of ``best.pt`` and ``last.pt``, the history DataFrame (one row per epoch, columns
+        :data:`~pcatools.training.run_files.HISTORY_COLUMNS`), best DSC and its epoch. With
+        no ``val`` rows, ``best_checkpoint`` is ``last.pt`` and ``best_metric`` NaN.
+
+    Raises
+    ------
+    CheckpointError
+        ``last.pt`` (or the checkpoint given) is corrupt; the message names it and the kept
+        ``last.prev.pt``.
+    ValueError
+        Bad settings, a manifest without ``split`` or without ``train`` rows, or resuming with
+        changed settings.
+
+    Examples
+    --------
+    >>> result = train("runs/demo/split.csv", "runs/demo/segresnet__l1dfl", epochs=20,
+    ...                patch_size=(64,) * 3, spacing=(4.0,) * 3)  # doctest: +SKIP
+    >>> result.history[["epoch", "train_loss", "val_dice"]].tail()  # doctest: +SKIP
+    """
+    from monai.data import CacheDataset, DataLoader
+    from monai.utils import set_determinism
+    from torch.utils.data.distributed import DistributedSampler
+
+    from pcatools.data.transforms import eval_transforms, train_transforms
+    from pcatools.losses import build_loss
+    from pcatools.models import build_model
+
+    patch = tuple(int(p) for p in patch_size)
+    spc = tuple(float(s) for s in spacing)
+    model_kw = dict(model_overrides or {})
+    loss_kw = dict(loss_overrides or {})
+    tf_kw = dict(transform_overrides or {})
+    _validate_args(
+        epochs, batch_size, val_every, num_samples, overlap, patch, spc, cache_rate, sw_mode, model, model_kw
+    )
+
+    run = Path(run_dir)
+    ctx = setup_distributed(device)
+    try:
+        dev = ctx.device
+        use_amp = (dev.type == "cuda") if amp is None else bool(amp)
+        if use_amp and dev.type != "cuda":
+            raise ValueError(f"train: amp=True needs a CUDA device, but training runs on {dev}")
+        n_workers = default_workers(ctx.world_size) if workers is None else int(workers)
+        if n_workers < 0:
+            raise ValueError(f"train: workers must be >= 0, got {workers}")
+        det = (dev.type == "cpu") if deterministic is None else bool(deterministic)
+
+        config: dict[str, Any] = {
+            "model": model,
+            "model_overrides": model_kw,
+            "in_channels": int(in_channels),
+            "out_channels": int(out_channels),
+            "loss": loss,
+            "loss_overrides": loss_kw,
+            "epochs": int(epochs),
+            "batch_size": int(batch_size),
+            "lr": float(lr),
+            "weight_decay": float(weight_decay),
+            "patch_size": patch,
+            "spacing": spc,
+            "val_every": int(val_every),
+            "num_samples": int(num_samples),
+            "seed": int(seed),
+            "amp": use_amp,
+            "workers": n_workers,
+            "cache_rate": float(cache_rate),
+            "sw_batch_size": int(sw_batch_size),
+            "overlap": float(overlap),
+            "sw_mode": sw_mode,
+            "max_steps_per_epoch": max_steps_per_epoch,
+            "transform_overrides": tf_kw,
+            "deterministic": det,
+            "device": str(dev),
+            "world_size": ctx.world_size,
+            "run_dir": str(run),
+            "manifest": manifest if not isinstance(manifest, pd.DataFrame) else "<DataFrame>",
+        }
+
+        table = read_manifest(manifest)
+        if "split" not in table:
+            raise ValueError(
+                "train: the manifest has no 'split' column; make one with pcatools.data.splits.make_splits"
+            )
+        missing_cols = [c for c in ("ct", "pet", "label") if c not in table]
+        if missing_cols:
+            raise ValueError(
+                f"train: the manifest lacks columns {missing_cols} (found {list(table.columns)})"
+            )
+        train_rows = table[table["split"] == "train"]
+        val_rows = table[table["split"] == "val"]
+        if train_rows.empty:
+            raise ValueError(
+                f"train: no rows with split == 'train' (splits found: {sorted(table['split'].astype(str).unique())})"
+            )
+        _check_rows(train_rows, "train")
+        if not val_rows.empty:
+            _check_rows(val_rows, "val")
+
+        # ---- resume state (read before anything is written) -------------------------------------
+        ckpt_path = _resume_path(run, resume)
+        state: dict[str, Any] | None = None
+        if ckpt_path is not None:
+            state = load_checkpoint(ckpt_path, map_location="cpu", kind="last")
+            diffs = _config_differences(state["config"], config)
+            if diffs:
+                listing = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diffs.items())
+                raise ValueError(
+                    f"train: {ckpt_path} belongs to a run with other settings ({listing}). "
+                    f"Use another run_dir, or resume=False to start over in {run}."
+                )
+        start_epoch = int(state["epoch"]) if state else 0
+
+        # ---- seeds, model, optimiser ----------------------------------------------------------
+        set_determinism(seed=seed)
+        torch.backends.cudnn.deterministic = det
+        torch.backends.cudnn.benchmark = not det and dev.type == "cuda"
+        net = build_model(model, in_channels=in_channels, out_channels=out_channels, **model_kw).to(dev)
+        loss_fn = build_loss(loss, **loss_kw)
+        optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=0.0)
+        scaler = torch.amp.GradScaler(dev.type, enabled=use_amp)
+        history: list[dict[str, Any]] = []
+        best_metric, best_epoch = math.nan, 0
+        if state is not None:
+            net.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            scaler.load_state_dict(state["scaler"])
+            history = [dict(r) for r in state["history"]]
+            best_metric = float(state.get("best_metric", math.nan))
+            best_epoch = int(state.get("best_epoch", 0))
+            restore_rng_state(state["rng"])
+            if ctx.is_main:
+                log.info("resumed %s from %s after epoch %d", run, ckpt_path, start_epoch)
+            del state
+        ddp_net: nn.Module = net
+        if ctx.distributed:
+            ddp_net = nn.parallel.DistributedDataParallel(
+                net, device_ids=[dev.index] if dev.type == "cuda" else None
+            )
+
+        if ctx.is_main:
+            run.mkdir(parents=True, exist_ok=True)
+            write_run_files(run, config, table)
+
+        # ---- data -------------------------------------------------------------------------------
+        eval_params = set(inspect.signature(eval_transforms).parameters)
+        eval_kw = {k: v for k, v in tf_kw.items() if k in eval_params}
+        train_tf = train_transforms(spacing=spc, patch_size=patch, num_samples=num_samples, **tf_kw)
+        val_tf = eval_transforms(spacing=spc, **eval_kw)
+        show = progress and ctx.is_main
+        train_ds = CacheDataset(
+            _files(train_rows),
+            transform=train_tf,
+            cache_rate=cache_rate,
+            num_workers=max(1, n_workers),
+            progress=show,
+        )
+        my_val = _files(val_rows)[ctx.rank :: ctx.world_size]
+        val_ds = (
+            CacheDataset(
+                my_val, transform=val_tf, cache_rate=cache_rate, num_workers=max(1, n_workers), progress=show
+            )
+            if my_val
+            else None
+        )
+        sampler: DistributedSampler[Any] = DistributedSampler(
+            train_ds, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=seed, drop_last=False
+        )
+        has_val = not val_rows.empty
+
+        last_path, best_path = run / "last.pt", run / "best.pt"
+        epochs_done_here = 0
+        from tqdm.auto import tqdm
+
+        with _tensorboard(run, tensorboard and ctx.is_main, purge_step=start_epoch + 1) as writer:
+            bar = tqdm(
+                range(start_epoch + 1, epochs + 1),
+                desc=f"train {model}/{loss}",
+                initial=start_epoch,
+                total=epochs,
+                disable=not show,
+                unit="epoch",
+            )
+            for epoch in bar:
+                if max_epochs_this_call is not None and epochs_done_here >= max_epochs_this_call:
+                    break
+                record = _train_epoch(
+                    ddp_net,
+                    loss_fn,
+                    optimizer,
+                    scaler,
+                    train_ds,
+                    sampler,
+                    DataLoader,
+                    ctx,
+                    epoch,
+                    seed,
+                    batch_size,
+                    n_workers,
+                    use_amp,
+                    max_steps_per_epoch,
+                    callbacks,
+                    show,
+                )
+                record["lr"] = float(optimizer.param_groups[0]["lr"])
+                scheduler.step()
+                record["val_dice"], record["val_cases"] = math.nan, 0
+                if has_val and (epoch % val_every == 0 or epoch == epochs):  # all ranks alike
+                    dice, n_cases = _validate(
+                        net, val_ds, ctx, patch, sw_batch_size, overlap, sw_mode, use_amp, out_channels
+                    )
+                    record["val_dice"], record["val_cases"] = dice, n_cases
+                history.append(record)
+                validated = has_val and (epoch % val_every == 0 or epoch == epochs)
+                value = float(record["val_dice"])
+                # the first validation always gives a best.pt; later ones only on a higher DSC (NaN never wins)
+                improved = validated and (
+                    best_epoch == 0
+                    or (not math.isnan(value) and (math.isnan(best_metric) or value > best_metric))
+                )
+                if improved:
+                    best_metric, best_epoch = value, epoch
+                if ctx.is_main:
+                    if improved:
+                        save_checkpoint(
+                            {
+                                "kind": "best",
+                                "config": config,
+                                "model": net.state_dict(),
+                                "epoch": epoch,
+                                "best_metric": best_metric,
+                                "versions": versions(),
+                            },
+                            best_path,
+                            keep_previous=False,
+                        )
+                    save_checkpoint(
+                        {
+                            "kind": "last",
+                            "config": config,
+                            "model": net.state_dict(),
+                            "optimizer": optimizer.state_dict(),
+                            "scheduler": scheduler.state_dict(),
+                            "scaler": scaler.state_dict(),
+                            "rng": capture_rng_state(),
+                            "epoch": epoch,
+                            "best_metric": best_metric,
+                            "best_epoch": best_epoch,
+                            "history": history,
+                        },
+                        last_path,
+                    )
+                    write_history(run, history)
+                    if writer is not None:
+                        writer.add_scalar("train/loss", record["train_loss"], epoch)
+                        writer.add_scalar("train/lr", record["lr"], epoch)
+                        writer.add_scalar("time/epoch_s", record["time_s"], epoch)
+                        writer.add_scalar(
+                            "time/data_wait_fraction",
+                            record["data_time_s"] / max(record["time_s"], 1e-12),
+                            epoch,
+                        )
+                        if not math.isnan(record["val_dice"]):
+                            writer.add_scalar("val/dice", record["val_dice"], epoch)
+                        writer.flush()
+                bar.set_postfix(
+                    loss=f"{record['train_loss']:.4f}",
+                    dsc=f"{record['val_dice']:.3f}",
+                    best=f"{best_metric:.3f}",
+                )
+                epochs_done_here += 1
+                for cb in callbacks:
+                    cb(TrainEvent("epoch", epoch, record=dict(record), rank=ctx.rank))
+            bar.close()
+
+        final_epoch = history[-1]["epoch"] if history else 0
+        return TrainResult(
+            run_dir=run,
+            best_checkpoint=best_path if has_val else last_path,
+            last_checkpoint=last_path,
+            history=history_frame(history),
+            best_metric=best_metric,
+            best_epoch=best_epoch,
+            completed=final_epoch >= epochs,
+            config=config,
+        )
+    finally:
+        cleanup_distributed(ctx)
+
+
+def _train_epoch(
+    model: nn.Module,
+    loss_fn: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    dataset: Any,
+    sampler: Any,
+    loader_cls: Any,
+    ctx: DistContext,
+    epoch: int,
+    seed: int,
+    batch_size: int,
+    workers: int,
+    use_amp: bool,
+    max_steps: int | None,
+    callbacks: Sequence[Callable[[TrainEvent], None]],
+    show: bool,
+) -> dict[str, Any]:
+    """One pass over this rank's share of the training set; returns the epoch's history record."""
+    from tqdm.auto import tqdm
+
+    dev = ctx.device
+    sampler.set_epoch(epoch)
+    generator = torch.Generator()
+    generator.manual_seed(epoch_seed(seed, epoch, ctx.rank))
+    loader = loader_cls(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        generator=generator,
+        pin_memory=dev.type == "cuda",
+        persistent_workers=False,
+    )
+    n_batches = len(loader) if max_steps is None else min(len(loader), int(max_steps))
+    model.train()
+    loss_sum, steps, samples = 0.0, 0, 0
+    data_time, compute_time = 0.0, 0.0
+    start = time.perf_counter()
+    t0 = start
+    it = iter(loader)
+    bar = tqdm(total=n_batches, desc=f"epoch {epoch}", leave=False, disable=not show, unit="step")
+    while steps < n_batches:
+        try:
+            batch = next(it)
+        except StopIteration:
+            break
+        inputs = _plain_tensor(batch["image"]).to(dev, non_blocking=True)
+        labels = _plain_tensor(batch["label"]).to(dev, non_blocking=True)
+        t1 = time.perf_counter()
+        data_time += t1 - t0
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device_type=dev.type, dtype=torch.float16, enabled=use_amp):
+            logits = model(inputs)
+        loss = loss_fn(logits.float(), labels)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"non-finite training loss ({loss.item()}) at epoch {epoch}, step {steps + 1}; "
+                f"the last checkpoint is kept"
+            )
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        value = float(loss.detach().item())  # synchronises CUDA, so compute time is real time
+        loss_sum += value
+        steps += 1
+        samples += int(inputs.shape[0])
+        t0 = time.perf_counter()
+        compute_time += t0 - t1
+        bar.update(1)
+        bar.set_postfix(loss=f"{value:.4f}")
+        for cb in callbacks:
+            cb(TrainEvent("step", epoch, step=steps, loss=value, rank=ctx.rank))
+    bar.close()
+    del it, loader
+    total_loss, total_steps = all_reduce_sum([loss_sum, steps], ctx)
+    return {
+        "epoch": epoch,
+        "train_loss": total_loss / max(total_steps, 1.0),
+        "steps": steps,
+        "samples": samples,
+        "time_s": time.perf_counter() - start,
+        "data_time_s": data_time,
+        "compute_time_s": compute_time,
+    }
+
+
+def _validate(
+    model: nn.Module,
+    dataset: Any,
+    ctx: DistContext,
+    roi_size: tuple[int, ...],
+    sw_batch_size: int,
+    overlap: float,
+    mode: str,
+    use_amp: bool,
+    out_channels: int,
+) -> tuple[float, int]:
+    """Mean foreground DSC over the validation cases of all ranks, and the number of cases counted."""
+    from monai.data import DataLoader
+    from monai.inferers import sliding_window_inference
+    from monai.metrics import DiceMetric
+    from monai.networks.utils import one_hot
+
+    dev = ctx.device
+    metric = DiceMetric(include_background=False, reduction="none", ignore_empty=True)
+    total, count = 0.0, 0
+    model.eval()
+    if dataset is not None:
+        loader = DataLoader(dataset, batch_size=1, shuffle=False, num_workers=0)
+        with torch.no_grad():
+            for batch in loader:
+                image = _plain_tensor(batch["image"]).to(dev)
+                label = _plain_tensor(batch["label"]).to(dev)
+                with torch.autocast(device_type=dev.type, dtype=torch.float16, enabled=use_amp):
+                    logits = sliding_window_inference(
+                        image, roi_size, sw_batch_size, model, overlap=overlap, mode=mode
+                    )
+                pred = torch.argmax(_plain_tensor(logits).float(), dim=1, keepdim=True)
+                scores = metric(one_hot(pred, out_channels), one_hot(label.long(), out_channels))
+                vals = _plain_tensor(scores).float().flatten()
+                ok = ~torch.isnan(vals)
+                total += float(vals[ok].sum().item())
+                count += int(ok.sum().item())
+        metric.reset()
+    total_all, count_all = all_reduce_sum([total, count], ctx)
+    model.train()
+    return (total_all / count_all if count_all else math.nan), int(count_all)
