@@ -6,4 +6,6 @@ cd "$(dirname "$0")/.."
 bash scripts/install_system_deps.sh
 bash scripts/setup.sh
 . .venv/bin/activate
-python -m pytest -n "${PCATOOLS_TEST_WORKERS:-2}" --dist loadgroup "$@"
+# --dist loadfile: a file's tests share one worker (the notebooks share one tiny study, the napari tests
+# one Xvfb viewer). loadgroup would be finer, but pytest-xdist 3.8 ignores xdist_group under pytest 9.
+python -m pytest -n "${PCATOOLS_TEST_WORKERS:-2}" --dist loadfile "$@"

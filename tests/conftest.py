@@ -16,6 +16,20 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """One BLAS/OpenMP thread pool per xdist worker, sized to its share of the CPUs.
+
+    Two workers each running torch with every core oversubscribe a 2-core machine: OpenMP threads
+    spin against each other and a 1-minute study took 13 minutes (measured). Notebook kernels and
+    torchrun ranks started by the tests inherit the setting.
+    """
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        share = str(max(1, (os.cpu_count() or 1) // workers))
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            os.environ.setdefault(var, share)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """``../shared/data`` beside the checkout; skips the test where it is absent (a user's clone)."""

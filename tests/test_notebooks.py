@@ -17,9 +17,9 @@ NOTEBOOKS = REPO / "notebooks"
 # Parameters each notebook runs with in CI (``run_dir`` is filled in with the shared tiny study).
 CI_PARAMETERS: dict[str, dict[str, object]] = {
     "00_quickstart": {"profile": "ci"},
-    "01_data": {"n_cases": 3, "spacing": 6.0},
+    "01_data": {"n_cases": 3, "spacing": 6.0, "patch": 32},
     "02_l1_weights": {"show_napari": True},
-    "03_training": {"epochs": 2, "patch": 32, "spacing": 6.0, "n_cases": 6},
+    "03_training": {"epochs": 2, "patch": 32, "spacing": 6.0, "n_cases": 6, "steps_per_epoch": 2, "run_dir": "runs/nb03"},
     "04_overall": {},
     "05_scenarios": {},
     "06_volume": {},
@@ -76,7 +76,8 @@ def test_notebook_executes(name: str, ci_study: Path, tmp_path: Path, xvfb_displ
     import papermill as pm
 
     params = dict(CI_PARAMETERS[name])
-    params.setdefault("run_dir", str(ci_study))
+    if name != "01_data":  # 01 reads data, not a study
+        params.setdefault("run_dir", str(ci_study))
     if name == "02_l1_weights" and xvfb_display is None:
         params["show_napari"] = False
     out = tmp_path / f"{name}.out.ipynb"
