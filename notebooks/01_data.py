@@ -77,7 +77,7 @@ def show_mip(case_id: str) -> None:
         mip, zmin=0, zmax=10, color_continuous_scale="gray_r", aspect=case.spacing[2] / case.spacing[0]
     )
     fig.update_layout(title=f"{case_id}: coronal PET MIP (SUV)", width=350, height=600)
-    fig.show()
+    display(fig)
 
 
 widgets.interact(show_mip, case_id=picker)

@@ -68,4 +68,14 @@ figure3_for_study(study)
 
 # %%
 case_picker = widgets.Dropdown(options=sorted(cases["case_id"].astype(str).unique()), description="case")
-widgets.interact(lambda case_id: figure3_for_study(study, case_id).show(), case_id=case_picker)
+figure_out = widgets.Output()
+
+
+def show_case(change: dict) -> None:
+    with figure_out:
+        figure_out.clear_output(wait=True)
+        display(figure3_for_study(study, change["new"]))
+
+
+case_picker.observe(show_case, names="value")  # redraws when another case is picked
+display(widgets.VBox([case_picker, figure_out]))

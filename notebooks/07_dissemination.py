@@ -31,6 +31,7 @@ paper_edges = False  # True: the paper's cm groups instead of quartiles
 
 # %%
 import ipywidgets as widgets
+from IPython.display import display
 
 from pcatools import plots
 from pcatools.study import dmax_grouped, ensure_study
@@ -46,7 +47,7 @@ plots.figure6(cases)
 
 # %%
 widgets.interact(
-    lambda scenario, paper_edges: plots.figure6(dmax_grouped(study.cases, scenario, paper_edges)).show(),
+    lambda scenario, paper_edges: display(plots.figure6(dmax_grouped(study.cases, scenario, paper_edges))),
     scenario=widgets.Dropdown(options=["M", "all"], value=scenario),
     paper_edges=widgets.Checkbox(value=paper_edges, description="paper's cm groups"),
 )
