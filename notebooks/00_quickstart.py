@@ -25,7 +25,7 @@
 # section: `01_data`, `02_l1_weights`, `03_training`, then the results `04`-`07`.
 
 # %% tags=["parameters"]
-run_dir = "runs/demo"  # study run folder; run into it when it holds no finished study
+run_dir = "../runs/demo"  # study run folder, relative to notebooks/ (`bash scripts/study.sh` makes it)
 profile = "demo"  # "demo": ~20 min on 2 CPU cores; "paper": the paper's settings (GPUs); "ci": a smoke test
 
 # %%

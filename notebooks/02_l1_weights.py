@@ -29,7 +29,7 @@
 #    the bin index as labels and the weights, and a magicgui slider for Gamma that recomputes them.
 
 # %% tags=["parameters"]
-run_dir = "runs/demo"  # study run folder whose trained network gives the probabilities
+run_dir = "../runs/demo"  # study run folder, relative to notebooks/ (`bash scripts/study.sh` makes it)
 profile = "demo"  # profile run into run_dir when it holds no finished study
 network = "segresnet"
 loss = "l1dfl"
@@ -138,7 +138,9 @@ if show_napari:
         viewer.add_layer(Layer.create(data, kwargs, kind))
     slider = pv.bin_width_widget(viewer, patch_case, fg_probs, value=bin_width)
     print([(layer.name, tuple(float(s) for s in layer.scale)) for layer in viewer.layers])
-    viewer.layers["L1 weights"].visible = True
+    weights_layer = viewer.layers["L1 weights"]
+    weights_layer.visible, weights_layer.blending, weights_layer.opacity = True, "translucent", 0.6
+    viewer.layers["PET (SUV)"].visible = False  # weights over CT; tick PET back on in the layer list
     pv.set_coronal(viewer)
     lesion_y = int(np.argmax(patch_case.label.sum(axis=(0, 2))))  # coronal slice through most lesion voxels
     viewer.dims.set_point(1, lesion_y * spacing[1])
@@ -152,7 +154,7 @@ if show_napari:
     if screenshot_path:
         from PIL import Image
 
-        viewer.window.resize(1250, 720)
+        viewer.window.resize(1500, 760)
         Image.fromarray(viewer.screenshot(canvas_only=False, flash=False)).convert("RGB").save(
             screenshot_path
         )

@@ -25,7 +25,7 @@
 # study there first.
 
 # %% tags=["parameters"]
-run_dir = "runs/demo"  # a finished study run folder (for the paper: a GPU run of profile "paper")
+run_dir = "../runs/demo"  # study run folder, relative to notebooks/ (`bash scripts/study.sh` makes it)
 profile = "demo"  # profile run into run_dir when it holds no finished study ("ci" in the tests)
 
 # %%

@@ -420,7 +420,7 @@ def run_study(
     StudyResult
     """
     prof = get_profile(profile, **overrides)
-    run = Path(run_dir)
+    run = Path(run_dir).resolve()  # manifests and split.csv then hold absolute paths: readable from any cwd
     run.mkdir(parents=True, exist_ok=True)
     config = {"profile": dataclasses.asdict(prof), "data_dir": data_dir, "seed": seed}
     write_text_atomic(run / "config.yaml", yaml.safe_dump(_yaml_ready(config), sort_keys=False))
