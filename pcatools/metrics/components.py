@@ -106,6 +106,24 @@ def _binary_crop(arr: np.ndarray, box: Box, name: str) -> np.ndarray:
     return fg
 
 
+def _flat_nonzero_bytes(flat_bytes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ascending indices and values of the nonzero entries of a 1-D uint8 array.
+
+    The array is scanned as 64-bit words (8 voxels at a time, a few times faster than
+    ``np.flatnonzero`` on a sparse mask); only the nonzero words are expanded to bytes.
+    """
+    n = flat_bytes.size
+    n8 = n - n % 8
+    head = flat_bytes[:n8]
+    words = np.flatnonzero(head.view(np.uint64) != 0) if n8 else np.zeros(0, dtype=np.intp)
+    blocks = head.reshape(-1, 8)[words]
+    row, col = np.nonzero(blocks)
+    tail = np.flatnonzero(flat_bytes[n8:])
+    index = np.concatenate([words[row] * 8 + col, tail + n8])
+    values = np.concatenate([blocks[row, col], flat_bytes[n8:][tail]])
+    return index, values
+
+
 def nonzero_coords(arr: np.ndarray) -> np.ndarray:
     """Indices ``(N, 3)`` of the nonzero voxels in C order (like ``np.argwhere``, several times faster)."""
     flat = np.flatnonzero(arr)
@@ -138,6 +156,16 @@ def foreground_coords(mask: np.ndarray, name: str = "mask") -> np.ndarray:
     [(0, 1, 2), (2, 0, 1)]
     """
     arr = _raw_mask(mask, name)
+    if arr.itemsize == 1 and (arr.dtype == np.bool_ or arr.dtype == np.uint8):
+        order_1: Literal["C", "F"] | None = (
+            "C" if arr.flags.c_contiguous else ("F" if arr.flags.f_contiguous else None)
+        )
+        if order_1 is not None:
+            flat, values = _flat_nonzero_bytes(arr.reshape(-1, order=order_1).view(np.uint8))
+            if values.size == 0 or values.max() <= 1:
+                return np.stack(np.unravel_index(flat, arr.shape, order=order_1), axis=1).astype(
+                    np.int64, copy=False
+                )
     if arr.dtype == np.bool_ or (np.issubdtype(arr.dtype, np.unsignedinteger) and arr.max(initial=0) <= 1):
         b = arr if arr.dtype == np.bool_ else (arr.view(np.bool_) if arr.itemsize == 1 else arr != 0)
         order: Literal["C", "F"] = "F" if (b.flags.f_contiguous and not b.flags.c_contiguous) else "C"
