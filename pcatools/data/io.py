@@ -274,11 +274,11 @@ def _strip_nifti(name: str) -> str:
 
 def _default_case_id(pet_path: Path) -> str:
     """Case id from a PET path: nnU-Net ``<id>_0001`` -> ``<id>``; autoPET ``<patient>/<study>/SUV`` -> ``<patient>_<study>``."""
-    name = _strip_nifti(pet_path.name)
-    channel = re.fullmatch(r"(.+)_\d{4}", name)
+    channel = _NNUNET_IMAGE.match(pet_path.name)
     if channel:
-        return channel.group(1)
-    if name == "SUV" and pet_path.parent.parent.name:
+        return channel["id"]
+    name = _strip_nifti(pet_path.name)
+    if name == _AUTOPET_FILES["pet"] and pet_path.parent.parent.name:
         return f"{pet_path.parent.parent.name}_{pet_path.parent.name}"
     return name
 
