@@ -270,6 +270,14 @@ def _axis_rotation(d: np.ndarray) -> np.ndarray:
     return np.stack([u, v, d], axis=1)
 
 
+# Paired ganglia, drawn per side (x mirrored): name, probability, centre (x for side +1, y, z; mm),
+# uniform jitter per axis (mm), ellipsoid radii (mm), SUV range.
+_PAIRED_GANGLIA = (
+    ("cervical_ganglion", 0.5, (30.0, -18.0, 1500.0), (4.0, 4.0, 25.0), (4.0, 4.0, 8.0), (4.0, 7.0)),
+    ("sacral_ganglion", 0.3, (28.0, -40.0, 945.0), (4.0, 5.0, 20.0), (4.0, 4.0, 6.0), (3.0, 6.0)),
+)
+
+
 def draw_hard_negatives(rng: np.random.Generator, anatomy: Anatomy) -> list[HardNegative]:
     """Draw one scan's hard negatives (frequencies and activities in the module docstring)."""
     s = anatomy.sites
@@ -295,30 +303,16 @@ def draw_hard_negatives(rng: np.random.Generator, anatomy: Anatomy) -> list[Hard
                 )
             )
     for side in (1, -1):
-        if rng.random() < 0.5:
-            c = np.array(
-                [side * 30.0 + rng.uniform(-4, 4), -18.0 + rng.uniform(-4, 4), 1500.0 + rng.uniform(-25, 25)]
-            )
-            out.append(
-                HardNegative(
-                    "cervical_ganglion",
-                    _world_ellipsoid(anatomy, c, (4.0, 4.0, 8.0)),
-                    float(rng.uniform(4, 7)),
-                    "muscle",
+        for name, prob, centre, jitter, radii, uptake in _PAIRED_GANGLIA:
+            if rng.random() < prob:
+                c = np.array([side * centre[0], centre[1], centre[2]]) + rng.uniform(
+                    -np.asarray(jitter), jitter
                 )
-            )
-        if rng.random() < 0.3:
-            c = np.array(
-                [side * 28.0 + rng.uniform(-4, 4), -40.0 + rng.uniform(-5, 5), 945.0 + rng.uniform(-20, 20)]
-            )
-            out.append(
-                HardNegative(
-                    "sacral_ganglion",
-                    _world_ellipsoid(anatomy, c, (4.0, 4.0, 6.0)),
-                    float(rng.uniform(3, 6)),
-                    "muscle",
+                out.append(
+                    HardNegative(
+                        name, _world_ellipsoid(anatomy, c, radii), float(rng.uniform(*uptake)), "muscle"
+                    )
                 )
-            )
     ureters = s["ureters"]
     assert isinstance(ureters, list)
     for path in ureters:
