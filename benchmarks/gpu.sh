@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Every GPU measurement of issue 5 in one call of under 8 minutes (each part has its own time cap):
+# Every GPU measurement of issue 5 in one call of under 9 minutes (each part has its own time cap):
 #
 #   1. training steps/s at 128^3, batch 2, 4, 8, AMP, SegResNet and Attention U-Net
-#      (+ the same step with MONAI's DiceFocalLoss at batch 2: the cost of L1DFL in a step)  <= 150 s
-#   2. data waiting vs compute with the real CacheDataset + DataLoader pipeline, 128^3 patches,
+#      (+ the same step with MONAI's DiceFocalLoss at batch 2: the cost of L1DFL in a step)  <= 120 s
+#   2. whole-body sliding-window inference, 352 x 352 x 480 voxels, 128^3 windows, AMP        <= 60 s
+#   3. python benchmarks/losses.py --device cuda (the loss benchmark)                          <= 60 s
+#   4. data waiting vs compute with the real CacheDataset + DataLoader pipeline, 128^3 patches,
 #      batch 2, 8 workers, 8 synthetic 256 x 256 x 400 cases at 2 mm (goal: wait < 10 % of a step) <= 120 s
-#   3. whole-body sliding-window inference, 352 x 352 x 480 voxels, 128^3 windows, AMP        <= 80 s
-#   4. python benchmarks/losses.py --device cuda (the loss benchmark)                          <= 90 s
+#   5. python benchmarks/gpu_study.py: the demo study end to end on CUDA (train with AMP, predict,
+#      evaluate, figures), its re-run, and an interrupted training resumed                   <= 170 s
 #
 # Figures are printed and written to benchmarks/results/gpu-<date>.txt (with the GPU's name).
 # Usage: bash benchmarks/gpu.sh            (PYTHON=/path/to/python to choose the interpreter)
@@ -18,10 +20,12 @@ cd "$(dirname "$0")/.."
 if [ "${1:-}" = "--dry-run" ]; then
     DEV=(--device cpu --no-amp); SIZE=32; BATCHES=(1 2); STEPS=(--warmup 1 --steps 1); WORKERS=2; CASES=2
     CASE_SHAPE=(48 48 64); PSTEPS=3; WB=(64 64 96); ROI=32; LOSS_ARGS=(--device cpu --shape 1 2 32 32 32 --repeats 1)
+    STUDY_ARGS=(--profile ci)
     OUT_DIR=/tmp; TAG=gpu-dryrun
 else
     DEV=(--device cuda --amp); SIZE=128; BATCHES=(2 4 8); STEPS=(--warmup 3 --steps 10); WORKERS=8; CASES=8
     CASE_SHAPE=(256 256 400); PSTEPS=24; WB=(352 352 480); ROI=128; LOSS_ARGS=(--device cuda)
+    STUDY_ARGS=(--profile demo)
     OUT_DIR=benchmarks/results; TAG=gpu
 fi
 
@@ -55,17 +59,18 @@ part() {  # part <seconds> <title> <command...>: run with a time cap, report its
     "${PYTHON}" -c "import torch, monai; print(f'# torch {torch.__version__}, CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}, MONAI {monai.__version__}, GPU available: {torch.cuda.is_available()}')"
     echo "# CPU cores: $(nproc)"
 
-    part 150 "training steps, ${SIZE}^3" \
+    part 120 "training steps, ${SIZE}^3" \
         "${PYTHON}" benchmarks/train_step.py "${DEV[@]}" --sizes "${SIZE}" --batch "${BATCHES[@]}" \
         --peer-sizes "${SIZE}" "${STEPS[@]}" --no-pipeline --no-inference
+    part 60 "whole-body sliding-window inference" \
+        "${PYTHON}" benchmarks/train_step.py "${DEV[@]}" --no-steps-bench --no-pipeline \
+        --wb-shape "${WB[@]}" --roi "${ROI}" --sw-batch 4
+    part 60 "loss benchmark" "${PYTHON}" benchmarks/losses.py "${LOSS_ARGS[@]}"
     part 120 "data pipeline vs compute" \
         "${PYTHON}" benchmarks/train_step.py "${DEV[@]}" --sizes "${SIZE}" --batch "${BATCHES[0]}" \
         --no-steps-bench --no-inference --workers "${WORKERS}" --pipeline-cases "${CASES}" --pipeline-size "${SIZE}" \
         --case-shape "${CASE_SHAPE[@]}" --pipeline-steps "${PSTEPS}"
-    part 80 "whole-body sliding-window inference" \
-        "${PYTHON}" benchmarks/train_step.py "${DEV[@]}" --no-steps-bench --no-pipeline \
-        --wb-shape "${WB[@]}" --roi "${ROI}" --sw-batch 4
-    part 90 "loss benchmark" "${PYTHON}" benchmarks/losses.py "${LOSS_ARGS[@]}"
+    part 170 "study end to end" "${PYTHON}" benchmarks/gpu_study.py "${STUDY_ARGS[@]}"
     echo
     echo "# total $(( $(date +%s) - START )) s"
 } 2>&1 | tee "${OUT}"
