@@ -262,10 +262,15 @@ def test_corrupt_checkpoint_clear_error_and_previous_kept(
 
 
 def test_finished_run_is_not_trained_again(
-    reference: tuple[Any, list[TrainEvent]], cohort: pd.DataFrame
+    reference: tuple[Any, list[TrainEvent]], cohort: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     result, _ = reference
     before = result.last_checkpoint.stat().st_mtime_ns
+
+    def no_loading(rows: Any) -> Any:
+        raise AssertionError("a finished run must not load (cache) its volumes again")
+
+    monkeypatch.setattr("pcatools.training.loop._files", no_loading)
     again = train(cohort, result.run_dir, **TINY)
     assert again.completed and result.last_checkpoint.stat().st_mtime_ns == before
     pd.testing.assert_frame_equal(again.history[_DETERMINISTIC], result.history[_DETERMINISTIC])

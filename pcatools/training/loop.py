@@ -551,20 +551,21 @@ def train(
             run.mkdir(parents=True, exist_ok=True)
             write_run_files(run, config, table)
 
-        # ---- data -------------------------------------------------------------------------------
+        # ---- data (cached only when there is an epoch left to run: a finished run returns at once) ---
+        has_work = start_epoch < epochs and (max_epochs_this_call is None or max_epochs_this_call > 0)
         eval_params = set(inspect.signature(eval_transforms).parameters)
         eval_kw = {k: v for k, v in tf_kw.items() if k in eval_params}
         train_tf = train_transforms(spacing=spc, patch_size=patch, num_samples=num_samples, **tf_kw)
         val_tf = eval_transforms(spacing=spc, **eval_kw)
         show = progress and ctx.is_main
         train_ds = CacheDataset(
-            _files(train_rows),
+            _files(train_rows) if has_work else [],
             transform=train_tf,
             cache_rate=cache_rate,
             num_workers=max(1, n_workers),
             progress=show,
         )
-        my_val = _files(val_rows)[ctx.rank :: ctx.world_size]
+        my_val = _files(val_rows)[ctx.rank :: ctx.world_size] if has_work else []
         val_ds = (
             CacheDataset(
                 my_val, transform=val_tf, cache_rate=cache_rate, num_workers=max(1, n_workers), progress=show
