@@ -46,8 +46,10 @@ def main() -> None:
     prof = get_profile(args.profile, **overrides)
     out = Path(args.out or tempfile.mkdtemp(prefix="pcatools-gpu-study-"))
     dev = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
-    print(f"# device: {dev}; torch {torch.__version__}; profile {prof.name}, {prof.n_cases} cases at "
-          f"{prof.spacing[0]:g} mm, {prof.epochs} epochs x {prof.max_steps_per_epoch} steps, patch {prof.patch_size}")
+    print(
+        f"# device: {dev}; torch {torch.__version__}; profile {prof.name}, {prof.n_cases} cases at "
+        f"{prof.spacing[0]:g} mm, {prof.epochs} epochs x {prof.max_steps_per_epoch} steps, patch {prof.patch_size}"
+    )
 
     t0 = time.perf_counter()
     study = run_study(out / "study", profile=prof, seed=0, progress=False)
@@ -58,10 +60,16 @@ def main() -> None:
         if hist.exists():
             h = pd.read_csv(hist)
             wait = h["data_time_s"].sum() / max(h["data_time_s"].sum() + h["compute_time_s"].sum(), 1e-9)
-            print(f"  {key}: {len(h)} epochs in {h['time_s'].sum():.1f} s (data wait {100 * wait:.0f} %), "
-                  f"last train loss {h['train_loss'].iloc[-1]:.3f}, best val DSC {h['val_dice'].max():.3f}")
+            print(
+                f"  {key}: {len(h)} epochs in {h['time_s'].sum():.1f} s (data wait {100 * wait:.0f} %), "
+                f"last train loss {h['train_loss'].iloc[-1]:.3f}, best val DSC {h['val_dice'].max():.3f}"
+            )
     t1 = study.table1
-    print(t1[[c for c in t1.columns if c in ("Network", "Loss", "DSC mean", "TP", "FP", "FN")]].to_string(index=False))
+    print(
+        t1[[c for c in t1.columns if c in ("Network", "Loss", "DSC mean", "TP", "FP", "FN")]].to_string(
+            index=False
+        )
+    )
 
     t0 = time.perf_counter()
     run_study(out / "study", profile=prof, seed=0, progress=False)
@@ -72,19 +80,34 @@ def main() -> None:
     from pcatools.training import train
 
     split = study.manifest
-    kw = dict(model="segresnet", loss="l1dfl", epochs=4, batch_size=prof.batch_size, lr=prof.lr,
-              patch_size=prof.patch_size, spacing=prof.spacing, val_every=2, num_samples=prof.num_samples,
-              seed=0, workers=0, sw_batch_size=prof.sw_batch_size, val_roi_size=prof.roi_size,
-              max_steps_per_epoch=prof.max_steps_per_epoch, model_overrides=prof.model_overrides.get("segresnet", {}),
-              progress=False)
+    kw = dict(
+        model="segresnet",
+        loss="l1dfl",
+        epochs=4,
+        batch_size=prof.batch_size,
+        lr=prof.lr,
+        patch_size=prof.patch_size,
+        spacing=prof.spacing,
+        val_every=2,
+        num_samples=prof.num_samples,
+        seed=0,
+        workers=0,
+        sw_batch_size=prof.sw_batch_size,
+        val_roi_size=prof.roi_size,
+        max_steps_per_epoch=prof.max_steps_per_epoch,
+        model_overrides=prof.model_overrides.get("segresnet", {}),
+        progress=False,
+    )
     first = train(split, out / "resume", max_epochs_this_call=2, **kw)
     second = train(split, out / "resume", **kw)
     ck = torch.load(out / "resume" / "last.pt", map_location="cpu", weights_only=False)
     scaler = ck.get("scaler") or {}
-    print(f"resume: first call completed={first.completed} at epoch {len(first.history)}; "
-          f"second call completed={second.completed}, epochs in history {list(second.history['epoch'])}, "
-          f"checkpoint epoch {ck.get('epoch')}, AMP scaler state saved: {bool(scaler)} "
-          f"(scale {scaler.get('scale', 'n/a')}), config amp {ck.get('config', {}).get('amp')}")
+    print(
+        f"resume: first call completed={first.completed} at epoch {len(first.history)}; "
+        f"second call completed={second.completed}, epochs in history {list(second.history['epoch'])}, "
+        f"checkpoint epoch {ck.get('epoch')}, AMP scaler state saved: {bool(scaler)} "
+        f"(scale {scaler.get('scale', 'n/a')}), config amp {ck.get('config', {}).get('amp')}"
+    )
     ok = (not first.completed) and second.completed and list(second.history["epoch"]) == [1, 2, 3, 4]
     print("resume check:", "PASS" if ok else "FAIL")
     if not ok:

@@ -109,3 +109,55 @@ def test_bad_input():
         dmax(np.full((2, 2, 2), 3), (1.0, 1.0, 1.0))
     with pytest.raises(ValueError, match=r"\(N, 3\)"):
         dmax_points(np.zeros((4, 2), int), (1.0, 1.0, 1.0))
+
+
+def _ball(radius: int) -> np.ndarray:
+    g = np.indices((2 * radius + 1,) * 3) - radius
+    return (g**2).sum(axis=0) <= radius**2
+
+
+@pytest.mark.parametrize(
+    ("name", "expect_hull"),
+    [
+        ("two far clusters", False),
+        ("ball", True),
+        ("disc", True),
+        ("ball and far voxel", False),
+        ("line", False),
+    ],
+)
+def test_pruning_and_hull_paths_equal_brute_force(monkeypatch, name, expect_hull):
+    """Spread lesions are settled by the exact radius pruning alone; round sets fall back to Qhull."""
+    import importlib
+
+    dm = importlib.import_module("pcatools.metrics.dmax")  # the package re-exports the function dmax
+
+    rng = np.random.default_rng(3)
+    mask = np.zeros((70, 60, 90), bool)
+    if name == "two far clusters":
+        mask[2:9, 3:8, 1:7] = rng.random((7, 5, 6)) < 0.6
+        mask[60:68, 50:57, 80:88] = rng.random((8, 7, 8)) < 0.6
+        mask[30:35, 30:33, 40:46] = True  # a middle lesion that pruning drops
+    elif name == "ball":  # a ball with a ragged rim: many voxels near the largest radius
+        g = ((np.indices((41,) * 3) - 20) ** 2).sum(axis=0)
+        mask[10:51, 10:51, 20:61] = (g <= 400) & ((g <= 225) | (rng.random(g.shape) < 0.5))
+    elif name == "disc":  # a ragged disc in an oblique plane, pruning switched off: Qhull in 2-D
+        x, y = np.indices((61, 60))
+        rad = np.sqrt(2 * (x - 30) ** 2 + (y - 30) ** 2)
+        keep = (rad <= 28) & ((rad <= 22) | (rng.random(rad.shape) < 0.5))
+        mask[x[keep], y[keep], 60 - x[keep]] = True
+        monkeypatch.setattr(dm, "_PRUNED_PDIST_MAX", 0)
+    elif name == "line":  # collinear, pruning switched off: the rank-1 path
+        i = np.arange(0, 60, 3)
+        mask[i, i // 3, 2 * i // 3] = True
+        monkeypatch.setattr(dm, "_PRUNED_PDIST_MAX", 0)
+    else:
+        mask[10:51, 10:51, 20:61] = _ball(20)
+        mask[69, 59, 89] = True
+    calls = []
+    real = dm._hull_candidates
+    monkeypatch.setattr(dm, "_hull_candidates", lambda p: calls.append(len(p)) or real(p))
+    # anisotropic spacing turns a ball into an ellipsoid, which pruning settles: keep round ones round
+    spacing = (1.1, 1.1, 1.1) if expect_hull else (1.3, 0.9, 2.1)
+    assert dmax(mask, spacing) == pytest.approx(dm.dmax_bruteforce(mask, spacing), rel=1e-12)
+    assert bool(calls) is expect_hull

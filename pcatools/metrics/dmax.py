@@ -7,11 +7,16 @@ over the whole mask, so a single large lesion also has a Dmax).
 
 The farthest pair of a point set is a pair of vertices of its convex hull, so instead of the
 ``N^2 / 2`` distances we (1) keep only voxels that are the first or last foreground voxel of their
-line along one axis (a voxel strictly between two others is not a hull vertex), (2) take the convex hull with ``scipy.spatial.ConvexHull`` (Qhull), and (3) take the largest
-distance among its vertices (plus Qhull's "coplanar" points, which it may leave out of the vertex
-list for numerical reasons). Degenerate sets are handled exactly: no voxel gives NaN, one voxel 0,
-collinear voxels the distance between the two extreme ones, coplanar voxels a 2-D hull in their
-plane; should Qhull still fail, all remaining candidates are compared by brute force.
+line along one axis (a voxel strictly between two others is not a hull vertex); (2) drop every
+point that cannot reach the current best distance ``L`` (two farthest-point sweeps give ``L``;
+with ``c`` the bounding-box centre and ``R`` the largest ``|p - c|``, a point with
+``|p - c| + R < L`` is in no pair that long) -- exact, and for lesions spread over a body it
+leaves a few dozen voxels, which are compared by brute force; (3) only when more than 512 points
+survive (round, ragged blobs), take the convex hull with ``scipy.spatial.ConvexHull`` (Qhull) and
+the largest distance among its vertices (plus Qhull's "coplanar" points, which it may leave out of
+the vertex list for numerical reasons). Degenerate sets are handled exactly: no voxel gives NaN,
+one voxel 0, collinear voxels the distance between the two extreme ones, coplanar voxels a 2-D
+hull in their plane; should Qhull still fail, all remaining candidates are compared by brute force.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from scipy.spatial.distance import cdist, pdist
 from pcatools.metrics.components import check_spacing, foreground_coords
 
 _PDIST_MAX = 4096
+_PRUNED_PDIST_MAX = 512  # up to this many candidates left after pruning, compare all pairs directly
 
 
 def voxel_distance(vi: Sequence[float], vj: Sequence[float], spacing: Sequence[float]) -> float:
@@ -86,6 +92,32 @@ def _line_extremes(coords: np.ndarray) -> np.ndarray:
     return coords[new | np.r_[new[1:], True]]
 
 
+def _far_pair_candidates(pts: np.ndarray) -> np.ndarray:
+    """Indices of the points that can still belong to the farthest pair (exact pruning).
+
+    With ``c`` the centre of the bounding box, ``r_p = |p - c|`` and ``R = max r``, every pair
+    satisfies ``|p - q| <= r_p + r_q <= r_p + R``. A lower bound ``L`` of the diameter comes from two
+    "farthest point" sweeps (the point farthest from ``c``, the one farthest from it, and the one
+    farthest from that). A point with ``r_p + R < L`` is in no pair as long as ``L``, so it cannot
+    be an end of the farthest pair and is dropped. For lesions spread over the body this leaves the
+    few voxels at the two far ends; for a round blob it leaves most points, and Qhull takes over.
+    """
+    c = 0.5 * (pts.min(axis=0) + pts.max(axis=0))
+    d = pts - c
+    r = np.sqrt(np.einsum("ij,ij->i", d, d))
+    a = int(np.argmax(r))
+    radius = float(r[a])
+    best = 0.0
+    for _ in range(2):
+        e = pts - pts[a]
+        dist2 = np.einsum("ij,ij->i", e, e)
+        b = int(np.argmax(dist2))
+        best = max(best, float(np.sqrt(dist2[b])))
+        a = b
+    # a relative slack of 1e-9 keeps a point whose bound equals L up to rounding
+    return np.flatnonzero(r + radius >= best * (1.0 - 1e-9))
+
+
 def _hull_candidates(points: np.ndarray) -> np.ndarray:
     """Indices of hull vertices (and Qhull coplanar points) of ``points``; raises QhullError."""
     hull = ConvexHull(points)
@@ -108,8 +140,12 @@ def dmax_points(coords: np.ndarray, spacing: Sequence[float]) -> float:
         return 0.0
     c = _line_extremes(c)
     pts = c * s
+    keep = _far_pair_candidates(pts)
+    if len(keep) <= _PRUNED_PDIST_MAX:  # any dimension: the pruning is exact on its own
+        return max_pairwise_distance(pts[keep])
+    c, pts = c[keep], pts[keep]
     diff = (c - c[0]).astype(np.float64)
-    rank = int(np.linalg.matrix_rank(diff)) if len(c) > 1 else 0
+    rank = int(np.linalg.matrix_rank(diff))
     if rank == 0:
         return 0.0
     if rank == 1:
