@@ -75,6 +75,7 @@ class StudyProfile:
     weight_decay: float = 1e-5
     fractions: tuple[float, float, float] = (258 / 380, 65 / 380, 57 / 380)
     phantom_fwhm_mm: float = 6.0
+    transform_overrides: dict[str, Any] = field(default_factory=dict)
 
 
 PROFILES: dict[str, StudyProfile] = {
@@ -263,6 +264,7 @@ def train_grid(
                 val_roi_size=profile.roi_size,
                 max_steps_per_epoch=profile.max_steps_per_epoch,
                 model_overrides=profile.model_overrides.get(network, {}),
+                transform_overrides=profile.transform_overrides,
                 progress=progress,
                 resume=True,
             )
