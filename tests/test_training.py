@@ -377,3 +377,15 @@ def test_cli_train_with_config(cohort: pd.DataFrame, tmp_path: Path, repo_root: 
     assert config["model_overrides"] == {"init_filters": 4} and config["patch_size"] == [32, 32, 32]
     bad = CliRunner().invoke(app, [*args[:-3], "--lr", "0.5", "--epochs", "1", "--no-progress"])
     assert bad.exit_code == 1 and "other settings" in bad.output
+
+
+def test_worker_processes_do_not_change_the_result(cohort: pd.DataFrame, tmp_path: Path) -> None:
+    """Each sample seeds its own augmentation from (seed, epoch, case), so 0 or 2 persistent
+    worker processes train exactly the same weights."""
+    kw = {**TINY, "epochs": 2, "val_every": 2}
+    inline = train(cohort, tmp_path / "w0", **kw)
+    workers = train(cohort, tmp_path / "w2", **{**kw, "workers": 2})
+    assert states_equal(
+        load_checkpoint(inline.last_checkpoint)["model"], load_checkpoint(workers.last_checkpoint)["model"]
+    )
+    pd.testing.assert_frame_equal(inline.history[_DETERMINISTIC], workers.history[_DETERMINISTIC])

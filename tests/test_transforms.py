@@ -313,3 +313,36 @@ def test_resample_ct_option(tmp_path: Path) -> None:
 def test_bad_arguments(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         train_transforms(**kwargs)
+
+
+def test_cached_case_is_not_changed_by_draws_without_copy(tmp_path: Path) -> None:
+    """The training loop caches with ``copy_cache=False``: no random transform may write into the cache."""
+    from monai.data import CacheDataset
+
+    paths, _ = block_case(tmp_path, shape=(20, 20, 20))
+    t = train_transforms(spacing=(4.0, 4.0, 4.0), patch_size=(8, 8, 8), num_samples=2, seed=0)
+    ds = CacheDataset([paths], transform=t, cache_rate=1.0, progress=False, copy_cache=False)
+    cached = ds._cache[0]
+    before = {k: (v.clone() if isinstance(v, torch.Tensor) else np.array(v, copy=True)) for k, v in cached.items()}
+    for _ in range(5):
+        ds[0]
+    for k, v in before.items():
+        now = cached[k]
+        assert (torch.equal(now, v) if isinstance(v, torch.Tensor) else np.array_equal(now, v)), k
+
+
+def test_crop_centre_candidates_are_cached_and_thinned(tmp_path: Path) -> None:
+    from pcatools.data.transforms import ThinIndicesd
+
+    paths, label = block_case(tmp_path, shape=(20, 20, 20))
+    t = train_transforms(spacing=(4.0, 4.0, 4.0), patch_size=(8, 8, 8), seed=0)
+    cached = t.transforms[: t.get_index_of_first(lambda x: hasattr(x, "R"))]
+    from monai.transforms import Compose
+
+    d = Compose(cached)(paths)
+    fg, bg = d["label_fg"], d["label_bg"]
+    assert fg.dtype == np.int32 and len(fg) == int(label.sum())  # every lesion voxel
+    assert len(bg) == 20**3 - int(label.sum())  # PET > 0 everywhere in this case
+    thin = ThinIndicesd(["i"], max_n=1000)({"i": np.arange(10_001, dtype=np.int64)})["i"]
+    # every ceil(10001 / 1000) = 11th index: 910 of them, never more than max_n
+    assert thin.dtype == np.int32 and len(thin) == 910 and thin[0] == 0 and np.all(np.diff(thin) == 11)

@@ -54,6 +54,7 @@ import math
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from monai.data import MetaTensor
 from monai.transforms import (
@@ -61,6 +62,7 @@ from monai.transforms import (
     ConcatItemsd,
     CropForegroundd,
     DeleteItemsd,
+    FgBgToIndicesd,
     Invertd,
     LoadImaged,
     MapTransform,
@@ -142,6 +144,34 @@ def _preprocess(
         Spacingd(keys, pixdim=spacing, mode=("bilinear", "bilinear", "nearest"), allow_missing_keys=missing),
     ]
     return steps
+
+
+MAX_CENTRE_CANDIDATES = 200_000
+"""Most background (and foreground) patch-centre candidates kept per case, see :class:`ThinIndicesd`."""
+
+
+class ThinIndicesd(MapTransform):
+    """Keep at most ``max_n`` evenly spaced entries of 1-D index arrays, as int32 where they fit.
+
+    Deterministic, so it belongs to the cached part of a pipeline: it makes the crop-centre
+    candidates that ``FgBgToIndicesd`` computes once per case small (a whole-body background at
+    2 mm has ~10^7 voxels, 80 MB of int64 per case, which ``RandCropByPosNegLabeld`` would also
+    deep-copy into every patch). Every ``ceil(n / max_n)``-th candidate in memory order is a
+    regular grid through the region, finer than the random affine's +-10-voxel translation.
+    """
+
+    def __init__(self, keys: Sequence[str], max_n: int = MAX_CENTRE_CANDIDATES) -> None:
+        super().__init__(keys, allow_missing_keys=True)
+        self.max_n = int(max_n)
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            idx = np.asarray(d[key]).ravel()
+            if idx.size > self.max_n:
+                idx = idx[:: -(-idx.size // self.max_n)]
+            d[key] = idx.astype(np.int32) if idx.size == 0 or idx.max() < 2**31 - 1 else idx
+        return d
 
 
 def _concat() -> list[MapTransform]:
@@ -268,6 +298,15 @@ def train_transforms(
     steps = [
         *_preprocess(sp, ct, variant, resample_ct, allow_missing_label=False),
         SpatialPadd(keys, spatial_size=patch, mode="constant"),
+        # crop-centre candidates computed once per case (cached), not at every draw
+        FgBgToIndicesd(
+            "label",
+            fg_postfix="_fg",
+            bg_postfix="_bg",
+            image_key="pet" if neg_pet_threshold is not None else None,
+            image_threshold=float(neg_pet_threshold or 0.0),
+        ),
+        ThinIndicesd(["label_fg", "label_bg"]),
         RandCropByPosNegLabeld(
             keys,
             label_key="label",
@@ -275,19 +314,21 @@ def train_transforms(
             pos=float(pos_fraction),
             neg=1.0 - float(pos_fraction),
             num_samples=int(num_samples),
-            image_key="pet" if neg_pet_threshold is not None else None,
-            image_threshold=float(neg_pet_threshold or 0.0),
+            fg_indices_key="label_fg",
+            bg_indices_key="label_bg",
         ),
+        DeleteItemsd(["label_fg", "label_bg"]),
+        # CT and PET joined first: one two-channel resampling instead of two (same affine for all)
+        *_concat(),
         RandAffined(
-            keys,
+            ["image", "label"],
             prob=float(affine_prob),
             translate_range=(float(translate),) * 3,
             rotate_range=(float(rotate),) * 3,
             scale_range=(float(scale),) * 3,
-            mode=("bilinear", "bilinear", "nearest"),
+            mode=("bilinear", "nearest"),
             padding_mode="zeros",
         ),
-        *_concat(),
     ]
     compose = Compose(steps)
     if seed is not None:

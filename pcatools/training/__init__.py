@@ -26,11 +26,13 @@ from pcatools.training.distributed import (
 )
 from pcatools.training.loop import (
     IDENTITY_KEYS,
+    EpochSampler,
+    EpochSeededDataset,
     TrainEvent,
     TrainResult,
     default_workers,
-    epoch_seed,
     read_manifest,
+    sample_seed,
     train,
 )
 from pcatools.training.run_files import HISTORY_COLUMNS, history_frame, read_config, versions, write_run_files
@@ -48,11 +50,13 @@ __all__ = [
     "cleanup_distributed",
     "default_workers",
     "dist_env",
-    "epoch_seed",
     "history_frame",
     "load_checkpoint",
     "previous_path",
     "read_config",
+    "sample_seed",
+    "EpochSampler",
+    "EpochSeededDataset",
     "read_manifest",
     "restore_rng_state",
     "save_checkpoint",
