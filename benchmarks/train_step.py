@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import tempfile
@@ -172,6 +173,106 @@ def _synthetic_cases(root: Path, n: int, shape: tuple[int, int, int], seed: int 
     return files
 
 
+def _loop_loader(
+    files: list[dict[str, str]], size: int, batch: int, workers: int, pin: bool
+) -> tuple[Any, Any]:
+    """The training loop's data path (``pcatools.training.loop.train``): cached case, per-sample
+    seeds, one DataLoader whose workers persist across epochs."""
+    from monai.data import CacheDataset, DataLoader
+    from torch.utils.data import DistributedSampler
+
+    from pcatools.data.transforms import train_transforms
+    from pcatools.training.loop import EpochSampler, EpochSeededDataset
+
+    ds = CacheDataset(
+        files,
+        train_transforms(spacing=(2.0, 2.0, 2.0), patch_size=(size,) * 3),
+        cache_rate=1.0,
+        num_workers=max(1, workers),
+        progress=False,
+        copy_cache=False,
+    )
+    sampler = EpochSampler(DistributedSampler(ds, num_replicas=1, rank=0, shuffle=True, seed=0))
+    loader = DataLoader(
+        EpochSeededDataset(ds, 0),
+        batch_size=batch,
+        sampler=sampler,
+        num_workers=workers,
+        pin_memory=pin,
+        persistent_workers=workers > 0,
+        drop_last=True,
+    )
+    return loader, sampler
+
+
+def _monai_default_transforms(size: int) -> Any:
+    """The peer: the same preprocessing and augmentation written as MONAI's examples do -- the crop
+    finds its centre candidates at every draw (``image_key`` / ``image_threshold``), each key is
+    resampled on its own, and ``CacheDataset`` deep-copies the cached case before each draw."""
+    from monai.transforms import Compose, RandAffined, RandCropByPosNegLabeld, SpatialPadd
+
+    from pcatools.data.transforms import KEYS, PAPER_CT_RANGE, _concat, _preprocess
+
+    keys = list(KEYS)
+    return Compose(
+        [
+            *_preprocess((2.0, 2.0, 2.0), PAPER_CT_RANGE, "paper", False, allow_missing_label=False),
+            SpatialPadd(keys, spatial_size=(size,) * 3, mode="constant"),
+            RandCropByPosNegLabeld(
+                keys,
+                label_key="label",
+                spatial_size=(size,) * 3,
+                pos=0.8,
+                neg=0.2,
+                image_key="pet",
+                image_threshold=0.0,
+            ),
+            RandAffined(
+                keys,
+                prob=1.0,
+                translate_range=(10.0,) * 3,
+                rotate_range=(math.pi / 15,) * 3,
+                scale_range=(0.1,) * 3,
+                mode=("bilinear", "bilinear", "nearest"),
+                padding_mode="zeros",
+            ),
+            *_concat(),
+        ]
+    )
+
+
+def time_sampling(files: list[dict[str, str]], size: int, draws: int) -> list[dict[str, Any]]:
+    """Milliseconds per training sample drawn in this process with one thread: pcatools' pipeline
+    against MONAI's default usage (the CPU cost a DataLoader worker pays per sample)."""
+    from monai.data import CacheDataset
+
+    from pcatools.data.transforms import train_transforms
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    rows = []
+    try:
+        variants = {
+            "pcatools": (train_transforms(spacing=(2.0, 2.0, 2.0), patch_size=(size,) * 3), False),
+            "monai-default": (_monai_default_transforms(size), True),
+        }
+        for name, (transform, copy) in variants.items():
+            ds = CacheDataset(files[:2], transform, cache_rate=1.0, progress=False, copy_cache=copy)
+            ds[0]  # warm-up
+            times = []
+            for i in range(draws):
+                t0 = time.perf_counter()
+                ds[i % len(ds)]
+                times.append(time.perf_counter() - t0)
+            rows.append({"pipeline": name, "size": size, "ms_per_sample": 1000 * statistics.median(times)})
+            del ds
+    finally:
+        torch.set_num_threads(threads)
+    for r in rows:
+        r["x_pcatools"] = r["ms_per_sample"] / rows[0]["ms_per_sample"]
+    return rows
+
+
 def time_pipeline(
     name: str,
     size: int,
@@ -182,37 +283,18 @@ def time_pipeline(
     files: list[dict[str, str]],
     steps: int,
 ) -> dict[str, Any]:
-    """Data wait vs compute with CacheDataset + DataLoader + train_transforms, as the loop runs them."""
-    from monai.data import CacheDataset, DataLoader
-
-    from pcatools.data.transforms import train_transforms
-
+    """Data wait vs compute with the training loop's own data path (see :func:`_loop_loader`)."""
     t0 = time.perf_counter()
-    ds = CacheDataset(
-        files,
-        train_transforms(spacing=(2.0, 2.0, 2.0), patch_size=(size,) * 3),
-        cache_rate=1.0,
-        num_workers=max(1, workers),
-        progress=False,
-    )
+    loader, sampler = _loop_loader(files, size, batch, workers, device.type == "cuda")
     cache_s = time.perf_counter() - t0
     step = Stepper(build_model(name), build_loss("l1dfl"), device, amp)
-    first_waits: list[float] = []
+    start_waits: list[float] = []  # first batch of each epoch (epoch 1: the workers start)
     waits: list[float] = []
     computes: list[float] = []
     epoch = 0
     while len(computes) < steps:
         epoch += 1
-        gen = torch.Generator().manual_seed(epoch)
-        loader = DataLoader(
-            ds,
-            batch_size=batch,
-            shuffle=True,
-            num_workers=workers,
-            generator=gen,
-            pin_memory=device.type == "cuda",
-            drop_last=True,
-        )
+        sampler.set_epoch(epoch)
         it = iter(loader)
         first = True
         while len(computes) < steps:
@@ -227,12 +309,13 @@ def time_pipeline(
             step(x, y)
             _sync(device)
             t2 = time.perf_counter()
-            (first_waits if first else waits).append(t1 - t0)
+            (start_waits if first else waits).append(t1 - t0)
             first = False
             computes.append(t2 - t1)
+    del it, loader
     # the first compute includes warm-up (cuDNN autotuning, allocator): report the later ones
     compute = statistics.mean(computes[1:]) if len(computes) > 1 else computes[0]
-    wait = statistics.mean(waits) if waits else float("nan")
+    wait = statistics.mean(waits + start_waits[1:]) if (waits or start_waits[1:]) else float("nan")
     return {
         "network": name,
         "size": size,
@@ -241,10 +324,11 @@ def time_pipeline(
         "cases": len(files),
         "cache_s": cache_s,
         "epochs": epoch,
-        "first_batch_wait_s": statistics.mean(first_waits),
+        "worker_start_s": start_waits[0],
+        "epoch_start_wait_s": statistics.mean(start_waits[1:]) if len(start_waits) > 1 else float("nan"),
         "wait_s_per_step": wait,
         "compute_s_per_step": compute,
-        "wait_fraction": wait / (wait + compute) if waits else float("nan"),
+        "wait_fraction": wait / (wait + compute) if wait == wait else float("nan"),
     }
 
 
@@ -314,6 +398,12 @@ def main(argv: list[str] | None = None) -> int:
         "--pipeline", action=argparse.BooleanOptionalAction, default=True, help="data wait vs compute"
     )
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument(
+        "--sample-draws",
+        type=int,
+        default=6,
+        help="samples timed per pipeline in the per-sample table (0: off)",
+    )
     p.add_argument("--pipeline-cases", type=int, default=None, help="default 4 on CPU, 8 on CUDA")
     p.add_argument("--pipeline-steps", type=int, default=None, help="default 4 on CPU, 24 on CUDA")
     p.add_argument(
@@ -403,6 +493,17 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             files = _synthetic_cases(Path(tmp), n_cases, shape)  # type: ignore[arg-type]
             print(f"# wrote {n_cases} cases in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+            if args.sample_draws:
+                print(
+                    f"\n## CPU cost of one training sample, one thread ({size}^3 from {shape}; median of {args.sample_draws})"
+                )
+                out["sampling"] = time_sampling(files, size, args.sample_draws)
+                _print_table(out["sampling"], ["pipeline", "size", "ms_per_sample", "x_pcatools"])
+                ms = out["sampling"][0]["ms_per_sample"]
+                print(
+                    f"# a worker makes {1000 / ms:.1f} samples/s: {args.workers} workers feed up to "
+                    f"{args.workers * 1000 / ms / batches[0]:.1f} steps/s of batch {batches[0]}"
+                )
             for net in args.networks:
                 row = time_pipeline(net, size, batches[0], device, amp, args.workers, files, n_steps)
                 out["pipeline"].append(row)
@@ -414,7 +515,8 @@ def main(argv: list[str] | None = None) -> int:
                 "batch",
                 "workers",
                 "cache_s",
-                "first_batch_wait_s",
+                "worker_start_s",
+                "epoch_start_wait_s",
                 "wait_s_per_step",
                 "compute_s_per_step",
                 "wait_fraction",
