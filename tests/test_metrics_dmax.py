@@ -7,7 +7,7 @@ import pytest
 from scipy.spatial.distance import pdist
 
 from pcatools.metrics import dmax, dmax_points, voxel_distance
-from pcatools.metrics.dmax import max_pairwise_distance
+from pcatools.metrics.dmax import dmax_bruteforce, max_pairwise_distance
 
 ANISO = (0.7, 1.3, 2.9)
 
@@ -161,3 +161,27 @@ def test_pruning_and_hull_paths_equal_brute_force(monkeypatch, name, expect_hull
     spacing = (1.1, 1.1, 1.1) if expect_hull else (1.3, 0.9, 2.1)
     assert dmax(mask, spacing) == pytest.approx(dm.dmax_bruteforce(mask, spacing), rel=1e-12)
     assert bool(calls) is expect_hull
+
+
+def test_memory_layouts_and_dtypes_give_the_same_dmax():
+    """The byte-mask shortcut (C or F order) and the general path agree with brute force."""
+    rng = np.random.default_rng(11)
+    mask = np.zeros((23, 17, 29), bool)
+    mask[rng.random(mask.shape) < 0.01] = True
+    spacing = (0.8, 1.7, 2.5)
+    expected = dmax_bruteforce(mask, spacing)
+    big = np.zeros((46, 17, 29), bool)
+    big[::2] = mask
+    assert not big[::2].flags.c_contiguous and not big[::2].flags.f_contiguous
+    variants = {
+        "bool C": mask,
+        "uint8 F": np.asfortranarray(mask.astype(np.uint8)),
+        "uint8 C": mask.astype(np.uint8),
+        "strided view": big[::2],
+        "float64": mask.astype(np.float64),
+        "int16": mask.astype(np.int16),
+    }
+    for name, m in variants.items():
+        assert dmax(m, spacing) == pytest.approx(expected, rel=1e-12), name
+    with pytest.raises(ValueError, match="0/1|binary|values"):
+        dmax(np.where(mask, 2, 0).astype(np.uint8), spacing)

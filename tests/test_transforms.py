@@ -323,12 +323,14 @@ def test_cached_case_is_not_changed_by_draws_without_copy(tmp_path: Path) -> Non
     t = train_transforms(spacing=(4.0, 4.0, 4.0), patch_size=(8, 8, 8), num_samples=2, seed=0)
     ds = CacheDataset([paths], transform=t, cache_rate=1.0, progress=False, copy_cache=False)
     cached = ds._cache[0]
-    before = {k: (v.clone() if isinstance(v, torch.Tensor) else np.array(v, copy=True)) for k, v in cached.items()}
+    before = {
+        k: (v.clone() if isinstance(v, torch.Tensor) else np.array(v, copy=True)) for k, v in cached.items()
+    }
     for _ in range(5):
         ds[0]
     for k, v in before.items():
         now = cached[k]
-        assert (torch.equal(now, v) if isinstance(v, torch.Tensor) else np.array_equal(now, v)), k
+        assert torch.equal(now, v) if isinstance(v, torch.Tensor) else np.array_equal(now, v), k
 
 
 def test_crop_centre_candidates_are_cached_and_thinned(tmp_path: Path) -> None:

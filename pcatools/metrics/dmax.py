@@ -27,7 +27,7 @@ import numpy as np
 from scipy.spatial import ConvexHull, QhullError
 from scipy.spatial.distance import cdist, pdist
 
-from pcatools.metrics.components import check_spacing, foreground_coords
+from pcatools.metrics.components import _flat_nonzero_bytes, _raw_mask, check_spacing, foreground_coords
 
 _PDIST_MAX = 4096
 _PRUNED_PDIST_MAX = 512  # up to this many candidates left after pruning, compare all pairs directly
@@ -90,6 +90,34 @@ def _line_extremes(coords: np.ndarray) -> np.ndarray:
             coords, line = coords[order], line[order]
     new = np.r_[True, line[1:] != line[:-1]]
     return coords[new | np.r_[new[1:], True]]
+
+
+def _mask_line_extremes(mask: np.ndarray) -> np.ndarray | None:
+    """Step (1) straight from a contiguous 0/1 byte mask (NIfTI label data as stored).
+
+    The foreground is found by :func:`~pcatools.metrics.components._flat_nonzero_bytes` in memory
+    order, where consecutive indices of one line along the fastest axis (x for F order, z for C
+    order) share ``index // length``; only the first and last of each line are turned into
+    coordinates. ``None`` for any other array (the general path then validates and searches it).
+    """
+    arr = _raw_mask(mask, "mask")
+    if arr.itemsize != 1 or arr.dtype not in (np.bool_, np.uint8):
+        return None
+    if arr.flags.f_contiguous:
+        order, length = "F", arr.shape[0]
+    elif arr.flags.c_contiguous:
+        order, length = "C", arr.shape[2]
+    else:
+        return None
+    flat, values = _flat_nonzero_bytes(arr.reshape(-1, order=order).view(np.uint8))
+    if values.size and values.max() > 1:
+        return None  # not a 0/1 mask: let foreground_coords say so
+    if flat.size == 0:
+        return np.zeros((0, 3), dtype=np.int64)
+    line = flat // length
+    new = np.r_[True, line[1:] != line[:-1]]
+    ends = flat[new | np.r_[new[1:], True]]
+    return np.stack(np.unravel_index(ends, arr.shape, order=order), axis=1).astype(np.int64, copy=False)
 
 
 def _far_pair_candidates(pts: np.ndarray) -> np.ndarray:
@@ -192,7 +220,8 @@ def dmax(mask: np.ndarray, spacing: Sequence[float]) -> float:
     >>> dmax(m, (2.0, 1.0, 1.0))
     7.211102550927978
     """
-    return dmax_points(foreground_coords(mask), spacing)
+    coords = _mask_line_extremes(mask)
+    return dmax_points(foreground_coords(mask) if coords is None else coords, spacing)
 
 
 def dmax_bruteforce(mask: np.ndarray, spacing: Sequence[float]) -> float:
