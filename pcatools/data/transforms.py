@@ -19,15 +19,19 @@ Pipeline, ``variant="paper"`` (the default, following the text of section 2.3):
    field of view CT becomes 0, i.e. -1000 HU);
 4. ``Orientationd`` to RAS;
 5. ``Spacingd`` to ``spacing`` mm (bilinear for CT and PET, nearest for the label);
-6. training only: ``SpatialPadd`` to at least ``patch_size`` (zeros: air, no uptake, background),
-   ``RandCropByPosNegLabeld`` (a patch centred on a foreground voxel with probability
-   ``pos_fraction``, else on a background voxel with PET > ``neg_pet_threshold``, i.e. inside the
-   body, as the public code does with ``image_key="PT", image_threshold=0``), and ``RandAffined``
-   (translation uniform in ``[-translate, translate]`` voxels, rotation uniform in
-   ``[-rotate, rotate]`` rad, scale factor uniform in ``[1 - scale, 1 + scale]``, each drawn per axis
-   -- the paper's "rotations of up to pi/15 and scaling by a factor of up to 1.1" read as MONAI's
-   per-axis ranges; bilinear for images, nearest for the label; zeros outside the patch);
-7. ``ConcatItemsd`` of CT and PET to ``image``, CT and PET keys removed.
+6. training only: ``SpatialPadd`` to at least ``patch_size`` (zeros: air, no uptake, background);
+   the crop-centre candidates, computed once per case and cached (``FgBgToIndicesd``: lesion
+   voxels, and background voxels with PET > ``neg_pet_threshold``, i.e. inside the body, as the
+   public code does with ``image_key="PT", image_threshold=0``; :class:`ThinIndicesd` keeps at
+   most 200,000 evenly spaced ones); ``RandCropByPosNegLabeld`` (a patch centred on a foreground
+   candidate with probability ``pos_fraction``, else on a background one);
+7. ``ConcatItemsd`` of CT and PET to ``image``, CT and PET keys removed;
+8. training only: ``RandAffined`` on ``image`` and ``label`` together (translation uniform in
+   ``[-translate, translate]`` voxels, rotation uniform in ``[-rotate, rotate]`` rad, scale factor
+   uniform in ``[1 - scale, 1 + scale]``, each drawn per axis -- the paper's "rotations of up to
+   pi/15 and scaling by a factor of up to 1.1" read as MONAI's per-axis ranges; bilinear for the
+   image, nearest for the label; zeros outside the patch). Joining CT and PET first resamples them
+   in one call with the same affine, as before, at less cost.
 
 ``variant="reference-code"`` follows the public code (``get_train_transforms`` /
 ``get_valid_transforms`` in ``segmentation/initialize_train.py`` of
@@ -275,8 +279,8 @@ def train_transforms(
     Examples
     --------
     >>> t = train_transforms(spacing=(4.0, 4.0, 4.0), patch_size=(16, 16, 16))
-    >>> [type(s).__name__ for s in t.transforms][-5:]
-    ['SpatialPadd', 'RandCropByPosNegLabeld', 'RandAffined', 'ConcatItemsd', 'DeleteItemsd']
+    >>> [type(s).__name__ for s in t.transforms][-7:-2]
+    ['FgBgToIndicesd', 'ThinIndicesd', 'RandCropByPosNegLabeld', 'DeleteItemsd', 'ConcatItemsd']
     """
     sp, ct = _check_common(spacing, ct_range, variant)
     patch = _check_triple(patch_size, "patch_size", integer=True)
