@@ -22,6 +22,7 @@ hull in their plane; should Qhull still fail, all remaining candidates are compa
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 from scipy.spatial import ConvexHull, QhullError
@@ -103,6 +104,7 @@ def _mask_line_extremes(mask: np.ndarray) -> np.ndarray | None:
     arr = _raw_mask(mask, "mask")
     if arr.itemsize != 1 or arr.dtype not in (np.bool_, np.uint8):
         return None
+    order: Literal["C", "F"]
     if arr.flags.f_contiguous:
         order, length = "F", arr.shape[0]
     elif arr.flags.c_contiguous:
