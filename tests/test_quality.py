@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
 import sys
@@ -16,10 +17,11 @@ def _run(args: list[str]) -> subprocess.CompletedProcess[str]:
 
 
 def test_ruff_clean() -> None:
-    ruff = shutil.which("ruff")
-    if ruff is None:
+    # ruff of this interpreter's environment (found also when the venv is not on PATH)
+    if importlib.util.find_spec("ruff") is None and shutil.which("ruff") is None:
         pytest.skip("ruff is not installed (pip install -e '.[dev]')")
-    proc = _run([ruff, "check", "pcatools", "tests", "benchmarks", "notebooks"])
+    cmd = [sys.executable, "-m", "ruff"] if importlib.util.find_spec("ruff") else [str(shutil.which("ruff"))]
+    proc = _run([*cmd, "check", "pcatools", "tests", "benchmarks", "notebooks"])
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
