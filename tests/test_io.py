@@ -274,6 +274,10 @@ def test_autopet_duplicate_study_names_are_qualified_with_the_patient(tmp_path: 
     manifest = discover_cases(tmp_path, progress=False)
     assert manifest["case_id"].tolist() == ["PSMA_a__2019-01-01", "PSMA_b__2019-01-01"]
     assert manifest["patient_id"].tolist() == ["PSMA_a", "PSMA_b"]
+    # a study loaded alone gets the same qualified id and the same patient
+    row = manifest.iloc[1]
+    alone = load_case({"ct": row["ct"], "pet": row["pet"], "label": row["label"]})
+    assert (alone.case_id, alone.patient_id) == ("PSMA_b__2019-01-01", "PSMA_b")
 
 
 def test_patient_ids_separator_and_patients_csv(tmp_path: Path) -> None:

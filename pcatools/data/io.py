@@ -273,13 +273,15 @@ def _strip_nifti(name: str) -> str:
 
 
 def _default_case_id(pet_path: Path) -> str:
-    """Case id from a PET path: nnU-Net ``<id>_0001`` -> ``<id>``; autoPET ``<patient>/<study>/SUV`` -> ``<patient>_<study>``."""
+    """Case id from a PET path: nnU-Net ``<id>_0001`` -> ``<id>``; autoPET ``<patient>/<study>/SUV``
+    -> ``<patient>__<study>``, the qualified form :func:`discover_cases` uses (a file loaded alone
+    cannot know whether its study name is unique in its dataset)."""
     channel = _NNUNET_IMAGE.match(pet_path.name)
     if channel:
         return channel["id"]
     name = _strip_nifti(pet_path.name)
     if name == _AUTOPET_FILES["pet"] and pet_path.parent.parent.name:
-        return f"{pet_path.parent.parent.name}_{pet_path.parent.name}"
+        return f"{pet_path.parent.parent.name}{PATIENT_SEPARATOR}{pet_path.parent.name}"
     return name
 
 
@@ -295,8 +297,8 @@ def load_case(
     ----------
     row_or_paths : mapping or pandas.Series
         Keys ``ct``, ``pet`` (paths) and optionally ``label`` (path; None / NaN / "" for none),
-        ``case_id`` (default: the PET file name without its suffix and nnU-Net channel, or ``<patient>_<study>`` for autoPET ``SUV.nii.gz``) and ``patient_id`` (default:
-        the case id). A manifest row from :func:`discover_cases` works as it is.
+        ``case_id`` (default: the PET file name without its suffix and nnU-Net channel, or ``<patient>__<study>`` for autoPET ``SUV.nii.gz``) and ``patient_id`` (default:
+        the part of the case id before ``__``, else the case id). A manifest row from :func:`discover_cases` works as it is.
     resample_ct : bool
         When CT is on another grid than PET: False raises :class:`DataError`; True resamples CT
         trilinearly onto the PET grid (air, -1000 HU, outside the CT field of view), as autoPET's
@@ -325,7 +327,11 @@ def load_case(
     pet_path, ct_path = Path(str(paths["pet"])), Path(str(paths["ct"]))
     label_path = None if _is_missing(paths.get("label")) else Path(str(paths["label"]))
     case_id = str(paths["case_id"]) if not _is_missing(paths.get("case_id")) else _default_case_id(pet_path)
-    patient_id = str(paths["patient_id"]) if not _is_missing(paths.get("patient_id")) else case_id
+    patient_id = (
+        str(paths["patient_id"])
+        if not _is_missing(paths.get("patient_id"))
+        else case_id.split(PATIENT_SEPARATOR, 1)[0]
+    )
 
     pet = load_nifti(pet_path, "pet")
     ct = load_nifti(ct_path, "ct")
