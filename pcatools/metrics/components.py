@@ -124,6 +124,28 @@ def _flat_nonzero_bytes(flat_bytes: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return index, values
 
 
+def _byte_mask_nonzero(arr: np.ndarray) -> tuple[np.ndarray, Literal["C", "F"]] | None:
+    """Foreground of a contiguous 0/1 ``bool`` / ``uint8`` array (NIfTI label data as stored).
+
+    Returns the ascending flat indices in the array's memory order and that order (``"C"`` when the
+    array is both), read in one pass by :func:`_flat_nonzero_bytes`; ``None`` for any other array
+    (another dtype, not contiguous, a value above 1), which the caller searches the general way.
+    """
+    if arr.itemsize != 1 or arr.dtype not in (np.bool_, np.uint8):
+        return None
+    order: Literal["C", "F"]
+    if arr.flags.c_contiguous:
+        order = "C"
+    elif arr.flags.f_contiguous:
+        order = "F"
+    else:
+        return None
+    flat, values = _flat_nonzero_bytes(arr.reshape(-1, order=order).view(np.uint8))
+    if values.size and values.max() > 1:
+        return None
+    return flat, order
+
+
 def nonzero_coords(arr: np.ndarray) -> np.ndarray:
     """Indices ``(N, 3)`` of the nonzero voxels in C order (like ``np.argwhere``, several times faster)."""
     flat = np.flatnonzero(arr)
@@ -156,16 +178,10 @@ def foreground_coords(mask: np.ndarray, name: str = "mask") -> np.ndarray:
     [(0, 1, 2), (2, 0, 1)]
     """
     arr = _raw_mask(mask, name)
-    if arr.itemsize == 1 and (arr.dtype == np.bool_ or arr.dtype == np.uint8):
-        order_1: Literal["C", "F"] | None = (
-            "C" if arr.flags.c_contiguous else ("F" if arr.flags.f_contiguous else None)
-        )
-        if order_1 is not None:
-            flat, values = _flat_nonzero_bytes(arr.reshape(-1, order=order_1).view(np.uint8))
-            if values.size == 0 or values.max() <= 1:
-                return np.stack(np.unravel_index(flat, arr.shape, order=order_1), axis=1).astype(
-                    np.int64, copy=False
-                )
+    found = _byte_mask_nonzero(arr)
+    if found is not None:
+        flat, order_1 = found
+        return np.stack(np.unravel_index(flat, arr.shape, order=order_1), axis=1).astype(np.int64, copy=False)
     if arr.dtype == np.bool_ or (np.issubdtype(arr.dtype, np.unsignedinteger) and arr.max(initial=0) <= 1):
         b = arr if arr.dtype == np.bool_ else (arr.view(np.bool_) if arr.itemsize == 1 else arr != 0)
         order: Literal["C", "F"] = "F" if (b.flags.f_contiguous and not b.flags.c_contiguous) else "C"

@@ -22,13 +22,12 @@ hull in their plane; should Qhull still fail, all remaining candidates are compa
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
 
 import numpy as np
 from scipy.spatial import ConvexHull, QhullError
 from scipy.spatial.distance import cdist, pdist
 
-from pcatools.metrics.components import _flat_nonzero_bytes, _raw_mask, check_spacing, foreground_coords
+from pcatools.metrics.components import _byte_mask_nonzero, _raw_mask, check_spacing, foreground_coords
 
 _PDIST_MAX = 4096
 _PRUNED_PDIST_MAX = 512  # up to this many candidates left after pruning, compare all pairs directly
@@ -69,6 +68,14 @@ def max_pairwise_distance(points: np.ndarray, chunk: int = 2048) -> float:
     return best
 
 
+def _line_ends(line: np.ndarray) -> np.ndarray:
+    """Boolean mask of the first and last entry of each run of equal values in ``line``."""
+    if line.size == 0:
+        return np.zeros(0, dtype=bool)
+    new = np.r_[True, line[1:] != line[:-1]]
+    return new | np.r_[new[1:], True]
+
+
 def _line_extremes(coords: np.ndarray) -> np.ndarray:
     """Keep the first and last voxel of every axis-parallel line along one axis.
 
@@ -89,36 +96,23 @@ def _line_extremes(coords: np.ndarray) -> np.ndarray:
         if not np.all(np.diff(key) > 0):
             order = np.argsort(key, kind="stable")
             coords, line = coords[order], line[order]
-    new = np.r_[True, line[1:] != line[:-1]]
-    return coords[new | np.r_[new[1:], True]]
+    return coords[_line_ends(line)]
 
 
 def _mask_line_extremes(mask: np.ndarray) -> np.ndarray | None:
     """Step (1) straight from a contiguous 0/1 byte mask (NIfTI label data as stored).
 
-    The foreground is found by :func:`~pcatools.metrics.components._flat_nonzero_bytes` in memory
+    The foreground is found by :func:`~pcatools.metrics.components._byte_mask_nonzero` in memory
     order, where consecutive indices of one line along the fastest axis (x for F order, z for C
     order) share ``index // length``; only the first and last of each line are turned into
     coordinates. ``None`` for any other array (the general path then validates and searches it).
     """
     arr = _raw_mask(mask, "mask")
-    if arr.itemsize != 1 or arr.dtype not in (np.bool_, np.uint8):
+    found = _byte_mask_nonzero(arr)
+    if found is None:
         return None
-    order: Literal["C", "F"]
-    if arr.flags.f_contiguous:
-        order, length = "F", arr.shape[0]
-    elif arr.flags.c_contiguous:
-        order, length = "C", arr.shape[2]
-    else:
-        return None
-    flat, values = _flat_nonzero_bytes(arr.reshape(-1, order=order).view(np.uint8))
-    if values.size and values.max() > 1:
-        return None  # not a 0/1 mask: let foreground_coords say so
-    if flat.size == 0:
-        return np.zeros((0, 3), dtype=np.int64)
-    line = flat // length
-    new = np.r_[True, line[1:] != line[:-1]]
-    ends = flat[new | np.r_[new[1:], True]]
+    flat, order = found
+    ends = flat[_line_ends(flat // (arr.shape[0] if order == "F" else arr.shape[2]))]
     return np.stack(np.unravel_index(ends, arr.shape, order=order), axis=1).astype(np.int64, copy=False)
 
 
