@@ -176,13 +176,11 @@ def _synthetic_cases(root: Path, n: int, shape: tuple[int, int, int], seed: int 
 def _loop_loader(
     files: list[dict[str, str]], size: int, batch: int, workers: int, pin: bool
 ) -> tuple[Any, Any]:
-    """The training loop's data path (``pcatools.training.loop.train``): cached case, per-sample
-    seeds, one DataLoader whose workers persist across epochs."""
-    from monai.data import CacheDataset, DataLoader
-    from torch.utils.data import DistributedSampler
+    """The training loop's data path: its cache settings and :func:`pcatools.training.train_loader`."""
+    from monai.data import CacheDataset
 
     from pcatools.data.transforms import train_transforms
-    from pcatools.training.loop import EpochSampler, EpochSeededDataset
+    from pcatools.training import train_loader
 
     ds = CacheDataset(
         files,
@@ -192,17 +190,7 @@ def _loop_loader(
         progress=False,
         copy_cache=False,
     )
-    sampler = EpochSampler(DistributedSampler(ds, num_replicas=1, rank=0, shuffle=True, seed=0))
-    loader = DataLoader(
-        EpochSeededDataset(ds, 0),
-        batch_size=batch,
-        sampler=sampler,
-        num_workers=workers,
-        pin_memory=pin,
-        persistent_workers=workers > 0,
-        drop_last=True,
-    )
-    return loader, sampler
+    return train_loader(ds, 0, batch, workers, pin_memory=pin)
 
 
 def _monai_default_transforms(size: int) -> Any:

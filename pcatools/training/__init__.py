@@ -34,6 +34,7 @@ from pcatools.training.loop import (
     read_manifest,
     sample_seed,
     train,
+    train_loader,
 )
 from pcatools.training.run_files import HISTORY_COLUMNS, history_frame, read_config, versions, write_run_files
 
@@ -55,6 +56,7 @@ __all__ = [
     "previous_path",
     "read_config",
     "sample_seed",
+    "train_loader",
     "EpochSampler",
     "EpochSeededDataset",
     "read_manifest",

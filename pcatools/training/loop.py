@@ -90,6 +90,7 @@ __all__ = [
     "read_manifest",
     "sample_seed",
     "train",
+    "train_loader",
 ]
 
 log = logging.getLogger("pcatools.training")
@@ -205,6 +206,41 @@ class EpochSampler(torch.utils.data.Sampler):
 
     def __len__(self) -> int:
         return len(self.sampler)
+
+
+def train_loader(
+    dataset: Any,
+    seed: int,
+    batch_size: int,
+    workers: int,
+    rank: int = 0,
+    world_size: int = 1,
+    pin_memory: bool = False,
+) -> tuple[Any, EpochSampler]:
+    """The training loop's data path over a (cached) MONAI dataset: ``(loader, sampler)``.
+
+    One MONAI ``DataLoader`` for the whole run, whose ``workers`` processes persist across epochs
+    (each sample seeds itself, :class:`EpochSeededDataset`), over this rank's
+    ``DistributedSampler`` share shuffled from ``(seed, epoch)``. Call ``sampler.set_epoch(e)``
+    before iterating epoch ``e``.
+    """
+    from monai.data import DataLoader
+    from torch.utils.data.distributed import DistributedSampler
+
+    sampler = EpochSampler(
+        DistributedSampler(
+            dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=False
+        )
+    )
+    loader = DataLoader(
+        EpochSeededDataset(dataset, seed),
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        pin_memory=pin_memory,
+        persistent_workers=workers > 0,
+    )
+    return loader, sampler
 
 
 def read_manifest(manifest: pd.DataFrame | str | os.PathLike[str]) -> pd.DataFrame:
@@ -474,9 +510,8 @@ def train(
     ...                patch_size=(64,) * 3, spacing=(4.0,) * 3)  # doctest: +SKIP
     >>> result.history[["epoch", "train_loss", "val_dice"]].tail()  # doctest: +SKIP
     """
-    from monai.data import CacheDataset, DataLoader
+    from monai.data import CacheDataset
     from monai.utils import set_determinism
-    from torch.utils.data.distributed import DistributedSampler
 
     from pcatools.data.transforms import eval_transforms, train_transforms
     from pcatools.losses import build_loss
@@ -627,19 +662,8 @@ def train(
             if my_val
             else None
         )
-        sampler = EpochSampler(
-            DistributedSampler(
-                train_ds, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=seed, drop_last=False
-            )
-        )
-        # one loader for the run; its workers persist across epochs (each sample seeds itself)
-        loader = DataLoader(
-            EpochSeededDataset(train_ds, seed),
-            batch_size=batch_size,
-            sampler=sampler,
-            num_workers=n_workers,
-            pin_memory=dev.type == "cuda",
-            persistent_workers=n_workers > 0,
+        loader, sampler = train_loader(
+            train_ds, seed, batch_size, n_workers, ctx.rank, ctx.world_size, pin_memory=dev.type == "cuda"
         )
         has_val = not val_rows.empty
 
