@@ -5,8 +5,8 @@ and measures on CUDA, in one process:
 
 1. :func:`pcatools.study.run_study` with a profile (default ``demo``: 40 synthetic cases at 4 mm,
    2 networks x 3 losses, 400 steps each) -- the training loop with AMP, checkpoints, sliding-window
-   prediction, evaluation, statistics and figures. Prints the wall time of each stage and Table 1's
-   mean DSC, to compare with the CPU run in the README (same seed; cuDNN is not bit-deterministic,
+   prediction, evaluation, statistics and figures. Prints the study's wall time, each model's
+   training time and data wait, and Table 1's mean DSC, to compare with the CPU run in the README (same seed; cuDNN is not bit-deterministic,
    so the numbers may differ a little).
 2. ``run_study`` again on the same folder: everything is found done, so it only re-evaluates
    (the time shows what "continue where it stopped" costs).
@@ -77,7 +77,7 @@ def main() -> None:
 
     if args.no_resume_check:
         return
-    from pcatools.training import train
+    from pcatools.training import load_checkpoint, train
 
     split = study.manifest
     kw = dict(
@@ -100,7 +100,7 @@ def main() -> None:
     )
     first = train(split, out / "resume", max_epochs_this_call=2, **kw)
     second = train(split, out / "resume", **kw)
-    ck = torch.load(out / "resume" / "last.pt", map_location="cpu", weights_only=False)
+    ck = load_checkpoint(out / "resume" / "last.pt", map_location="cpu", kind="last")
     scaler = ck.get("scaler") or {}
     print(
         f"resume: first call completed={first.completed} at epoch {len(first.history)}; "
