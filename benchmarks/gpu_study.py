@@ -96,6 +96,8 @@ def main() -> None:
         val_roi_size=prof.roi_size,
         max_steps_per_epoch=prof.max_steps_per_epoch,
         model_overrides=prof.model_overrides.get("segresnet", {}),
+        transform_overrides=prof.transform_overrides,
+        loss_overrides=prof.loss_overrides,
         progress=False,
     )
     first = train(split, out / "resume", max_epochs_this_call=2, **kw)

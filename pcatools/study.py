@@ -25,8 +25,12 @@ Profiles
     258/65/57 split proportions. Needs GPUs (hours per model).
 ``demo``
     A 2-core CPU laptop setting that finishes the whole grid in minutes on a synthetic cohort at
-    4 mm with small patches, narrower networks and few epochs. It shows the pipeline and gives
-    non-degenerate numbers; it is not a reproduction of the paper's values.
+    4 mm with small patches, narrower networks and few epochs (400 steps per model). It shows
+    the pipeline and gives non-degenerate numbers; it is not a reproduction of the paper's
+    values. Two departures from the paper make 400 steps enough to learn to leave normal uptake
+    alone: the Dice term of every loss is summed over the batch (``loss_overrides={"batch":
+    True}``; the paper's per-patch Dice gives patches without lesion no foreground gradient)
+    and half of the patches are centred on lesions (``pos_fraction=0.5``; paper 0.8).
 ``ci``
     The smallest setting that still runs every stage (tests and notebooks).
 """
@@ -76,6 +80,7 @@ class StudyProfile:
     fractions: tuple[float, float, float] = (258 / 380, 65 / 380, 57 / 380)
     phantom_fwhm_mm: float = 6.0
     transform_overrides: dict[str, Any] = field(default_factory=dict)
+    loss_overrides: dict[str, Any] = field(default_factory=dict)
 
 
 PROFILES: dict[str, StudyProfile] = {
@@ -85,9 +90,10 @@ PROFILES: dict[str, StudyProfile] = {
         n_cases=40,
         spacing=(4.0, 4.0, 4.0),
         patch_size=(32, 32, 32),
-        # one window covers the 4 mm phantom (125 x 88 x 240 voxels): validation and prediction
-        # cost one forward pass per case
-        roi_size=(128, 96, 240),
+        # the window is the training patch, as in the paper (128^3 both): SegResNet's GroupNorm
+        # normalises over the window, and one window over the whole 125 x 88 x 240 scan gave
+        # 6x more false-positive voxels than 32^3 windows
+        roi_size=(32, 32, 32),
         epochs=40,
         batch_size=2,
         num_samples=2,
@@ -97,10 +103,17 @@ PROFILES: dict[str, StudyProfile] = {
             "segresnet": {"init_filters": 8},
             "attention_unet": {"channels": (8, 16, 32, 64, 128)},
         },
-        sw_batch_size=1,
+        sw_batch_size=8,
         workers=0,
         lr=3e-3,
         fractions=(0.65, 0.1, 0.25),
+        # 400 steps instead of ~130,000: every background patch must teach something. With the
+        # paper's per-patch Dice a patch without lesion gives the foreground Dice no gradient
+        # (it is 1 - eps / (sum p + eps) ~ 1 whatever the network does), so the Dice of each
+        # loss is summed over the batch (MONAI's batch=True), and half of the patches are
+        # centred on background instead of 20 %.
+        loss_overrides={"batch": True},
+        transform_overrides={"pos_fraction": 0.5},
     ),
     "ci": StudyProfile(
         name="ci",
@@ -121,6 +134,8 @@ PROFILES: dict[str, StudyProfile] = {
         workers=0,
         lr=1e-3,
         fractions=(0.5, 0.17, 0.33),
+        loss_overrides={"batch": True},
+        transform_overrides={"pos_fraction": 0.5},
     ),
 }
 
@@ -265,6 +280,7 @@ def train_grid(
                 max_steps_per_epoch=profile.max_steps_per_epoch,
                 model_overrides=profile.model_overrides.get(network, {}),
                 transform_overrides=profile.transform_overrides,
+                loss_overrides=profile.loss_overrides,
                 progress=progress,
                 resume=True,
             )

@@ -122,6 +122,15 @@ def test_uniform_weights_reduce_to_squared_dice() -> None:
     ones = torch.ones_like(probs[:, :1])
     # (MONAI's squared path takes norms of its float32 one-hot target: float32 rounding)
     torch.testing.assert_close(weighted_dice_loss(probs, target, ones), squared, rtol=1e-6, atol=1e-7)
+    squared_batch = monai.losses.DiceLoss(to_onehot_y=True, softmax=True, squared_pred=True, batch=True)
+    torch.testing.assert_close(
+        weighted_dice_loss(probs, target, ones, batch=True),
+        squared_batch(logits, labels),
+        rtol=1e-6,
+        atol=1e-7,
+    )
+    with pytest.raises(ValueError, match="batch=False"):
+        weighted_dice_loss(probs, target, ones, batch=True, reduction="none")
     # any constant weight cancels exactly without smoothing
     plain = weighted_dice_loss(probs, target, ones, smooth=0.0)
     torch.testing.assert_close(

@@ -167,11 +167,11 @@ def test_matches_slow_numpy_reference(c: int, per_sample: bool) -> None:
 @pytest.mark.parametrize("convention", ["paper", "reference-code"])
 def test_fused_equals_autograd(c: int, spatial: tuple[int, ...], convention: str) -> None:
     logits, labels = _random(b=3, c=c, spatial=spatial, seed=c, dtype=torch.float32)
-    for hist in ("batch", "sample"):
+    for hist, batch in (("batch", False), ("sample", False), ("batch", True), ("sample", True)):
         values, grads = [], []
         for fused in (True, False):
             x = logits.clone().requires_grad_(True)
-            loss = L1DiceFocalLoss(convention=convention, histogram=hist, fused=fused)(x, labels)  # type: ignore[arg-type]
+            loss = L1DiceFocalLoss(convention=convention, histogram=hist, batch=batch, fused=fused)(x, labels)  # type: ignore[arg-type]
             loss.backward()
             values.append(loss.detach())
             grads.append(x.grad)
@@ -187,6 +187,32 @@ def test_gradcheck_float64(gamma: float, c: int) -> None:
     loss = L1DiceFocalLoss(gamma=gamma)
     x = logits.clone().requires_grad_(True)
     assert torch.autograd.gradcheck(lambda t: loss(t, labels), (x,), eps=1e-6, atol=1e-7, rtol=1e-5)
+
+
+@pytest.mark.parametrize("c", [2, 3])
+def test_batch_dice_is_one_sample_of_all_voxels(c: int) -> None:
+    """batch=True: the Dice sums run over the whole batch, so with the batch histogram the loss of
+    B samples equals the loss of one sample holding all their voxels (value and gradient)."""
+    logits, labels = _random(b=3, c=c, spatial=(4, 3, 2), seed=40 + c)
+    joined = logits.movedim(0, 1).reshape(1, c, 3 * 4, 3, 2)
+    joined_labels = labels.movedim(0, 1).reshape(1, 1, 3 * 4, 3, 2)
+    x = logits.clone().requires_grad_(True)
+    xj = joined.clone().requires_grad_(True)
+    got = L1DiceFocalLoss(batch=True)(x, labels)
+    expected = L1DiceFocalLoss()(xj, joined_labels)
+    assert got.item() == pytest.approx(expected.item(), rel=1e-12)
+    assert got.item() != pytest.approx(L1DiceFocalLoss()(logits, labels).item(), rel=1e-3)
+    got.backward()
+    expected.backward()
+    torch.testing.assert_close(x.grad.movedim(0, 1).reshape(xj.shape), xj.grad, rtol=1e-10, atol=1e-12)
+    assert torch.autograd.gradcheck(
+        lambda t: L1DiceFocalLoss(batch=True)(t, labels), (logits.clone().requires_grad_(True),), eps=1e-6
+    )
+    # one sample: batch=True changes nothing
+    one = logits[:1]
+    assert float(L1DiceFocalLoss(batch=True)(one, labels[:1])) == pytest.approx(
+        float(L1DiceFocalLoss()(one, labels[:1])), rel=1e-12
+    )
 
 
 def test_matches_public_code_reimplementation() -> None:

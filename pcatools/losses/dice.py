@@ -32,11 +32,13 @@ def _spatial_dims(t: Tensor, batch: bool) -> list[int]:
     return [0, *dims] if batch else dims
 
 
-def _reduce(per_class: Tensor, reduction: str) -> Tensor:
-    """``(B, C)`` per sample and class -> mean over both, or ``(B,)`` mean over classes."""
+def _reduce(per_class: Tensor, reduction: str, batch: bool = False) -> Tensor:
+    """``(B, C)`` per sample and class (``(C,)`` with ``batch``) -> mean over both, or ``(B,)`` mean over classes."""
     if reduction == "mean":
         return per_class.mean()
     if reduction == "none":
+        if batch:
+            raise ValueError("reduction='none' needs batch=False (one Dice per sample)")
         return per_class.mean(dim=1)
     raise ValueError(f"reduction must be 'mean' or 'none', found {reduction!r}")
 
@@ -87,11 +89,7 @@ def dice_loss(
     inter = (probs * target).sum(dims)
     denom = probs.sum(dims) + target.sum(dims)
     dice = (2 * inter + smooth_nr) / (denom + smooth_dr)
-    if batch:
-        if reduction != "mean":
-            raise ValueError("reduction='none' needs batch=False (one Dice per sample)")
-        return 1 - dice.mean()
-    return _reduce(1 - dice, reduction)
+    return _reduce(1 - dice, reduction, batch)
 
 
 def weighted_dice_loss(
@@ -100,6 +98,7 @@ def weighted_dice_loss(
     weights: Tensor,
     smooth: float = 1e-5,
     reduction: Reduction = "mean",
+    batch: bool = False,
 ) -> Tensor:
     r"""L1-weighted Dice Loss with squared denominator (eq. 11), per sample and class, averaged.
 
@@ -120,7 +119,10 @@ def weighted_dice_loss(
     smooth : float
         ``epsilon``.
     reduction : {"mean", "none"}
-        Scalar, or ``(B,)`` per-sample values (mean over classes).
+        Scalar, or ``(B,)`` per-sample values (mean over classes; needs ``batch=False``).
+    batch : bool
+        Sum over the batch too (one Dice per class, as :func:`dice_loss` and MONAI's ``batch=True``)
+        instead of one Dice per sample and class.
 
     Examples
     --------
@@ -135,11 +137,11 @@ def weighted_dice_loss(
     check_probs_target(probs, target)
     target = target.to(probs.dtype)
     w = weights.detach().to(probs.dtype)
-    dims = _spatial_dims(probs, False)
+    dims = _spatial_dims(probs, batch)
     inter = (w * target * probs).sum(dims)
     denom = (w * (target * target + probs * probs)).sum(dims)
     dice = (2 * inter + smooth) / (denom + smooth)
-    return _reduce(1 - dice, reduction)
+    return _reduce(1 - dice, reduction, batch)
 
 
 class DiceLoss(MonaiDiceLoss):

@@ -154,6 +154,7 @@ class _FusedL1DFL(torch.autograd.Function):
         convention: str,
         lambda_dice: float,
         lambda_focal: float,
+        batch_dice: bool = False,
     ) -> Tensor:
         b, c, v = logits.shape
         x = logits.detach()
@@ -188,6 +189,8 @@ class _FusedL1DFL(torch.autograd.Function):
             inter[:, k] = torch.where(m, wpt, 0.0).sum((1, 2))
             wsum[:, k] = torch.where(m, wt, 0.0).sum((1, 2))
         del wpt
+        if batch_dice:  # one Dice per class over the whole batch, (1, C)
+            sq, inter, wsum = (t.sum(0, keepdim=True) for t in (sq, inter, wsum))
         num = 2 * inter + smooth
         den = sq + wsum + smooth
         dice = num / den
@@ -202,11 +205,11 @@ class _FusedL1DFL(torch.autograd.Function):
         p, w, labels, pt, logpt, a, q = ctx.saved_tensors
         gamma, lambda_dice, lambda_focal = ctx.params
         b, c, v = p.shape
-        k = 2.0 * lambda_dice / (b * c)
+        k = 2.0 * lambda_dice / (a.shape[0] * c)  # dice.mean() over (B or 1) x C terms
         wt = w if c == 2 else w.gather(1, labels)
         # dice: G_j = k w_j (p_j Q_j - g_j A_j) = H_j - [j = t] k w_t A_t
         h = torch.mul(p, q.unsqueeze(-1)).mul_(w).mul_(k)
-        at = a.gather(1, labels.view(b, v)).view(b, 1, v)
+        at = a.expand(b, c).gather(1, labels.view(b, v)).view(b, 1, v)
         kwa = at.mul_(wt).mul_(pt).mul_(k)  # p_t k w_t A_t
         # focal: dL/dx_j = ([j = t] - p_j) F
         omp = torch.sub(1.0, pt)
@@ -223,7 +226,7 @@ class _FusedL1DFL(torch.autograd.Function):
         h.sub_(s).mul_(p)
         h.scatter_add_(1, labels, f.sub_(kwa))
         h.mul_(grad_out)
-        return h, None, None, None, None, None, None, None, None, None
+        return h, None, None, None, None, None, None, None, None, None, None
 
 
 class L1DiceFocalLoss(nn.Module):
@@ -248,6 +251,10 @@ class L1DiceFocalLoss(nn.Module):
         Weights of the two terms (paper: 1, 1).
     tol : float
         Boundary tolerance of the paper convention, in units of Delta.
+    batch : bool
+        Weighted Dice summed over the whole batch, one Dice per class (as MONAI's ``batch=True``),
+        instead of one per sample and class (default, the paper's and the public code's). Not
+        to be confused with ``histogram``, which only sets where the L1 weights are counted.
     fused : bool
         Use the fused forward/backward (default) or the plain autograd composition.
     check_labels : bool
@@ -277,6 +284,7 @@ class L1DiceFocalLoss(nn.Module):
         lambda_dice: float = 1.0,
         lambda_focal: float = 1.0,
         tol: float = DEFAULT_TOL,
+        batch: bool = False,
         fused: bool = True,
         check_labels: bool = True,
     ) -> None:
@@ -302,6 +310,7 @@ class L1DiceFocalLoss(nn.Module):
         if not 0 <= tol < self.bin_width / 2:
             raise ValueError(f"tol must be in [0, bin_width/2), found {tol!r}")
         self.tol = float(tol)
+        self.batch = bool(batch)
         self.fused = fused
         self.check_labels = check_labels
 
@@ -309,6 +318,7 @@ class L1DiceFocalLoss(nn.Module):
         return (
             f"bin_width={self.bin_width}, gamma={self.gamma}, convention={self.convention!r}, "
             f"smooth={self.smooth}, histogram={self.histogram!r}, fused={self.fused}"
+            + (", batch=True" if self.batch else "")
         )
 
     def _prepare(self, logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
@@ -334,6 +344,7 @@ class L1DiceFocalLoss(nn.Module):
                     self.convention,
                     self.lambda_dice,
                     self.lambda_focal,
+                    self.batch,
                 )
                 return out
             return self._forward_autograd(x, y)
@@ -350,7 +361,7 @@ class L1DiceFocalLoss(nn.Module):
             per_sample=self.histogram == "sample",
             tol=self.tol,
         )
-        wd = weighted_dice_loss(probs, target, w, smooth=self.smooth)
+        wd = weighted_dice_loss(probs, target, w, smooth=self.smooth, batch=self.batch)
         # eq. 2 as monai.losses.FocalLoss(use_softmax=True) computes it, kept in float64 where given
         log_p = torch.log_softmax(x, dim=1)
         fl = -(target * (1 - log_p.exp()).pow(self.gamma) * log_p).mean()

@@ -1,0 +1,69 @@
+"""The study runner: an interrupted study continues where it stopped, a finished one is not redone,
+and the profile's loss / transform settings reach every training run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pcatools.study import PROFILES, get_profile, run_study
+
+
+def test_demo_profile_follows_the_paper_where_it_says_it_does() -> None:
+    demo = PROFILES["demo"]
+    assert demo.roi_size == demo.patch_size  # the paper's window is its patch (128^3)
+    assert demo.loss_overrides == {"batch": True}
+    assert demo.transform_overrides == {"pos_fraction": 0.5}
+    paper = PROFILES["paper"]
+    assert paper.loss_overrides == {} and paper.transform_overrides == {}  # per-patch Dice, pos 0.8
+    assert get_profile("demo", loss_overrides={}).loss_overrides == {}
+
+
+def test_interrupted_study_continues_and_finished_study_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pcatools.training as training
+
+    real_train = training.train
+    calls: list[str] = []
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs["loss"])
+        if len(calls) == 2:  # Ctrl-C while the second model trains
+            raise KeyboardInterrupt
+        return real_train(*args, **kwargs)
+
+    run = tmp_path / "run"
+    settings: dict[str, Any] = dict(
+        profile="ci", seed=0, progress=False, networks=("segresnet",), losses=("dice", "l1dfl")
+    )
+    monkeypatch.setattr(training, "train", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_study(run, **settings)
+    first = run / "models" / "segresnet__dice" / "best.pt"
+    assert first.exists() and not (run / "models" / "segresnet__l1dfl" / "best.pt").exists()
+    stamp = first.stat().st_mtime_ns
+
+    monkeypatch.setattr(training, "train", real_train)
+    run_study(run, **settings)
+    assert first.stat().st_mtime_ns == stamp  # the finished model was not trained again
+    for key in ("segresnet__dice", "segresnet__l1dfl"):
+        config = yaml.safe_load((run / "models" / key / "config.yaml").read_text())
+        assert config["loss_overrides"] == {"batch": True}
+        assert config["transform_overrides"] == {"pos_fraction": 0.5}
+    results, figures = run / "results", run / "figures"
+    assert {"table1.csv", "table1.md", "cases.csv", "lesions.csv", "wilcoxon.csv"} <= {
+        p.name for p in results.iterdir()
+    }
+    for n in (1, 3, 4, 5, 6, 7):
+        assert any(figures.glob(f"figure{n}*.png")) and any(figures.glob(f"figure{n}*.html")), n
+
+    # a finished study re-run: no training, the same tables
+    table = (results / "table1.csv").read_bytes()
+    stamps = {p: p.stat().st_mtime_ns for p in (run / "models").rglob("*.pt")}
+    run_study(run, **settings)
+    assert (results / "table1.csv").read_bytes() == table
+    assert {p: p.stat().st_mtime_ns for p in (run / "models").rglob("*.pt")} == stamps
