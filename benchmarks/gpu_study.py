@@ -85,7 +85,7 @@ def main() -> None:
         loss="l1dfl",
         epochs=4,
         batch_size=prof.batch_size,
-        lr=prof.lr,
+        lr=prof.lr_for("segresnet"),
         patch_size=prof.patch_size,
         spacing=prof.spacing,
         val_every=2,

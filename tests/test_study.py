@@ -17,6 +17,7 @@ def test_demo_profile_follows_the_paper_where_it_says_it_does() -> None:
     assert demo.roi_size == demo.patch_size  # the paper's window is its patch (128^3)
     assert demo.loss_overrides == {"batch": True}
     assert demo.transform_overrides == {"pos_fraction": 0.5}
+    assert (demo.lr_for("attention_unet"), demo.lr_for("segresnet")) == (1e-2, 3e-3)
     paper = PROFILES["paper"]
     assert paper.loss_overrides == {} and paper.transform_overrides == {}  # per-patch Dice, pos 0.8
     assert get_profile("demo", loss_overrides={}).loss_overrides == {}
@@ -38,7 +39,12 @@ def test_interrupted_study_continues_and_finished_study_is_kept(
 
     run = tmp_path / "run"
     settings: dict[str, Any] = dict(
-        profile="ci", seed=0, progress=False, networks=("segresnet",), losses=("dice", "l1dfl")
+        profile="ci",
+        seed=0,
+        progress=False,
+        networks=("segresnet",),
+        losses=("dice", "l1dfl"),
+        network_lr={"segresnet": 5e-4},
     )
     monkeypatch.setattr(training, "train", interrupted)
     with pytest.raises(KeyboardInterrupt):
@@ -54,6 +60,7 @@ def test_interrupted_study_continues_and_finished_study_is_kept(
         config = yaml.safe_load((run / "models" / key / "config.yaml").read_text())
         assert config["loss_overrides"] == {"batch": True}
         assert config["transform_overrides"] == {"pos_fraction": 0.5}
+        assert config["lr"] == 5e-4
     results, figures = run / "results", run / "figures"
     assert {"table1.csv", "table1.md", "cases.csv", "lesions.csv", "wilcoxon.csv"} <= {
         p.name for p in results.iterdir()
