@@ -26,12 +26,12 @@ Profiles
 ``demo``
     A 2-core CPU laptop setting that finishes the whole grid in minutes on a synthetic cohort at
     4 mm with small patches, narrower networks and few epochs (400 steps per model). It shows
-    the pipeline and gives non-degenerate numbers; it is not a reproduction of the paper's
-    values. Two departures from the paper make 400 steps enough to learn to leave normal uptake
+    the pipeline and aims at non-degenerate numbers (the README says what it gives); it is
+    not a reproduction of the paper's values. Two departures from the paper make 400 steps enough to learn to leave normal uptake
     alone: the Dice term of every loss is summed over the batch (``loss_overrides={"batch":
     True}``; the paper's per-patch Dice gives patches without lesion no foreground gradient)
     and half of the patches are centred on lesions (``pos_fraction=0.5``; paper 0.8). The
-    learning rate is 3e-3 for SegResNet and 1e-2 for Attention U-Net (``network_lr``).
+    learning rate is 3e-3 for SegResNet and 5e-3 for Attention U-Net (``network_lr``).
 ``ci``
     The smallest setting that still runs every stage (tests and notebooks).
 """
