@@ -6,6 +6,7 @@ fail.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import pytest
@@ -89,16 +90,31 @@ def test_notebook_executes(name: str, ci_study: Path, tmp_path: Path, xvfb_displ
         params["show_napari"] = False
     out = tmp_path / f"{name}.out.ipynb"
     env_cwd = os.getcwd()
+    # Once (a CI run of 2026-11-27) the kernel finished a cell (it sat idle in its event loop, seen
+    # with py-spy) while nbclient kept waiting for a reply it never got (01_data, the ipywidgets
+    # cell). Every cell here takes under a minute: such a lost reply times out after 5 minutes
+    # and the notebook is run once more; a notebook that times out twice fails.
+    from nbclient.exceptions import CellTimeoutError
+
     try:
-        pm.execute_notebook(
-            str(NOTEBOOKS / f"{name}.ipynb"),
-            str(out),
-            parameters=params,
-            cwd=str(tmp_path),
-            kernel_name="python3",
-            progress_bar=False,
-            execution_timeout=600,
-        )
+        for attempt in (1, 2):
+            try:
+                pm.execute_notebook(
+                    str(NOTEBOOKS / f"{name}.ipynb"),
+                    str(out),
+                    parameters=params,
+                    cwd=str(tmp_path),
+                    kernel_name="python3",
+                    progress_bar=False,
+                    execution_timeout=300,
+                )
+                break
+            except CellTimeoutError:
+                if attempt == 2:
+                    raise
+                warnings.warn(
+                    f"{name}: a cell timed out (lost kernel reply?); running the notebook again", stacklevel=1
+                )
     finally:
         os.chdir(env_cwd)
     assert out.exists()
