@@ -8,7 +8,6 @@ import os
 import shutil
 import signal
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -84,25 +83,3 @@ def xvfb_display() -> str | None:
     os.environ["QT_API"] = "pyqt6"
     os.environ["QT_QPA_PLATFORM"] = "xcb"
     return f":{number}"
-
-
-@pytest.fixture
-def no_torchrun_beside_kernels() -> Iterator[None]:
-    """Hold a lock shared by all xdist workers while a test runs torchrun or a Jupyter kernel.
-
-    Twice on 2026-11-27 notebook 01_data hung while ``torchrun --standalone`` (tests/test_ddp.py)
-    started on the other worker: the kernel sat idle (py-spy) and nbclient waited for a reply
-    that never came. Jupyter picks its kernel's ports by binding and releasing free ones, and
-    torchrun's rendezvous and gloo open ephemeral ports at the same moment; whatever the exact
-    path, the two never overlap now.
-    """
-    import fcntl
-    import tempfile
-
-    path = Path(tempfile.gettempdir()) / "pcatools-tests-torchrun-kernels.lock"
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

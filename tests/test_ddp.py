@@ -45,7 +45,6 @@ SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.slow
-@pytest.mark.usefixtures("no_torchrun_beside_kernels")
 def test_torchrun_two_ranks_agree_on_validation_dsc(tmp_path: Path, repo_root: Path) -> None:
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
     if torchrun is None:

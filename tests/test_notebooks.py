@@ -80,7 +80,6 @@ def ci_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.xdist_group("notebooks")
 @pytest.mark.slow
 @pytest.mark.parametrize("name", _notebook_names())
-@pytest.mark.usefixtures("no_torchrun_beside_kernels")
 def test_notebook_executes(name: str, ci_study: Path, tmp_path: Path, xvfb_display: str | None) -> None:
     import papermill as pm
 
@@ -91,11 +90,10 @@ def test_notebook_executes(name: str, ci_study: Path, tmp_path: Path, xvfb_displ
         params["show_napari"] = False
     out = tmp_path / f"{name}.out.ipynb"
     env_cwd = os.getcwd()
-    # Twice (CI runs of 2026-11-27) the kernel finished a cell (it sat idle in its event loop,
-    # seen with py-spy) while nbclient kept waiting for a reply it never got (01_data, while
-    # torchrun started on the other worker; the no_torchrun_beside_kernels lock now keeps them
-    # apart). As a second guard, every cell here takes under a minute: a lost reply times out
-    # after 5 minutes and the notebook is run once more; a notebook that times out twice fails.
+    # Once (a CI run of 2026-11-27) the kernel finished a cell (it sat idle in its event loop, seen
+    # with py-spy) while nbclient kept waiting for a reply it never got (01_data, the ipywidgets
+    # cell). Every cell here takes under a minute: such a lost reply times out after 5 minutes
+    # and the notebook is run once more; a notebook that times out twice fails.
     from nbclient.exceptions import CellTimeoutError
 
     try:
