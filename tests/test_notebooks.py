@@ -90,10 +90,11 @@ def test_notebook_executes(name: str, ci_study: Path, tmp_path: Path, xvfb_displ
         params["show_napari"] = False
     out = tmp_path / f"{name}.out.ipynb"
     env_cwd = os.getcwd()
-    # Once (a CI run of 2026-11-27) the kernel finished a cell (it sat idle in its event loop, seen
-    # with py-spy) while nbclient kept waiting for a reply it never got (01_data, the ipywidgets
-    # cell). Every cell here takes under a minute: such a lost reply times out after 5 minutes
-    # and the notebook is run once more; a notebook that times out twice fails.
+    # Three times (CI runs of 2026-11-27) 01_data hung in its ipywidgets cell: the kernel had
+    # finished (idle in its event loop, seen with py-spy) while nbclient kept waiting for a reply
+    # it never got. The other xdist worker was starting torchrun (twice) or a study (once); the
+    # cause is not known. Every cell here takes under a minute, so a lost reply times out after
+    # 5 minutes and the notebook runs once more; a notebook that times out twice fails.
     from nbclient.exceptions import CellTimeoutError
 
     try:
