@@ -25,6 +25,7 @@ from pcatools.training import (
     TrainEvent,
     capture_rng_state,
     load_checkpoint,
+    lr_factor,
     previous_path,
     restore_rng_state,
     save_checkpoint,
@@ -168,6 +169,50 @@ def test_cosine_annealing_to_zero(reference: tuple[Any, list[TrainEvent]]) -> No
     last = load_checkpoint(result.last_checkpoint)
     assert last["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.0, abs=1e-15)
     assert last["optimizer"]["param_groups"][0]["weight_decay"] == 1e-5
+
+
+def test_lr_factor_warm_up_then_cosine() -> None:
+    # hand values, E = 5 epochs, w = 2: 1/3, 2/3, then (1 + cos(pi * k / 3)) / 2 for k = 0, 1, 2
+    expected = [1 / 3, 2 / 3, 1.0, 0.75, 0.25]
+    np.testing.assert_allclose([lr_factor(e, 5, warmup_epochs=2) for e in range(5)], expected, rtol=1e-12)
+    # w = 0 is CosineAnnealingLR(T_max=E, eta_min=0), the paper's schedule
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=7)
+    cosine = []
+    for _ in range(7):
+        cosine.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    np.testing.assert_allclose([lr_factor(e, 7) for e in range(7)], cosine, rtol=1e-12, atol=1e-15)
+    with pytest.raises(ValueError, match=r"warmup_epochs must be in \[0, epochs=5\), found 5"):
+        lr_factor(0, 5, warmup_epochs=5)
+
+
+def test_warm_up_schedule_and_exact_resume(cohort: pd.DataFrame, tmp_path: Path) -> None:
+    settings = {**TINY, "val_every": 4, "warmup_epochs": 2}
+    whole = train(cohort, tmp_path / "whole", **settings)
+    expected = [TINY["lr"] * lr_factor(e, TINY["epochs"], 2) for e in range(TINY["epochs"])]
+    np.testing.assert_allclose(whole.history["lr"].to_numpy(), expected, rtol=1e-12)
+    assert whole.history["lr"].tolist()[:3] == pytest.approx([1e-3, 2e-3, 3e-3])  # 3e-3 x 1/3, 2/3, 1
+    # stopped after epoch 2 (inside the warm-up's end), then resumed: the same weights and schedule
+    part = train(cohort, tmp_path / "part", max_epochs_this_call=2, **settings)
+    assert not part.completed
+    with pytest.raises(ValueError, match=r"other settings \(warmup_epochs: 2 -> 0\)"):
+        train(cohort, tmp_path / "part", **{**settings, "warmup_epochs": 0})
+    done = train(cohort, tmp_path / "part", **settings)
+    a, b = load_checkpoint(whole.last_checkpoint), load_checkpoint(done.last_checkpoint)
+    assert states_equal(a["model"], b["model"]) and states_equal(a["scheduler"], b["scheduler"])
+    pd.testing.assert_frame_equal(done.history[_DETERMINISTIC], whole.history[_DETERMINISTIC])
+
+
+def test_runs_from_before_warm_up_still_resume(interrupted: Path, cohort: pd.DataFrame, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(interrupted, run)
+    state = load_checkpoint(run / "last.pt")
+    del state["config"]["warmup_epochs"]  # a checkpoint written before the key existed
+    save_checkpoint(state, run / "last.pt")
+    resumed = train(cohort, run, **TINY)
+    assert resumed.completed and resumed.history["epoch"].tolist() == [1, 2, 3, 4]
 
 
 def test_validation_schedule_and_best_checkpoint(reference: tuple[Any, list[TrainEvent]]) -> None:

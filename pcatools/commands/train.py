@@ -129,6 +129,9 @@ def run(
     epochs: int | None = typer.Option(None, help="Epochs (paper: 1000)."),
     batch_size: int | None = typer.Option(None, help="Patches per step per process (paper: 2)."),
     lr: float | None = typer.Option(None, help="AdamW learning rate (paper: 2e-4), cosine-annealed to 0."),
+    warmup_epochs: int | None = typer.Option(
+        None, help="Epochs of linear lr warm-up before the cosine annealing (paper: 0)."
+    ),
     weight_decay: float | None = typer.Option(None, help="AdamW weight decay (paper: 1e-5)."),
     patch_size: str | None = typer.Option(None, help="Patch size in voxels: '128' or '128,128,96'."),
     spacing: str | None = typer.Option(None, help="Resampling spacing in mm: '2' or '2,2,3'."),
@@ -188,6 +191,7 @@ def run(
         "epochs": epochs,
         "batch_size": batch_size,
         "lr": lr,
+        "warmup_epochs": warmup_epochs,
         "weight_decay": weight_decay,
         "val_every": val_every,
         "num_samples": num_samples,

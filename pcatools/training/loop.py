@@ -55,6 +55,7 @@ caches the whole training set (each epoch's shuffle may give it any case).
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import logging
 import math
@@ -106,6 +107,7 @@ IDENTITY_KEYS = (
     "epochs",
     "batch_size",
     "lr",
+    "warmup_epochs",
     "weight_decay",
     "patch_size",
     "spacing",
@@ -291,10 +293,41 @@ def _plain_tensor(x: Any) -> torch.Tensor:
     return x.as_tensor() if hasattr(x, "as_tensor") else torch.as_tensor(x)
 
 
+IDENTITY_DEFAULTS: dict[str, Any] = {"warmup_epochs": 0}
+
+
+def lr_factor(epoch: int, epochs: int, warmup_epochs: int = 0) -> float:
+    """Learning-rate multiplier of epoch ``epoch`` (0-based): linear warm-up, then cosine to 0.
+
+    .. math::
+
+        f(e) = \\begin{cases} (e + 1) / (w + 1) & e < w \\\\
+        \\tfrac12 \\left(1 + \\cos \\pi \\, \\frac{e - w}{E - w}\\right) & e \\ge w \\end{cases}
+
+    with ``E = epochs`` and ``w = warmup_epochs``. With ``w = 0`` this is the paper's cosine
+    annealing to 0 over the run (``CosineAnnealingLR(T_max=epochs, eta_min=0)``), which
+    :func:`train` uses as such; the warm-up is not in the paper (it is there for short runs at
+    large learning rates, such as CPU demos).
+
+    Examples
+    --------
+    >>> [round(lr_factor(e, 6, warmup_epochs=2), 3) for e in range(6)]
+    [0.333, 0.667, 1.0, 0.854, 0.5, 0.146]
+    >>> lr_factor(0, 10) == 1.0
+    True
+    """
+    if not 0 <= warmup_epochs < max(epochs, 1):
+        raise ValueError(f"warmup_epochs must be in [0, epochs={epochs}), found {warmup_epochs}")
+    if epoch < warmup_epochs:
+        return (epoch + 1) / (warmup_epochs + 1)
+    return 0.5 * (1.0 + math.cos(math.pi * (epoch - warmup_epochs) / (epochs - warmup_epochs)))
+
+
 def _config_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
     diffs = {}
     for key in IDENTITY_KEYS:
-        a, b = plain(old.get(key)), plain(new.get(key))
+        default = IDENTITY_DEFAULTS.get(key)  # keys added later: runs written before lack them
+        a, b = plain(old.get(key, default)), plain(new.get(key, default))
         if a != b:
             diffs[key] = (a, b)
     return diffs
@@ -393,6 +426,7 @@ def train(
     epochs: int = 1000,
     batch_size: int = 2,
     lr: float = 2e-4,
+    warmup_epochs: int = 0,
     weight_decay: float = 1e-5,
     patch_size: Sequence[int] = (128, 128, 128),
     spacing: Sequence[float] = (2.0, 2.0, 2.0),
@@ -437,6 +471,9 @@ def train(
         Patches per optimiser step per process (x ``num_samples`` crops per case).
     lr, weight_decay
         AdamW settings (paper: 2e-4, 1e-5).
+    warmup_epochs
+        Epochs of linear learning-rate warm-up before the cosine annealing (:func:`lr_factor`);
+        0 (the paper) anneals from ``lr`` at once.
     patch_size, spacing
         Training patch (voxels) and resampling spacing (mm); the validation window is
         ``patch_size`` too (the paper: 128^3 at 2 mm).
@@ -549,6 +586,7 @@ def train(
             "epochs": int(epochs),
             "batch_size": int(batch_size),
             "lr": float(lr),
+            "warmup_epochs": int(warmup_epochs),
             "weight_decay": float(weight_decay),
             "patch_size": patch,
             "spacing": spc,
@@ -612,7 +650,12 @@ def train(
         net = build_model(model, in_channels=in_channels, out_channels=out_channels, **model_kw).to(dev)
         loss_fn = build_loss(loss, **loss_kw)
         optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=0.0)
+        if warmup_epochs:
+            scheduler: torch.optim.lr_scheduler.LRScheduler = torch.optim.lr_scheduler.LambdaLR(
+                optimizer, functools.partial(lr_factor, epochs=epochs, warmup_epochs=warmup_epochs)
+            )
+        else:  # the paper's schedule, as in runs written before warm-up existed
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=0.0)
         scaler = torch.amp.GradScaler(dev.type, enabled=use_amp)
         history: list[dict[str, Any]] = []
         best_metric, best_epoch = math.nan, 0
