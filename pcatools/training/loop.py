@@ -11,8 +11,9 @@ What one call does
 3. Optimisation: AdamW (``lr`` 2e-4, weight decay 1e-5), cosine annealing of the learning rate
    from ``lr`` to 0 over ``epochs`` (``CosineAnnealingLR(T_max=epochs)``, stepped once per
    epoch; ``warmup_epochs`` > 0, not in the paper, puts a linear warm-up before it), mixed
-   precision (float16 autocast + ``GradScaler``) on CUDA. The loss is computed in float32 on the network's logits. The epoch loss is the mean of the batch losses (paper 2.5),
-   averaged over all ranks.
+   precision (float16 autocast + ``GradScaler``) on CUDA. The loss is computed in float32 on
+   the network's logits. The epoch loss is the mean of the batch losses (paper 2.5), averaged
+   over all ranks.
 4. Validation every ``val_every`` epochs and after the last epoch: sliding-window inference
    (window ``patch_size``, ``overlap``, ``sw_mode`` blending) on each validation case at the
    training spacing, argmax, and the mean DSC over cases of the foreground class (MONAI
