@@ -80,26 +80,14 @@ def main() -> None:
     from pcatools.training import load_checkpoint, train
 
     split = study.manifest
-    kw = dict(
-        model="segresnet",
-        loss="l1dfl",
-        epochs=4,
-        batch_size=prof.batch_size,
-        lr=prof.lr_for("segresnet"),
-        patch_size=prof.patch_size,
-        spacing=prof.spacing,
-        val_every=2,
-        num_samples=prof.num_samples,
-        seed=0,
-        workers=0,
-        sw_batch_size=prof.sw_batch_size,
-        val_roi_size=prof.roi_size,
-        max_steps_per_epoch=prof.max_steps_per_epoch,
-        model_overrides=prof.model_overrides.get("segresnet", {}),
-        transform_overrides=prof.transform_overrides,
-        loss_overrides=prof.loss_overrides,
-        progress=False,
-    )
+    kw = {
+        **prof.train_kwargs("segresnet", "l1dfl"),
+        "epochs": 4,
+        "val_every": 2,
+        "seed": 0,
+        "workers": 0,
+        "progress": False,
+    }
     first = train(split, out / "resume", max_epochs_this_call=2, **kw)
     second = train(split, out / "resume", **kw)
     ck = load_checkpoint(out / "resume" / "last.pt", map_location="cpu", kind="last")

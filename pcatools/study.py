@@ -33,7 +33,7 @@ Profiles
     scores a foreground Dice of 1 - eps / (sum p + eps) ~ 1 whatever the network predicts, so
     it gives no gradient against false positives), and half of the patches are centred on
     lesions (``pos_fraction=0.5``; paper 0.8). The learning rate is 3e-3 for SegResNet and
-    5e-3 for Attention U-Net (``network_lr``).
+    5e-3 for Attention U-Net (``network_train``).
 ``ci``
     The smallest setting that still runs every stage (tests and notebooks).
 """
@@ -79,23 +79,55 @@ class StudyProfile:
     sw_batch_size: int = 4
     workers: int = 4
     lr: float = 2e-4
-    network_lr: dict[str, float] = field(default_factory=dict)
+    warmup_epochs: int = 0
     weight_decay: float = 1e-5
     fractions: tuple[float, float, float] = (258 / 380, 65 / 380, 57 / 380)
     phantom_fwhm_mm: float = 6.0
     transform_overrides: dict[str, Any] = field(default_factory=dict)
     loss_overrides: dict[str, Any] = field(default_factory=dict)
+    #: per network, :func:`pcatools.training.train` arguments that replace the profile's
+    #: (e.g. ``{"attention_unet": {"lr": 5e-3}}``); a dict value replaces the whole dict
+    network_train: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def lr_for(self, network: str) -> float:
-        """The AdamW learning rate of ``network``: ``network_lr[network]`` where given, else ``lr``.
+    def train_kwargs(self, network: str, loss: str) -> dict[str, Any]:
+        """The :func:`pcatools.training.train` arguments of one grid cell (all but data, folder,
+        seed and progress): the profile's settings, then ``network_train[network]``.
 
         Examples
         --------
-        >>> p = StudyProfile(name="x", lr=3e-3, network_lr={"attention_unet": 1e-2})
-        >>> p.lr_for("attention_unet"), p.lr_for("segresnet")
+        >>> p = StudyProfile(name="x", lr=3e-3, network_train={"attention_unet": {"lr": 1e-2}})
+        >>> p.train_kwargs("attention_unet", "dice")["lr"], p.train_kwargs("segresnet", "dice")["lr"]
         (0.01, 0.003)
         """
-        return float(self.network_lr.get(network, self.lr))
+        kwargs: dict[str, Any] = {
+            "model": network,
+            "loss": loss,
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "lr": self.lr,
+            "warmup_epochs": self.warmup_epochs,
+            "weight_decay": self.weight_decay,
+            "patch_size": self.patch_size,
+            "spacing": self.spacing,
+            "val_every": self.val_every,
+            "num_samples": self.num_samples,
+            "workers": self.workers,
+            "sw_batch_size": self.sw_batch_size,
+            "overlap": self.overlap,
+            "val_roi_size": self.roi_size,
+            "max_steps_per_epoch": self.max_steps_per_epoch,
+            "model_overrides": self.model_overrides.get(network, {}),
+            "transform_overrides": self.transform_overrides,
+            "loss_overrides": self.loss_overrides,
+        }
+        extra = self.network_train.get(network, {})
+        unknown = sorted(set(extra) - set(kwargs))
+        if unknown:
+            raise ValueError(
+                f"StudyProfile {self.name!r}: network_train[{network!r}] has keys {unknown} that are "
+                f"not grid settings; allowed: {sorted(set(kwargs) - {'model', 'loss'})}"
+            )
+        return {**kwargs, **extra}
 
 
 PROFILES: dict[str, StudyProfile] = {
@@ -124,7 +156,7 @@ PROFILES: dict[str, StudyProfile] = {
         # Attention U-Net at lr 3e-3 marked speckles all over the scan with DL (test DSC 0.02,
         # DFL 0.10, L1DFL 0.16); at 1e-2 DL gave 0.12 but DFL predicted nothing; SegResNet at
         # 1e-2 predicted nothing (the demo split, one seed each). 5e-3 is between.
-        network_lr={"attention_unet": 5e-3},
+        network_train={"attention_unet": {"lr": 5e-3}},
         fractions=(0.65, 0.1, 0.25),
         # 400 steps instead of ~130,000: batch Dice and 50 % lesion patches (module docstring)
         loss_overrides={"batch": True},
@@ -277,27 +309,10 @@ def train_grid(
             result = train(
                 split,
                 run_dir / "models" / key,
-                model=network,
-                loss=loss,
-                epochs=profile.epochs,
-                batch_size=profile.batch_size,
-                lr=profile.lr_for(network),
-                weight_decay=profile.weight_decay,
-                patch_size=profile.patch_size,
-                spacing=profile.spacing,
-                val_every=profile.val_every,
-                num_samples=profile.num_samples,
                 seed=seed,
-                workers=profile.workers,
-                sw_batch_size=profile.sw_batch_size,
-                overlap=profile.overlap,
-                val_roi_size=profile.roi_size,
-                max_steps_per_epoch=profile.max_steps_per_epoch,
-                model_overrides=profile.model_overrides.get(network, {}),
-                transform_overrides=profile.transform_overrides,
-                loss_overrides=profile.loss_overrides,
                 progress=progress,
                 resume=True,
+                **profile.train_kwargs(network, loss),
             )
             best[key] = Path(result.best_checkpoint)
     return best

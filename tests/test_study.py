@@ -17,7 +17,8 @@ def test_demo_profile_follows_the_paper_where_it_says_it_does() -> None:
     assert demo.roi_size == demo.patch_size  # the paper's window is its patch (128^3)
     assert demo.loss_overrides == {"batch": True}
     assert demo.transform_overrides == {"pos_fraction": 0.5}
-    assert (demo.lr_for("attention_unet"), demo.lr_for("segresnet")) == (5e-3, 3e-3)
+    assert demo.train_kwargs("attention_unet", "dice")["lr"] == 5e-3
+    assert demo.train_kwargs("segresnet", "dice")["lr"] == 3e-3
     paper = PROFILES["paper"]
     assert paper.loss_overrides == {} and paper.transform_overrides == {}  # per-patch Dice, pos 0.8
     assert get_profile("demo", loss_overrides={}).loss_overrides == {}
@@ -44,7 +45,7 @@ def test_interrupted_study_continues_and_finished_study_is_kept(
         progress=False,
         networks=("segresnet",),
         losses=("dice", "l1dfl"),
-        network_lr={"segresnet": 5e-4},
+        network_train={"segresnet": {"lr": 5e-4}},
     )
     monkeypatch.setattr(training, "train", interrupted)
     with pytest.raises(KeyboardInterrupt):

@@ -205,7 +205,9 @@ def test_warm_up_schedule_and_exact_resume(cohort: pd.DataFrame, tmp_path: Path)
     pd.testing.assert_frame_equal(done.history[_DETERMINISTIC], whole.history[_DETERMINISTIC])
 
 
-def test_runs_from_before_warm_up_still_resume(interrupted: Path, cohort: pd.DataFrame, tmp_path: Path) -> None:
+def test_runs_from_before_warm_up_still_resume(
+    interrupted: Path, cohort: pd.DataFrame, tmp_path: Path
+) -> None:
     run = tmp_path / "run"
     shutil.copytree(interrupted, run)
     state = load_checkpoint(run / "last.pt")
