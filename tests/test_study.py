@@ -17,8 +17,13 @@ def test_demo_profile_follows_the_paper_where_it_says_it_does() -> None:
     assert demo.roi_size == demo.patch_size  # the paper's window is its patch (128^3)
     assert demo.loss_overrides == {"batch": True}
     assert demo.transform_overrides == {"pos_fraction": 0.5}
-    assert demo.train_kwargs("attention_unet", "dice")["lr"] == 5e-3
-    assert demo.train_kwargs("segresnet", "dice")["lr"] == 3e-3
+    attention, segresnet = demo.train_kwargs("attention_unet", "dice"), demo.train_kwargs("segresnet", "dice")
+    assert (attention["lr"], segresnet["lr"]) == (5e-3, 3e-3)
+    assert attention["transform_overrides"] == {"pos_fraction": 0.65}
+    assert segresnet["transform_overrides"] == {"pos_fraction": 0.5}
+    assert attention["loss_overrides"] == segresnet["loss_overrides"] == {"batch": True}
+    with pytest.raises(ValueError, match=r"network_train\['segresnet'\] has keys \['lrr'\]"):
+        get_profile("demo", network_train={"segresnet": {"lrr": 1.0}}).train_kwargs("segresnet", "dice")
     paper = PROFILES["paper"]
     assert paper.loss_overrides == {} and paper.transform_overrides == {}  # per-patch Dice, pos 0.8
     assert get_profile("demo", loss_overrides={}).loss_overrides == {}
