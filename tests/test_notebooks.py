@@ -90,11 +90,13 @@ def test_notebook_executes(name: str, ci_study: Path, tmp_path: Path, xvfb_displ
         params["show_napari"] = False
     out = tmp_path / f"{name}.out.ipynb"
     env_cwd = os.getcwd()
-    # Three times (CI runs of 2026-11-27) 01_data hung in its ipywidgets cell: the kernel had
-    # finished (idle in its event loop, seen with py-spy) while nbclient kept waiting for a reply
-    # it never got. The other xdist worker was starting torchrun (twice) or a study (once); the
-    # cause is not known. Every cell here takes under a minute, so a lost reply times out after
-    # 5 minutes and the notebook runs once more; a notebook that times out twice fails.
+    # Four times (CI runs of 2026-11-27) 01_data hung in its ipywidgets cell (`widgets.interact`
+    # displaying a plotly figure): the kernel had finished (idle in its event loop, seen with
+    # py-spy) while nbclient kept waiting for a reply it never got, once with the other xdist
+    # worker idle. This matches an open upstream report, jupyter/nbclient#312 ("when cell
+    # contains ipywidget, execute cell will sometimes block"; also jupyter/nbconvert#2029).
+    # Every cell here takes under a minute, so a lost reply times out after 2 minutes and the
+    # notebook runs once more; a notebook that times out twice fails.
     from nbclient.exceptions import CellTimeoutError
 
     try:
@@ -107,7 +109,7 @@ def test_notebook_executes(name: str, ci_study: Path, tmp_path: Path, xvfb_displ
                     cwd=str(tmp_path),
                     kernel_name="python3",
                     progress_bar=False,
-                    execution_timeout=300,
+                    execution_timeout=120,
                 )
                 break
             except CellTimeoutError:
