@@ -387,3 +387,59 @@ def test_dynamic_series_with_several_frames_per_position(dro_root: Path, tmp_pat
         ds.save_as(folder / f"frame{frame}.dcm")
     with pytest.raises(SUVConversionError, match="2 instances at only 1 slice positions"):
         dicom_pet_to_suv(folder)
+
+
+def _frame_timing_header(frame_reference_ms: str | None, duration_ms: str | None) -> Dataset:
+    """A BQML / START header re-saved at 12:00 (series time after the 11:00:00 acquisition).
+
+    70 kg, 400 MBq F-18 injected at 10:00:00.
+    """
+    rp = Dataset()
+    rp.RadionuclideHalfLife = "6586.2"
+    rp.RadionuclideTotalDose = "400000000"
+    rp.RadiopharmaceuticalStartTime = "100000"
+    ds = Dataset()
+    ds.Modality = "PT"
+    ds.Units = "BQML"
+    ds.DecayCorrection = "START"
+    ds.PatientWeight = "70"
+    ds.RadiopharmaceuticalInformationSequence = [rp]
+    ds.SeriesDate, ds.SeriesTime = "20250101", "120000"
+    ds.AcquisitionDate, ds.AcquisitionTime = "20250101", "110000"
+    if frame_reference_ms is not None:
+        ds.FrameReferenceTime = frame_reference_ms
+    if duration_ms is not None:
+        ds.ActualFrameDuration = duration_ms
+    return ds
+
+
+@pytest.mark.parametrize(
+    ("frame_reference_ms", "duration_ms"),
+    [("0", "180000"), (None, "180000"), ("90000", "0"), ("90000", None), ("-5000", "180000")],
+)
+def test_frame_reference_time_zero_or_absent_means_the_acquisition_start(
+    frame_reference_ms: str | None, duration_ms: str | None
+) -> None:
+    # QIBA back-computes only when FrameReferenceTime > 0 and ActualFrameDuration > 0; otherwise the reference
+    # is the earliest acquisition time, 11:00:00 exactly.
+    ds = _frame_timing_header(frame_reference_ms, duration_ms)
+    assert decay_reference_time([ds]) == datetime(2025, 1, 1, 11, 0, 0)
+
+
+def test_frame_reference_time_positive_is_back_computed_and_zero_costs_one_percent() -> None:
+    lam = math.log(2) / 6586.2  # 1.0524235e-4 /s
+    # T = 180 s: T_ave = ln(lam T / (1 - exp(-lam T))) / lam = T/2 - lam T^2 / 24 + ... = 90 - 0.14208 = 89.8579 s
+    t_ave = 89.8579
+    assert average_count_rate_time(180.0, 6586.2) == pytest.approx(t_ave, abs=1e-4)
+    # FrameReferenceTime 90 s: t_ref = 11:00:00 + 89.8579 s - 90 s = 10:59:59.8579
+    back = decay_reference_time([_frame_timing_header("90000", "180000")])
+    assert abs((back - datetime(2025, 1, 1, 10, 59, 59, 857900)).total_seconds()) < 1e-3
+    # The old rule back-computed with FrameReferenceTime 0: t_ref = 11:01:29.8579, a decayed dose smaller by
+    # exp(-lam 89.8579 s), so every SUV 0.950 % too high. Now: t_ref = 11:00:00, one hour after injection,
+    # factor = 70000 g / (400e6 Bq * exp(-lam 3600 s)) = 70000 / 273.8524e6 = 2.556114e-4 g/Bq.
+    zero = _frame_timing_header("0", "180000")
+    by_hand = 70000.0 / (400e6 * math.exp(-lam * 3600.0))
+    assert by_hand == pytest.approx(2.556114e-4, rel=1e-6)
+    assert suvbw_factor(zero) == pytest.approx(by_hand, rel=1e-12)
+    old = suvbw_factor(zero, reference_time=datetime(2025, 1, 1, 11, 1, 29, 857900))
+    assert old / suvbw_factor(zero) == pytest.approx(1.00950, abs=1e-5)

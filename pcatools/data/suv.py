@@ -410,15 +410,37 @@ def decay_reference_time(headers: Sequence[Dataset]) -> datetime:
        series time means the series was re-made in post-processing);
     3. back-computed from the earliest-acquired instance (the manual's option B):
        ``t_ref = t_acq + T_ave - Δt`` with ``Δt`` = ``FrameReferenceTime`` (0054,1300) and
-       ``T_ave`` = :func:`average_count_rate_time` of ``ActualFrameDuration`` (0018,1242);
-    4. the earliest ``AcquisitionDate`` / ``AcquisitionTime`` (QIBA step 3) when the frame timing
-       tags are missing.
+       ``T_ave`` = :func:`average_count_rate_time` of ``ActualFrameDuration`` (0018,1242), only
+       when both are > 0 (QIBA's vendor-neutral pseudo-code: ``if (frame reference time > 0 &&
+       actual frame duration > 0)``);
+    4. the earliest ``AcquisitionDate`` / ``AcquisitionTime`` (QIBA step 3) otherwise: a frame
+       timing tag missing, or ``FrameReferenceTime`` / ``ActualFrameDuration`` of 0 (or below).
 
     Step 3 comes before step 4 because the earliest acquisition time is the start of the first
     *bed position*, not the start the images were decay corrected to: DRO 3_2 (series time after
     acquisition time, two bed positions at 11:02:30 and 11:05:00, both corrected to 11:00:00) gives
     SUV 1.02 / 4.06 instead of 1.00 / 4.00 with step 4. One reference time serves the whole series
     ("administered dose corrected to the same reference time among frames").
+
+    A ``FrameReferenceTime`` of 0 goes to step 4 because QIBA accepts only a positive offset as
+    a frame timing: back-computing with 0 would put the reference ``T_ave`` (about half a frame)
+    after the acquisition start, 89.86 s for a 180 s F-18 frame, and raise every SUV by
+    ``exp(λ 89.86 s) - 1 = 0.95 %``.
+
+    Examples
+    --------
+    A series re-saved at 12:00 whose only frame started at 11:00:00, lasted 180 s and has
+    ``FrameReferenceTime`` 0: the reference is the acquisition start, not 11:01:29.86.
+
+    >>> from pydicom.dataset import Dataset
+    >>> ds, rp = Dataset(), Dataset()
+    >>> rp.RadionuclideHalfLife = "6586.2"
+    >>> ds.RadiopharmaceuticalInformationSequence = [rp]
+    >>> ds.SeriesDate, ds.SeriesTime = "20250101", "120000"
+    >>> ds.AcquisitionDate, ds.AcquisitionTime = "20250101", "110000"
+    >>> ds.FrameReferenceTime, ds.ActualFrameDuration = "0", "180000"
+    >>> decay_reference_time([ds])
+    datetime.datetime(2025, 1, 1, 11, 0)
 
     Raises
     ------
@@ -441,7 +463,7 @@ def decay_reference_time(headers: Sequence[Dataset]) -> datetime:
         h = headers[first]
         frame_ref = _number(h.get("FrameReferenceTime", None))
         duration = _number(h.get("ActualFrameDuration", None))
-        if frame_ref is not None and duration is not None:
+        if frame_ref is not None and duration is not None and frame_ref > 0 and duration > 0:
             t_ave = average_count_rate_time(duration / 1000.0, radionuclide_half_life(h))
             return earliest + timedelta(seconds=t_ave - frame_ref / 1000.0)
         return earliest
