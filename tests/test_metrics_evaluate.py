@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pcatools.data.io import DataError
 from pcatools.metrics import CASE_COLUMNS, LESION_COLUMNS, evaluate_case, evaluate_cohort
 
 REQUIRED = {
@@ -131,7 +132,7 @@ def test_cohort_bad_input(manifest, tmp_path):
     with pytest.raises(ValueError, match="not on the grid"):
         evaluate_cohort(bad, workers=0, progress=False)
     bad.loc[0, "pred"] = str(tmp_path / "missing.nii.gz")
-    with pytest.raises(FileNotFoundError, match="missing.nii.gz"):
+    with pytest.raises(DataError, match=r"case .*: prediction file not found: .*missing.nii.gz"):
         evaluate_cohort(bad, workers=0, progress=False)
 
 

@@ -96,7 +96,9 @@ class DataError(ValueError):
 # --------------------------------------------------------------------------------------------------
 
 
-def load_nifti(path: str | os.PathLike[str], role: Role | None = None) -> nib.Nifti1Image:
+def load_nifti(
+    path: str | os.PathLike[str], role: Role | None = None, *, name: str | None = None
+) -> nib.Nifti1Image:
     """Read a NIfTI file completely and check it; return it as an in-memory ``Nifti1Image``.
 
     Parameters
@@ -107,6 +109,9 @@ def load_nifti(path: str | os.PathLike[str], role: Role | None = None) -> nib.Ni
         What the file should hold. ``"ct"`` and ``"pet"``: data become float32 and must be finite
         (no NaN or inf). ``"label"``: values must be exactly 0 or 1; data become uint8.
         ``None``: no value checks, data as stored (after the header's scaling).
+    name : str, optional
+        What messages call the file (default: the role, e.g. ``"label"``; ``"prediction"`` for a
+        predicted mask read with role ``"label"``).
 
     Returns
     -------
@@ -132,7 +137,7 @@ def load_nifti(path: str | os.PathLike[str], role: Role | None = None) -> nib.Ni
     pcatools.data.io.DataError: label .../seg.nii.gz: expected values 0 and 1 only, found other values [2]...
     """
     path = Path(path)
-    what = _ROLE_NAMES.get(role or "", "NIfTI")
+    what = name or _ROLE_NAMES.get(role or "", "NIfTI")
     if not path.is_file():
         raise DataError(f"{what} file not found: {path}")
     try:
@@ -435,13 +440,18 @@ def detect_layout(root: str | os.PathLike[str]) -> Literal["nnunet", "autopet", 
 
 
 def _pair(
-    found: dict[str, dict[str, Path]], expected: dict[str, dict[str, Path]], require_labels: bool
+    found: dict[str, dict[str, Path]],
+    expected: dict[str, dict[str, Path]],
+    need: tuple[Role, ...],
+    optional: tuple[Role, ...] = (),
 ) -> list[_Entry]:
-    """Check every case has CT, PET (and label) by id; ``expected`` gives the path a missing file should have."""
+    """Check every case has the files of roles ``need`` by id; ``expected`` gives the path a missing file
+    should have. Cases with no file of ``need`` or ``optional`` are left out."""
     entries = []
     for case_id in sorted(found):
         files = found[case_id]
-        need = ("ct", "pet", "label") if require_labels else ("ct", "pet")
+        if not any(k in files for k in (*need, *optional)):
+            continue
         absent = [k for k in need if k not in files]
         if absent:
             have = ", ".join(f"{_ROLE_NAMES[k]} {files[k]}" for k in ("ct", "pet", "label") if k in files)
@@ -451,7 +461,7 @@ def _pair(
     return entries
 
 
-def _find_nnunet(root: Path, require_labels: bool) -> list[_Entry]:
+def _find_nnunet(root: Path, need: tuple[Role, ...], optional: tuple[Role, ...] = ()) -> list[_Entry]:
     entries: list[_Entry] = []
     seen: dict[str, str] = {}
     splits: tuple[Literal["Tr", "Ts"], ...] = ("Tr", "Ts")
@@ -482,7 +492,7 @@ def _find_nnunet(root: Path, require_labels: bool) -> list[_Entry]:
                 assert m is not None  # every NIfTI name matches
                 found.setdefault(m["id"], {})["label"] = path
         expected = {cid: layout_paths(root, cid, "nnunet", split=split) for cid in found}
-        for entry in _pair(found, expected, require_labels):
+        for entry in _pair(found, expected, need, optional):
             if entry.case_id in seen:
                 raise DataError(
                     f"case id {entry.case_id!r} appears in both images{seen[entry.case_id]} and images{split}"
@@ -492,7 +502,7 @@ def _find_nnunet(root: Path, require_labels: bool) -> list[_Entry]:
     return entries
 
 
-def _find_flat(root: Path, require_labels: bool) -> list[_Entry]:
+def _find_flat(root: Path, need: tuple[Role, ...], optional: tuple[Role, ...] = ()) -> list[_Entry]:
     found: dict[str, dict[str, Path]] = {}
     for path in _nifti_files(root):
         m = _FLAT.match(path.name)
@@ -506,10 +516,10 @@ def _find_flat(root: Path, require_labels: bool) -> list[_Entry]:
             )
         found.setdefault(m["id"], {})[m["kind"]] = path
     expected = {cid: {k: root / f"{cid}_{k}.nii.gz" for k in ("ct", "pet", "label")} for cid in found}
-    return _pair(found, expected, require_labels)
+    return _pair(found, expected, need, optional)
 
 
-def _find_autopet(root: Path, require_labels: bool) -> list[_Entry]:
+def _find_autopet(root: Path, need: tuple[Role, ...], optional: tuple[Role, ...] = ()) -> list[_Entry]:
     raw: list[tuple[str, str, dict[str, Path]]] = []
     for patient in sorted(p for p in root.iterdir() if p.is_dir()):
         for study in sorted(s for s in patient.iterdir() if s.is_dir()):
@@ -532,7 +542,7 @@ def _find_autopet(root: Path, require_labels: bool) -> list[_Entry]:
         d = root / patient_name / study_name
         expected[case_id] = {k: d / f"{stem}.nii.gz" for k, stem in _AUTOPET_FILES.items()}
         patients[case_id] = patient_name
-    entries = _pair(found, expected, require_labels)
+    entries = _pair(found, expected, need, optional)
     for entry in entries:
         entry.patient_id = patients[entry.case_id]
     return entries
@@ -593,6 +603,47 @@ def _manifest_row(entry: _Entry, resample_ct: bool, grid_atol_mm: float) -> dict
     }
 
 
+def find_layout_cases(
+    root: str | os.PathLike[str],
+    layout: LayoutArg = "auto",
+    need: tuple[Role, ...] = ("ct", "pet", "label"),
+    optional: tuple[Role, ...] = (),
+) -> tuple[Literal["nnunet", "autopet", "flat"], list[_Entry]]:
+    """The layout of ``root`` and its cases paired by id, each with the files of roles ``need``.
+
+    A case that has a file of a role in ``need`` or ``optional`` but lacks one of ``need`` is an
+    error naming the file it should have; cases with none of them are left out (e.g.
+    ``need=("label",)`` lists every labelled case). Files are found, not read; patient ids follow the module docstring.
+
+    Raises
+    ------
+    DataError
+        Missing, empty or unknown root, unexpected file names, duplicate ids, no case found.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(
+            f"dataset root {root}: expected a directory, found {'a file' if root.exists() else 'nothing'}"
+        )
+    chosen = detect_layout(root) if layout == "auto" else layout
+    if chosen == "nnunet":
+        entries = _find_nnunet(root, need, optional)
+    elif chosen == "autopet":
+        entries = _find_autopet(root, need, optional)
+    elif chosen == "flat":
+        entries = _find_flat(root, need, optional)
+    else:
+        raise ValueError(f"layout: expected 'auto', 'nnunet', 'autopet' or 'flat', found {layout!r}")
+    if not entries:
+        wanted = ", ".join(_ROLE_NAMES[k] for k in need)
+        raise DataError(f"dataset root {root}: no cases found in the {chosen} layout (with {wanted} files)")
+    if chosen != "autopet":
+        pids = patient_ids([e.case_id for e in entries], root)
+        for e in entries:
+            e.patient_id = pids[e.case_id]
+    return chosen, entries
+
+
 def discover_cases(
     root: str | os.PathLike[str],
     layout: LayoutArg = "auto",
@@ -640,26 +691,8 @@ def discover_cases(
         Empty or unknown root, a file without its partner (named, with the path it should have),
         unexpected file names, duplicate case ids, grids that differ, unreadable or bad files.
     """
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(
-            f"dataset root {root}: expected a directory, found {'a file' if root.exists() else 'nothing'}"
-        )
-    chosen = detect_layout(root) if layout == "auto" else layout
-    if chosen == "nnunet":
-        entries = _find_nnunet(root, require_labels)
-    elif chosen == "autopet":
-        entries = _find_autopet(root, require_labels)
-    elif chosen == "flat":
-        entries = _find_flat(root, require_labels)
-    else:
-        raise ValueError(f"layout: expected 'auto', 'nnunet', 'autopet' or 'flat', found {layout!r}")
-    if not entries:
-        raise DataError(f"dataset root {root}: no cases found in the {chosen} layout")
-    if chosen != "autopet":
-        pids = patient_ids([e.case_id for e in entries], root)
-        for e in entries:
-            e.patient_id = pids[e.case_id]
+    need: tuple[Role, ...] = ("ct", "pet", "label") if require_labels else ("ct", "pet")
+    chosen, entries = find_layout_cases(root, layout, need, optional=("label",))
 
     rows = [
         _manifest_row(e, resample_ct, grid_atol_mm)

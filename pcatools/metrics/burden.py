@@ -80,18 +80,41 @@ class LesionSUV:
     argmax: np.ndarray
 
 
-def gt_suv(comp: Components, suv: np.ndarray) -> np.ndarray:
-    """SUV at each ground-truth voxel of ``comp`` (validated: same grid, finite values)."""
+def _suv_at(comp: Components, suv: np.ndarray, coords: np.ndarray, where: str) -> np.ndarray:
     arr = np.asanyarray(suv)
     if arr.shape != comp.shape:
         raise ValueError(f"suv: expected shape {comp.shape} like the masks, found {arr.shape}")
     if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
         raise ValueError(f"suv: expected a numeric SUV array, found dtype {arr.dtype}")
-    c = comp.gt_coords
-    values = np.asarray(arr[c[:, 0], c[:, 1], c[:, 2]], dtype=np.float64)
+    values = np.asarray(arr[coords[:, 0], coords[:, 1], coords[:, 2]], dtype=np.float64)
     if not np.all(np.isfinite(values)):
-        raise ValueError("suv: found non-finite SUV values (NaN/inf) inside ground-truth lesions")
+        raise ValueError(f"suv: found non-finite SUV values (NaN/inf) inside {where}")
     return values
+
+
+def gt_suv(comp: Components, suv: np.ndarray) -> np.ndarray:
+    """SUV at each ground-truth voxel of ``comp`` (validated: same grid, finite values)."""
+    return _suv_at(comp, suv, comp.gt_coords, "ground-truth lesions")
+
+
+def pred_suv(comp: Components, suv: np.ndarray) -> np.ndarray:
+    """SUV at each predicted voxel of ``comp`` (validated: same grid, finite values)."""
+    return _suv_at(comp, suv, comp.pred_coords, "predicted components")
+
+
+def _suv_by_label(lab: np.ndarray, values: np.ndarray, sizes: np.ndarray) -> LesionSUV:
+    n = sizes.size - 1
+    if values.shape != lab.shape:
+        raise ValueError(f"values: expected one SUV per voxel ({lab.shape}), found {values.shape}")
+    if n == 0:
+        empty = np.zeros(0)
+        return LesionSUV(empty, empty, empty, np.zeros(0, dtype=np.int64))
+    # sort by label, then SUV descending, then C order (position in the coordinates): first of each label
+    order = np.lexsort((np.arange(lab.size), -values, lab))
+    starts = np.searchsorted(lab[order], np.arange(1, n + 1))
+    argmax = order[starts]
+    suv_sum = np.bincount(lab, weights=values, minlength=n + 1)[1:]
+    return LesionSUV(values[argmax], suv_sum / sizes[1:], suv_sum, argmax)
 
 
 def lesion_suv(comp: Components, values: np.ndarray) -> LesionSUV:
@@ -108,18 +131,21 @@ def lesion_suv(comp: Components, values: np.ndarray) -> LesionSUV:
     >>> s.suvmax.tolist(), s.suvmean.tolist(), s.argmax.tolist()
     ([3.0, 5.0], [2.0, 5.0], [1, 2])
     """
-    n = comp.n_gt
-    lab = comp.gt_voxel_label
-    if values.shape != lab.shape:
-        raise ValueError(
-            f"values: expected one SUV per ground-truth voxel ({lab.shape}), found {values.shape}"
-        )
-    if n == 0:
-        empty = np.zeros(0)
-        return LesionSUV(empty, empty, empty, np.zeros(0, dtype=np.int64))
-    # sort by lesion, then SUV descending, then C order (position in gt_coords): first of each lesion
-    order = np.lexsort((np.arange(lab.size), -values, lab))
-    starts = np.searchsorted(lab[order], np.arange(1, n + 1))
-    argmax = order[starts]
-    suv_sum = np.bincount(lab, weights=values, minlength=n + 1)[1:]
-    return LesionSUV(values[argmax], suv_sum / comp.gt_sizes[1:], suv_sum, argmax)
+    return _suv_by_label(comp.gt_voxel_label, values, comp.gt_sizes)
+
+
+def pred_component_suv(comp: Components, values: np.ndarray) -> LesionSUV:
+    """SUVmax, SUVmean, SUV sum and SUVmax voxel of each predicted component.
+
+    ``values`` is the SUV at each predicted voxel (:func:`pred_suv`); ``argmax`` indexes
+    :attr:`Components.pred_coords`.
+
+    Examples
+    --------
+    >>> from pcatools.metrics.components import components
+    >>> p = np.zeros((5, 1, 1), bool); p[0:2] = True; p[4] = True
+    >>> c = components(np.zeros_like(p), p)
+    >>> pred_component_suv(c, np.array([1.0, 3.0, 2.0])).suvmax.tolist()
+    [3.0, 2.0]
+    """
+    return _suv_by_label(comp.pred_voxel_label, values, comp.pred_sizes)

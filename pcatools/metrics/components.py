@@ -274,6 +274,10 @@ class Components:
         ``(gt label, pred label)`` of every overlapping pair, sorted.
     pair_overlap : ndarray (K,) int
         Voxels shared by each pair.
+    pred_coords : ndarray (M, 3) int
+        Grid indices of the predicted voxels, in C order (for prediction-side SUV, TLA and Dmax).
+    pred_voxel_label : ndarray (M,)
+        Predicted component label (1..n_pred) of each predicted voxel.
     """
 
     shape: tuple[int, int, int]
@@ -287,6 +291,8 @@ class Components:
     pred_sizes: np.ndarray
     pairs: np.ndarray
     pair_overlap: np.ndarray
+    pred_coords: np.ndarray
+    pred_voxel_label: np.ndarray
 
     @property
     def voxel_ml(self) -> float:
@@ -376,6 +382,8 @@ def components(gt: np.ndarray, pred: np.ndarray, spacing: Sequence[float] = (1.0
             np.zeros(1, np.int64),
             np.zeros((0, 2), np.int64),
             empty_i,
+            np.zeros((0, 3), np.int64),
+            empty_i,
         )
     g_b = np.ascontiguousarray(_binary_crop(g_raw, box, "gt"))
     p_b = np.ascontiguousarray(_binary_crop(p_raw, box, "pred"))
@@ -384,7 +392,8 @@ def components(gt: np.ndarray, pred: np.ndarray, spacing: Sequence[float] = (1.0
     g_flat = np.flatnonzero(g_b)  # C order
     gl = g_lab.ravel()[g_flat].astype(np.int64)
     gp = p_lab.ravel()[g_flat].astype(np.int64)
-    pl = p_lab.ravel()[np.flatnonzero(p_b)].astype(np.int64)
+    p_flat = np.flatnonzero(p_b)
+    pl = p_lab.ravel()[p_flat].astype(np.int64)
     gt_sizes = np.bincount(gl, minlength=n_gt + 1)
     pred_sizes = np.bincount(pl, minlength=n_pred + 1)
     both = gp > 0
@@ -393,6 +402,19 @@ def components(gt: np.ndarray, pred: np.ndarray, spacing: Sequence[float] = (1.0
     pairs = np.stack([uniq // (n_pred + 1), uniq % (n_pred + 1)], axis=1)
     offset = np.array([box[0].start, box[1].start, box[2].start], dtype=np.int64)
     coords = np.stack(np.unravel_index(g_flat, g_b.shape), axis=1).astype(np.int64) + offset
+    p_coords = np.stack(np.unravel_index(p_flat, p_b.shape), axis=1).astype(np.int64) + offset
     return Components(
-        shape, spacing_t, n_gt, n_pred, coords, gl, gp, gt_sizes, pred_sizes, pairs, counts.astype(np.int64)
+        shape,
+        spacing_t,
+        n_gt,
+        n_pred,
+        coords,
+        gl,
+        gp,
+        gt_sizes,
+        pred_sizes,
+        pairs,
+        counts.astype(np.int64),
+        p_coords,
+        pl,
     )

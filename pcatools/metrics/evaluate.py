@@ -7,16 +7,17 @@ import os
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 
 import nibabel as nib
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from pcatools.data.io import DataError, describe_grid, load_nifti, same_grid
 from pcatools.metrics.autopet import false_negative_volume, false_positive_volume
-from pcatools.metrics.burden import gt_suv, lesion_suv
+from pcatools.metrics.burden import gt_suv, lesion_suv, pred_component_suv, pred_suv
 from pcatools.metrics.components import Components, components, scenario
 from pcatools.metrics.detection import CRITERIA, NEEDS_SUV, Criterion, detect, f1_score
 from pcatools.metrics.dmax import dmax_points
@@ -36,8 +37,11 @@ CASE_COLUMNS: tuple[str, ...] = (
     "n_gt_lesions",
     "n_pred_lesions",
     "scenario",
-    "pred_volume_ml",
     "suvmax",
+    "pred_tmtv_ml",
+    "pred_tla",
+    "pred_suvmax",
+    "pred_dmax_mm",
     "criterion",
 )
 """Keys of :func:`evaluate_case` (and metric columns of the per-case table), in order."""
@@ -52,8 +56,29 @@ LESION_COLUMNS: tuple[str, ...] = (
     "matched",
     "dice",
     "detected",
+    "pred_components",
+    "pred_volume_ml",
+    "pred_suvmax",
 )
 """Columns of :func:`lesion_table`, in order."""
+
+COMPONENT_COLUMNS: tuple[str, ...] = (
+    "component_id",
+    "n_voxels",
+    "volume_ml",
+    "suvmax",
+    "suvmean",
+    "tla",
+    "lesions",
+    "dice",
+    "false_positive",
+)
+"""Columns of the per-predicted-component table (:func:`component_table`), in order."""
+
+
+def _ids(values: np.ndarray) -> str:
+    """Component or lesion ids as one CSV-safe cell, e.g. ``"2;5"`` (``""`` for none)."""
+    return ";".join(str(int(v)) for v in values)
 
 
 def _evaluate(
@@ -62,8 +87,8 @@ def _evaluate(
     criterion: Criterion | str,
     iou_threshold: float,
     with_dmax: bool = True,
-) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Case metrics and lesion table from a labelled case (internal: one labelling for both)."""
+) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
+    """Case metrics, lesion table and predicted-component table from one labelling of a case."""
     if criterion not in CRITERIA:
         raise ValueError(f"criterion: expected one of {CRITERIA}, found {criterion!r}")
     vox = comp.voxel_ml
@@ -74,10 +99,15 @@ def _evaluate(
         argmax: np.ndarray | None = stats.argmax
         total_tla = float(stats.suv_sum.sum()) * vox
         case_suvmax = float(suvmax.max()) if n else float("nan")
+        pstats = pred_component_suv(comp, pred_suv(comp, suv))
+        comp_suvmax, comp_suvmean, comp_tla = pstats.suvmax, pstats.suvmean, pstats.suv_sum * vox
+        pred_tla = float(pstats.suv_sum.sum()) * vox
+        pred_suvmax = float(comp_suvmax.max()) if comp.n_pred else float("nan")
     else:
         suvmax = suvmean = les_tla = np.full(n, np.nan)
+        comp_suvmax = comp_suvmean = comp_tla = np.full(comp.n_pred, np.nan)
         argmax = None
-        total_tla = case_suvmax = float("nan")
+        total_tla = case_suvmax = pred_tla = pred_suvmax = float("nan")
         if criterion in NEEDS_SUV:
             warnings.warn(
                 f"criterion {criterion!r} needs a SUV image; without one, detection uses 'overlap' "
@@ -101,11 +131,22 @@ def _evaluate(
         "n_gt_lesions": n,
         "n_pred_lesions": comp.n_pred,
         "scenario": scenario(n),
-        "pred_volume_ml": comp.pred_voxels * vox,
         "suvmax": case_suvmax,
+        "pred_tmtv_ml": comp.pred_voxels * vox,
+        "pred_tla": pred_tla,
+        "pred_suvmax": pred_suvmax,
+        "pred_dmax_mm": dmax_points(comp.pred_coords, comp.spacing) if with_dmax else float("nan"),
         "criterion": det.criterion,
     }
+    # matched components of each lesion, and matched lesions of each component (pairs are sorted)
+    by_lesion = np.split(comp.pairs[:, 1], np.searchsorted(comp.pairs[:, 0], np.arange(2, n + 1)))
+    order = np.lexsort((comp.pairs[:, 0], comp.pairs[:, 1]))
+    by_comp_pairs = comp.pairs[order]
+    by_comp = np.split(
+        by_comp_pairs[:, 0], np.searchsorted(by_comp_pairs[:, 1], np.arange(2, comp.n_pred + 1))
+    )
     sizes = comp.gt_sizes[1:]
+    pred_ml = comp.pred_sizes * vox
     lesions = pd.DataFrame(
         {
             "lesion_id": np.arange(1, n + 1, dtype=np.int64),
@@ -117,10 +158,33 @@ def _evaluate(
             "matched": comp.gt_overlapped()[1:],
             "dice": lesion_dice(comp),
             "detected": det.detected,
+            "pred_components": [_ids(c) for c in by_lesion] if n else [],
+            "pred_volume_ml": [float(pred_ml[c].sum()) for c in by_lesion] if n else [],
+            "pred_suvmax": [float(comp_suvmax[c - 1].max()) if c.size else np.nan for c in by_lesion]
+            if n
+            else [],
         },
         columns=list(LESION_COLUMNS),
     )
-    return case, lesions
+    inter = np.bincount(by_comp_pairs[:, 1], weights=comp.pair_overlap[order], minlength=comp.n_pred + 1)
+    gt_matched = np.array([comp.gt_sizes[c].sum() for c in by_comp], dtype=np.float64) if comp.n_pred else []
+    psizes = comp.pred_sizes[1:]
+    denom = psizes + np.asarray(gt_matched)
+    comps = pd.DataFrame(
+        {
+            "component_id": np.arange(1, comp.n_pred + 1, dtype=np.int64),
+            "n_voxels": psizes.astype(np.int64),
+            "volume_ml": psizes * vox,
+            "suvmax": comp_suvmax,
+            "suvmean": comp_suvmean,
+            "tla": comp_tla,
+            "lesions": [_ids(c) for c in by_comp] if comp.n_pred else [],
+            "dice": np.divide(2.0 * inter[1:], denom, out=np.zeros(comp.n_pred), where=denom > 0),
+            "false_positive": det.false_positive,
+        },
+        columns=list(COMPONENT_COLUMNS),
+    )
+    return case, lesions, comps
 
 
 def evaluate_case(
@@ -155,8 +219,9 @@ def evaluate_case(
         1.0 when all three are 0), ``fpv_ml``, ``fnv_ml`` (autoPET), ``tmtv_ml`` (ground truth),
         ``tla`` (ground truth, SUV x ml), ``dmax_mm`` (ground truth, eq. 15; NaN without lesions),
         ``n_gt_lesions``, ``n_pred_lesions`` (18-connected components), ``scenario`` (``"none"``,
-        ``"S"``, ``"M"``), ``pred_volume_ml``, ``suvmax`` (highest SUV in the ground truth),
-        ``criterion``.
+        ``"S"``, ``"M"``), ``suvmax`` (highest SUV in the ground truth), the same measures of the
+        prediction (``pred_tmtv_ml``, ``pred_tla``, ``pred_suvmax``, ``pred_dmax_mm``; on an empty
+        prediction 0, 0, NaN, NaN, as for an empty ground truth), and ``criterion``.
 
     Examples
     --------
@@ -184,8 +249,10 @@ def lesion_table(
     Columns: ``lesion_id`` (1..n, in C order of each lesion's first voxel), ``n_voxels``,
     ``volume_ml`` (MTV), ``suvmax``, ``suvmean``, ``tla`` (SUV x ml), ``matched`` (any voxel
     overlap with a predicted component), ``dice`` (eq. 16 against the union of the matched
-    components, 0 when unmatched), ``detected`` (under ``criterion``). SUV columns are NaN
-    without ``suv``.
+    components, 0 when unmatched), ``detected`` (under ``criterion``), ``pred_components`` (ids
+    of the matched predicted components, ``"2;5"``, as in :func:`component_table`; ``""`` when
+    unmatched), ``pred_volume_ml`` (their volume, 0 when unmatched) and ``pred_suvmax`` (their
+    highest SUV, NaN when unmatched). SUV columns are NaN without ``suv``.
 
     Examples
     --------
@@ -200,44 +267,86 @@ def lesion_table(
     return _evaluate(comp, suv, criterion, iou_threshold, with_dmax=False)[1]
 
 
+def component_table(
+    gt: np.ndarray,
+    pred: np.ndarray,
+    suv: np.ndarray | None,
+    spacing: Sequence[float],
+    criterion: Criterion | str = "suvmax",
+    iou_threshold: float = 0.5,
+) -> pd.DataFrame:
+    """One row per predicted component (18-connected), the prediction-side twin of :func:`lesion_table`.
+
+    Columns: ``component_id`` (1..n, C order of each component's first voxel), ``n_voxels``,
+    ``volume_ml``, ``suvmax``, ``suvmean``, ``tla`` (SUV x ml; NaN without ``suv``), ``lesions``
+    (ids of the ground-truth lesions it overlaps, ``"1;3"``, ``""`` for none),
+    ``dice`` (``2 |P_c ∩ G| / (|P_c| + |G_c|)`` with ``G_c`` the union of the lesions it
+    overlaps; 0 when it overlaps none) and ``false_positive`` (counted as an FP under ``criterion``).
+
+    Examples
+    --------
+    >>> g = np.zeros((10, 1, 1), np.uint8); g[0:2] = 1; g[5:7] = 1
+    >>> p = np.zeros_like(g); p[1:3] = 1; p[9] = 1
+    >>> component_table(g, p, None, (10.0, 10.0, 10.0), criterion="overlap")[["component_id", "lesions", "dice"]]
+       component_id lesions  dice
+    0             1       1   0.5
+    1             2           0.0
+    """
+    comp = components(gt, pred, spacing)
+    return _evaluate(comp, suv, criterion, iou_threshold, with_dmax=False)[2]
+
+
 # --------------------------------------------------------------------------- cohort
 
 
-def _load(
-    path: str | os.PathLike[str], what: str
-) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float]]:
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"{what}: file not found: {p}")
-    img = nib.load(str(p))
-    data = np.asanyarray(img.dataobj)  # type: ignore[attr-defined]
-    if data.ndim == 4 and data.shape[3] == 1:
-        data = data[..., 0]
-    if data.ndim != 3:
-        raise ValueError(f"{what}: expected a 3-D image, found shape {data.shape} in {p}")
-    zooms = img.header.get_zooms()[:3]  # type: ignore[attr-defined]
-    affine = np.asarray(img.affine)  # type: ignore[attr-defined]
-    return data, affine, (float(zooms[0]), float(zooms[1]), float(zooms[2]))
+def _mask(path: str, label_value: int | None, name: str) -> nib.Nifti1Image:
+    """A binary mask: values 0/1 (checked by ``load_nifti``), or ``== label_value`` of an integer label map."""
+    if label_value is None:
+        return load_nifti(path, "label", name=name)
+    img = load_nifti(path, name=name)
+    data = np.asanyarray(img.dataobj)
+    if not np.issubdtype(data.dtype, np.integer) and not np.array_equal(data, np.round(data)):
+        raise DataError(
+            f"mask {path}: --label {label_value} needs an integer label map, found fractional values"
+        )
+    return nib.Nifti1Image((data == label_value).astype(np.uint8), img.affine, header=img.header)
 
 
 def _evaluate_paths(
-    label: str, pred: str, pet: str | None, criterion: str, iou_threshold: float
-) -> tuple[dict[str, Any], pd.DataFrame]:
-    gt_arr, gt_aff, spacing = _load(label, "label")
-    pred_arr, pred_aff, _ = _load(pred, "pred")
-    if pred_arr.shape != gt_arr.shape or not np.allclose(pred_aff, gt_aff, atol=1e-3):
-        raise ValueError(
-            f"pred {pred} is not on the grid of label {label}: shapes {pred_arr.shape} vs {gt_arr.shape}, "
-            f"affines equal: {np.allclose(pred_aff, gt_aff, atol=1e-3)} (resample the prediction to the label grid)"
-        )
-    suv = None
-    if pet is not None:
-        suv_arr, pet_aff, _ = _load(pet, "pet")
-        if suv_arr.shape != gt_arr.shape or not np.allclose(pet_aff, gt_aff, atol=1e-3):
-            raise ValueError(
-                f"pet {pet} is not on the grid of label {label}: shapes {suv_arr.shape} vs {gt_arr.shape}"
+    where: str,
+    label: str,
+    pred: str,
+    pet: str | None,
+    criterion: str,
+    iou_threshold: float,
+    label_value: int | None = None,
+) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
+    """Evaluate one (label, prediction[, PET]) triple of files; a bad file is a DataError naming ``where``."""
+    try:
+        gt_img = _mask(label, label_value, "ground truth")
+        pred_img = _mask(pred, label_value, "prediction")
+        if not same_grid(gt_img.shape, gt_img.affine, pred_img.shape, pred_img.affine):
+            raise DataError(
+                f"prediction {pred} is not on the grid of ground truth {label}: prediction has "
+                f"{describe_grid(pred_img.shape, pred_img.affine)}; ground truth has "
+                f"{describe_grid(gt_img.shape, gt_img.affine)} (resample the prediction onto the ground truth)"
             )
-        suv = suv_arr
+        suv = None
+        if pet is not None:
+            pet_img = load_nifti(pet, "pet")
+            if not same_grid(gt_img.shape, gt_img.affine, pet_img.shape, pet_img.affine):
+                raise DataError(
+                    f"PET {pet} is not on the grid of ground truth {label}: PET has "
+                    f"{describe_grid(pet_img.shape, pet_img.affine)}; ground truth has "
+                    f"{describe_grid(gt_img.shape, gt_img.affine)}"
+                )
+            suv = np.asanyarray(pet_img.dataobj)
+    except DataError as err:
+        raise DataError(f"{where}: {err}") from None
+    zooms = gt_img.header.get_zooms()[:3]
+    spacing = (float(zooms[0]), float(zooms[1]), float(zooms[2]))
+    gt_arr = np.asanyarray(gt_img.dataobj)
+    pred_arr = np.asanyarray(pred_img.dataobj)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the fallback is reported once by evaluate_cohort
         return _evaluate(components(gt_arr, pred_arr, spacing), suv, criterion, iou_threshold)
@@ -247,7 +356,26 @@ def _present(value: Any) -> bool:
     return value is not None and not (isinstance(value, float) and np.isnan(value)) and str(value) != ""
 
 
-def evaluate_cohort(
+@dataclass(frozen=True)
+class CohortTables:
+    """The tables of :func:`evaluate_cohort_tables`: per case, per lesion, per predicted component."""
+
+    cases: pd.DataFrame
+    lesions: pd.DataFrame
+    components: pd.DataFrame
+
+
+def _where(row: pd.Series, index: int) -> str:
+    """How an error names a manifest row: its case id and model, or its row number."""
+    parts = [f"case {row['case_id']!r}" if "case_id" in row.index else f"manifest row {index}"]
+    for col in ("model", "network", "loss"):
+        if col in row.index and _present(row[col]) and str(row[col]):
+            parts.append(f"{col} {row[col]!r}")
+            break
+    return ", ".join(parts)
+
+
+def evaluate_cohort_tables(
     manifest: pd.DataFrame | str | os.PathLike[str],
     pred_col: str = "pred",
     workers: int | None = None,
@@ -256,14 +384,17 @@ def evaluate_cohort(
     iou_threshold: float = 0.5,
     label_col: str = "label",
     pet_col: str = "pet",
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Evaluate every row of a manifest: per-case and per-lesion tables.
+    label_value: int | None = None,
+) -> CohortTables:
+    """Evaluate every row of a manifest: per-case, per-lesion and per-predicted-component tables.
 
     Each row names NIfTI files in ``label_col`` (ground truth), ``pred_col`` (prediction on the
     label's grid) and, optionally, ``pet_col`` (SUV); spacing is read from the label's header. All
     other manifest columns (``case_id``, ``patient_id``, ``network``, ``loss``, ...) are carried into
-    both outputs, except those whose names clash with a computed column (``tmtv_ml``, ...), which
-    the computed value replaces.
+    every output, except those whose names clash with a computed column (``tmtv_ml``, ...), which
+    the computed value replaces. Every file is checked as it is read
+    (:func:`pcatools.data.io.load_nifti`: masks 0/1, finite SUV) and must lie on the label's grid;
+    a bad file is a :class:`~pcatools.data.io.DataError` naming the case, the model and the file.
 
     Parameters
     ----------
@@ -278,17 +409,20 @@ def evaluate_cohort(
     criterion, iou_threshold
         Detection criterion, as in :func:`evaluate_case`. Without a ``pet_col`` column (or with
         an empty cell) the SUV criteria fall back to ``"overlap"`` (warned once).
+    label_value : int, optional
+        Masks are integer label maps and this value is the lesion class (e.g. 1 of a multi-class
+        prediction); ``None``: masks must hold 0 and 1 only.
 
     Returns
     -------
-    cases : DataFrame
-        One row per manifest row, manifest columns then :data:`CASE_COLUMNS`.
-    lesions : DataFrame
-        One row per ground-truth lesion, manifest columns then :data:`LESION_COLUMNS` and
-        ``scenario`` of the case.
+    CohortTables
+        ``cases``: one row per manifest row, manifest columns then :data:`CASE_COLUMNS`;
+        ``lesions``: one row per ground-truth lesion, manifest columns then :data:`LESION_COLUMNS`
+        and ``scenario``; ``components``: one row per predicted component, manifest columns then
+        :data:`COMPONENT_COLUMNS`.
     """
     if not isinstance(manifest, pd.DataFrame):
-        manifest = pd.read_csv(manifest)
+        manifest = pd.read_csv(manifest, dtype={"case_id": str, "patient_id": str})
     for col in (label_col, pred_col):
         if col not in manifest.columns:
             raise KeyError(
@@ -299,17 +433,27 @@ def evaluate_cohort(
     rows = manifest.reset_index(drop=True)
     has_pet = pet_col in rows.columns
     jobs = []
-    for _, row in rows.iterrows():
+    for i, row in rows.iterrows():
         pet = str(row[pet_col]) if has_pet and _present(row[pet_col]) else None
-        jobs.append((str(row[label_col]), str(row[pred_col]), pet, criterion, iou_threshold))
-    if criterion in NEEDS_SUV and any(j[2] is None for j in jobs):
+        jobs.append(
+            (
+                _where(row, int(cast(int, i))),
+                str(row[label_col]),
+                str(row[pred_col]),
+                pet,
+                criterion,
+                iou_threshold,
+                label_value,
+            )
+        )
+    if criterion in NEEDS_SUV and any(j[3] is None for j in jobs):
         warnings.warn(
             f"criterion {criterion!r} needs PET (SUV) images; cases without column {pet_col!r} use 'overlap'",
             UserWarning,
             stacklevel=2,
         )
     n = len(jobs)
-    results: list[tuple[dict[str, Any], pd.DataFrame] | None] = [None] * n
+    results: list[tuple[dict[str, Any], pd.DataFrame, pd.DataFrame] | None] = [None] * n
     n_workers = min(os.cpu_count() or 1, n) if workers is None else min(workers, n)
     bar = tqdm(total=n, desc="evaluate", unit="case", disable=not progress)
     try:
@@ -321,30 +465,57 @@ def evaluate_cohort(
             ctx = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as pool:
                 futures = {pool.submit(_evaluate_paths, *job): i for i, job in enumerate(jobs)}
-                for fut in as_completed(futures):
-                    results[futures[fut]] = fut.result()
-                    bar.update()
+                try:
+                    for fut in as_completed(futures):
+                        results[futures[fut]] = fut.result()
+                        bar.update()
+                except BaseException:
+                    for fut in futures:
+                        fut.cancel()
+                    raise
     finally:
         bar.close()
 
-    computed = set(CASE_COLUMNS) | set(LESION_COLUMNS)
+    computed = set(CASE_COLUMNS) | set(LESION_COLUMNS) | set(COMPONENT_COLUMNS)
     carried = [c for c in rows.columns if c not in computed]
     case_records = []
     lesion_frames = []
+    comp_frames = []
     for i, res in enumerate(results):
         assert res is not None
-        case, les = res
+        case, les, comps = res
         extra = {c: rows.at[i, c] for c in carried}
         case_records.append({**extra, **case})
         les = les.assign(scenario=case["scenario"])
         for c in reversed(carried):
             les.insert(0, c, [extra[c]] * len(les))
+            comps.insert(0, c, [extra[c]] * len(comps))
         lesion_frames.append(les)
-    cases_df = pd.DataFrame.from_records(case_records, columns=[*carried, *CASE_COLUMNS])
-    lesion_cols = [*carried, *LESION_COLUMNS, "scenario"]
-    lesions_df = (
-        pd.concat(lesion_frames, ignore_index=True)[lesion_cols]
-        if lesion_frames
-        else pd.DataFrame(columns=lesion_cols)
+        comp_frames.append(comps)
+
+    def frame(frames: list[pd.DataFrame], cols: list[str]) -> pd.DataFrame:
+        return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
+
+    return CohortTables(
+        pd.DataFrame.from_records(case_records, columns=[*carried, *CASE_COLUMNS]),
+        frame(lesion_frames, [*carried, *LESION_COLUMNS, "scenario"]),
+        frame(comp_frames, [*carried, *COMPONENT_COLUMNS]),
     )
-    return cases_df, lesions_df
+
+
+def evaluate_cohort(
+    manifest: pd.DataFrame | str | os.PathLike[str],
+    pred_col: str = "pred",
+    workers: int | None = None,
+    progress: bool = True,
+    criterion: Criterion | str = "suvmax",
+    iou_threshold: float = 0.5,
+    label_col: str = "label",
+    pet_col: str = "pet",
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-case and per-lesion tables of a manifest: :func:`evaluate_cohort_tables` without the
+    component table (same parameters)."""
+    t = evaluate_cohort_tables(
+        manifest, pred_col, workers, progress, criterion, iou_threshold, label_col, pet_col
+    )
+    return t.cases, t.lesions

@@ -1,0 +1,135 @@
+"""Files of one role (ground truth, PET/SUV, prediction) in a user's folder, keyed by case id.
+
+``pcatools evaluate`` pairs ground truth, SUV and every model's predictions **by case id, never by
+sort order**. :func:`case_files` finds the files of one role in one folder, which may be
+
+- a dataset root in one of the layouts :mod:`pcatools.data.io` reads (nnU-Net ``imagesTr``/
+  ``labelsTr`` and ``imagesTs``/``labelsTs``, autoPET ``<patient>/<study>/SEG|SUV.nii.gz``, flat
+  ``<id>_label|_pet.nii.gz``): the role's files of that layout, with its case ids;
+- a plain folder of NIfTI files, as nnU-Net and MONAI write predictions and as nnU-Net keeps
+  ``labelsTs/`` and ``imagesTs/``:
+
+  ==========  =====================================================================================
+  role        file names (``.nii.gz`` or ``.nii``) -> case id
+  ==========  =====================================================================================
+  ``label``,  ``<id>``, ``<id>_pred``, ``<id>_seg``, ``<id>_label``; MONAI's ``SaveImage`` folders
+  ``pred``    ``<id>/<id>_seg`` (``separate_folder=True``, its default) as well
+  ``pet``     ``<id>_0001`` (nnU-Net channel 1; ``<id>_0000``, the CT, is skipped), ``<id>_pet``,
+              ``<id>_suv``, ``<id>``
+  ==========  =====================================================================================
+
+Two files that give one case id are an error naming both, so nothing is silently dropped.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Literal
+
+from pcatools.data.io import DataError, detect_layout, find_layout_cases
+
+FolderRole = Literal["label", "pet", "pred"]
+
+_NIFTI = re.compile(r"^(?P<stem>.+)\.nii(?:\.gz)?$")
+_MASK_SUFFIXES = ("_pred", "_seg", "_label")
+_PET_SUFFIXES = ("_0001", "_pet", "_suv", "_SUV")
+_SKIPPED_PET = re.compile(r"^.+_(?!0001)\d{4}$")  # other nnU-Net channels (the CT is _0000)
+_ROLE_WORDS = {"label": "ground-truth mask", "pet": "PET (SUV)", "pred": "prediction"}
+
+
+def _case_id(stem: str, role: FolderRole) -> str | None:
+    """Case id of a plain-folder file stem, or None for files of another role (other nnU-Net channels)."""
+    if role == "pet":
+        if _SKIPPED_PET.match(stem):
+            return None
+        suffixes = _PET_SUFFIXES
+    else:
+        suffixes = _MASK_SUFFIXES
+    for suffix in suffixes:
+        if stem.endswith(suffix) and len(stem) > len(suffix):
+            return stem[: -len(suffix)]
+    return stem
+
+
+def _plain_files(root: Path, role: FolderRole) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+
+    def add(case_id: str, path: Path) -> None:
+        if case_id in found:
+            raise DataError(
+                f"{root}: two {_ROLE_WORDS[role]} files for case {case_id!r}: {found[case_id].name} and "
+                f"{path.relative_to(root)}; expected one file per case"
+            )
+        found[case_id] = path
+
+    for path in sorted(root.iterdir()):
+        if path.is_file():
+            m = _NIFTI.match(path.name)
+            case_id = _case_id(m["stem"], role) if m else None
+            if case_id is not None:
+                add(case_id, path)
+        elif path.is_dir() and role != "pet":  # MONAI SaveImage: <id>/<id>_seg.nii.gz
+            inner = [p for p in sorted(path.iterdir()) if p.is_file() and _NIFTI.match(p.name)]
+            ids = [_case_id(_NIFTI.match(p.name)["stem"], role) for p in inner]  # type: ignore[index]
+            for p, case_id in zip(inner, ids, strict=True):
+                if case_id == path.name:
+                    add(case_id, p)
+    return found
+
+
+def case_files(root: str | os.PathLike[str], role: FolderRole) -> dict[str, Path]:
+    """The NIfTI files of ``role`` under ``root``, keyed by case id (naming rules in the module docstring).
+
+    Parameters
+    ----------
+    root : path-like
+        A dataset root in a known layout, or a plain folder of NIfTI files.
+    role : {"label", "pet", "pred"}
+        Ground-truth masks, PET in SUV, or predicted masks. A dataset root's layout is used for
+        ``label`` and ``pet``; predictions are always a plain folder.
+
+    Returns
+    -------
+    dict
+        ``{case_id: path}``, sorted by case id.
+
+    Raises
+    ------
+    DataError
+        ``root`` missing or not a folder, no file of the role in it, or two files for one case id.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> for name in ("PSMA_01.nii.gz", "PSMA_02_seg.nii.gz", "plans.json"):
+    ...     _ = (d / name).write_bytes(b"")
+    >>> sorted(case_files(d, "pred"))
+    ['PSMA_01', 'PSMA_02']
+    """
+    root = Path(root)
+    if role not in _ROLE_WORDS:
+        raise ValueError(f"role: expected one of {sorted(_ROLE_WORDS)}, found {role!r}")
+    if not root.is_dir():
+        raise DataError(
+            f"{_ROLE_WORDS[role]} folder {root}: expected a directory, found "
+            f"{'a file' if root.exists() else 'nothing'}"
+        )
+    if role != "pred":
+        try:
+            layout = detect_layout(root)
+        except DataError:
+            layout = None
+        if layout is not None:
+            _, entries = find_layout_cases(root, layout, need=(role,))
+            return {e.case_id: Path(str(e.paths[role])) for e in entries}
+    found = _plain_files(root, role)
+    if not found:
+        shown = ", ".join(sorted(p.name for p in root.iterdir())[:6]) or "nothing"
+        raise DataError(
+            f"{_ROLE_WORDS[role]} folder {root}: expected NIfTI files named <case_id>.nii.gz (or a dataset "
+            f"root in the nnU-Net, autoPET or flat layout), found {shown}"
+        )
+    return dict(sorted(found.items()))
