@@ -1520,10 +1520,13 @@ def figure7(curves: Any, title: str | None = None) -> go.Figure:
     """Figure 7: loss against the predicted probability of the true class (ground truth 1).
 
     One line per loss (DL, DFL, L1DFL) from :func:`pcatools.losses.loss_vs_probability`; see
-    :func:`figure7_data` for the accepted forms.
+    :func:`figure7_data` for the accepted forms. The default title names the construction
+    recorded in ``curves.attrs["construction"]`` ("per sample", the paper's definition, or
+    "patch"), so that a patch-based curve is never mistaken for the paper's figure.
     """
     import plotly.graph_objects as go
 
+    construction = getattr(curves, "attrs", {}).get("construction")
     df = figure7_data(curves)
     fig = go.Figure()
     for loss in _ordered(df["loss"], LOSS_ORDER):
@@ -1541,7 +1544,8 @@ def figure7(curves: Any, title: str | None = None) -> go.Figure:
     fig.add_vline(x=0.5, line={"dash": "dot", "color": "grey"})
     fig.update_xaxes(title="predicted probability of the true class, P(G)", range=[0, 1])
     fig.update_yaxes(title="loss")
-    ttl = "Figure 7: loss vs probability (ground truth = 1)" if title is None else title
+    how = {"per_sample": ", per sample", "patch": ", patch construction"}.get(str(construction), "")
+    ttl = f"Figure 7: loss vs probability (ground truth = 1{how})" if title is None else title
     fig.update_layout(title=ttl, template="simple_white", width=650, height=450, legend={"title": "loss"})
 
     def render() -> matplotlib.figure.Figure:

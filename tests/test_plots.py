@@ -316,6 +316,21 @@ def test_figure7_draws_loss_vs_probability() -> None:
         plots.figure7(curves.drop(columns="p"))
 
 
+def test_figure7_default_is_the_per_sample_construction() -> None:
+    from pcatools.losses import loss_vs_probability
+
+    fig = plots.figure7(loss_vs_probability())  # the call of pcatools.study.draw_figures
+    assert fig.layout.title.text == "Figure 7: loss vs probability (ground truth = 1, per sample)"
+    by_name = {tr.name: np.asarray(tr.y) for tr in fig.data}
+    p = np.asarray(fig.data[0].x)
+    # per sample: DFL unbounded for small P (6.24 at P = 0.005), L1DFL below DL from P = 0.54 on
+    assert by_name["DFL"][0] == pytest.approx(6.2355, abs=1e-3) and by_name["DL"][0] < 1
+    assert bool(np.all(by_name["L1DFL"][p >= 0.54] < by_name["DL"][p >= 0.54]))
+    patch = plots.figure7(loss_vs_probability(construction="patch"))
+    assert patch.layout.title.text.endswith("patch construction)")
+    assert plots.figure7({"dice": ([0.1, 0.9], [0.8, 0.1])}).layout.title.text.endswith("(ground truth = 1)")
+
+
 # --------------------------------------------------------------------------- export
 
 

@@ -1,98 +1,191 @@
 """Loss against the predicted probability of the true class (the curves of the paper's Figure 7).
 
-The paper plots DL, DFL and L1DFL against the probability of the true class for "samples with
-the ground truth label as 1" without saying how a single probability is turned into a patch-level
-loss. Our construction (deterministic, all parameters exposed):
+Figure 7 plots DL, DFL and L1DFL against "the probability of correctly classifying" for
+"samples with the ground truth label as 1". Two constructions are offered; the first is the
+default because it is how the figure is defined.
 
-* one patch per probability value ``p``: ``n_foreground`` lesion voxels (``g = 1``) all predicted
-  with foreground probability ``p``, and ``n_background`` background voxels (``g = 0``) all
-  predicted with background probability ``background_p`` (easy, well-classified background, as in
-  a typical PET patch);
-* two softmax classes, so ``p_0 = 1 - p_1`` everywhere;
-* each loss is evaluated on that patch exactly as in training: Dice (eq. 1) and Dice Focal
-  (eq. 3) with MONAI's smoothing and mean reductions, L1DFL (eq. 12) with its histogram taken
-  over the patch (Gamma = 0.1, paper convention).
+``construction="per_sample"`` (default): each loss of one sample
+    One voxel ``i`` with ``g_i(1) = 1`` predicted at ``p_i(1) = P`` (two softmax classes, so
+    ``p_i(0) = 1 - P``), and every equation evaluated on that voxel for its true class:
 
-The L1DFL curve is piecewise smooth: it jumps where ``1 - p`` crosses a bin boundary or joins
-the background's bin (``1 - background_p``), which is the mechanism of the loss. With the defaults
-(10 lesion voxels, 990 background voxels at 0.99) L1DFL lies above DL and DFL for p below about
-0.35 and below them for larger p, the behaviour the paper describes for its Figure 7; with a less
-confident background (``background_p = 0.9``) the lesion voxels share the background's bin at
-p around 0.9 and L1DFL rises there again.
+    * Dice (eq. 1) of the single voxel, class 1: ``1 - (2P + e_nr) / (P + 1 + e_dr)``,
+      ``~ (1 - P) / (1 + P)`` (:func:`per_sample_dice`);
+    * Focal (eq. 2) of the voxel, true class only and not averaged over anything else:
+      ``-(1 - P)^gamma log P`` (:func:`per_sample_focal`; the softmax and MONAI's sigmoid focal
+      terms agree here, since the background channel's sigmoid problem has the same ``p_t = P``);
+    * L1 weights (eq. 4-10) of the sample's own histogram: ``N = 1``, ``Delta = 1 - P`` alone in
+      its bin k, ``D = 1 / lambda_k`` and ``w = N / D = lambda_k``; the weight multiplies
+      numerator and denominator of eq. 11 alike and cancels (up to ``epsilon / w ~ 1e-4``), so
+      the weighted Dice of one voxel is the squared Dice ``1 - 2P / (1 + P^2) = (1 - P)^2 / (1 + P^2)``
+      (:func:`per_sample_weighted_dice`);
+    * DFL = Dice + Focal (eq. 3), L1DFL = weighted Dice + Focal (eq. 12).
+
+    The background class is left out: a label-1 voxel has no background ground truth, so its
+    class-0 Dice is 0 (eq. 1) for every ``P < 1`` and adds a constant 1/2 that says nothing about
+    ``P`` (and MONAI's smoothing makes it jump to 1 at ``P = 1``). So each loss keeps its own
+    shape: DFL is DL plus the focal term, unbounded as ``P -> 0`` (the "much steeper penalty");
+    L1DFL is below DFL everywhere (squared denominator) and crosses DL at ``P = 0.5354``: above
+    it for smaller ``P`` (0.373 against 0.333 at ``P = 0.5``), below for larger (0.0066 against
+    0.0526 at ``P = 0.9``), the paper's "reduced penalty" for ``P > 0.5`` and heavier one for
+    ``P < 0.5`` (tested).
+
+``construction="patch"``: each loss of a synthetic patch
+    One patch per ``P``: ``n_foreground`` lesion voxels (``g = 1``) all predicted at ``P`` and
+    ``n_background`` background voxels predicted at background probability ``background_p``;
+    every loss evaluated on the patch exactly as in training (MONAI smoothing and means, L1DFL's
+    histogram over the patch, Gamma = 0.1 paper convention). With the defaults (10 lesion
+    voxels, 990 background at 0.99) the focal term is averaged over 2000 elements of which 10
+    are hard, so DFL stays within 0.03 of DL everywhere: the curve shows the patch's
+    composition, not the losses' shapes. The L1DFL curve is piecewise smooth, with jumps where
+    ``1 - P`` crosses a bin boundary or joins the background's bin (the L1 weighting acts
+    *between* voxels, which one voxel alone cannot show); it lies above DL and DFL for ``P``
+    up to 0.32 and below them from 0.33 on.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 import torch
 from numpy.typing import ArrayLike
+from torch import Tensor
 
-from pcatools.losses.dice import dice_loss
+from pcatools.losses.dice import dice_loss, weighted_dice_loss
 from pcatools.losses.dice_focal import dice_focal_loss
 from pcatools.losses.focal import focal_loss
-from pcatools.losses.l1_weights import Convention
-from pcatools.losses.l1dfl import l1_dice_focal_loss
+from pcatools.losses.l1_weights import Convention, l1_weights
+from pcatools.losses.l1dfl import _resolve_smooth, l1_dice_focal_loss
 
-__all__ = ["loss_vs_probability", "CURVE_LOSSES"]
+__all__ = [
+    "loss_vs_probability",
+    "per_sample_dice",
+    "per_sample_focal",
+    "per_sample_weighted_dice",
+    "CURVE_LOSSES",
+    "CONSTRUCTIONS",
+]
 
 CURVE_LOSSES = ("dice", "focal", "dice_focal", "l1dfl")
+CONSTRUCTIONS = ("per_sample", "patch")
+
+#: Patch defaults (``construction="patch"``): lesion voxels, background voxels, background probability.
+PATCH_DEFAULTS = {"n_foreground": 10, "n_background": 990, "background_p": 0.99}
 
 
-def loss_vs_probability(
-    p: ArrayLike | None = None,
-    losses: Sequence[str] = ("dice", "dice_focal", "l1dfl"),
-    *,
-    n_foreground: int = 10,
-    n_background: int = 990,
-    background_p: float = 0.99,
-    bin_width: float | None = None,
-    gamma: float = 2.0,
-    convention: Convention = "paper",
-) -> pd.DataFrame:
-    """Loss curves against the predicted probability ``p`` of the true class (Figure 7).
+def _one_voxel(p: ArrayLike) -> tuple[Tensor, Tensor]:
+    """``(B, 1, 1)`` foreground probabilities ``P`` and their ground truth 1 (float64)."""
+    probs = torch.as_tensor(np.asarray(p, dtype=np.float64)).reshape(-1, 1, 1)
+    return probs, torch.ones_like(probs)
 
-    Parameters
-    ----------
-    p : array-like, optional
-        Probabilities in (0, 1]; default 199 points from 0.005 to 0.995.
-    losses : sequence of str
-        Any of ``"dice"``, ``"focal"``, ``"dice_focal"``, ``"l1dfl"``.
-    n_foreground, n_background : int
-        Voxels of the synthetic patch (see the module docstring).
-    background_p : float
-        Probability of the true class predicted for every background voxel.
-    bin_width, gamma, convention
-        L1DFL / focal parameters.
 
-    Returns
-    -------
-    pandas.DataFrame
-        Column ``p`` then one column per requested loss (wide format).
+def per_sample_dice(p: ArrayLike, smooth_nr: float = 1e-5, smooth_dr: float = 1e-5) -> np.ndarray:
+    r"""Dice Loss (eq. 1) of one voxel of label 1 predicted at ``P``, its own class only.
+
+    .. math:: \mathcal{L}_{Dice}(P) = 1 - \frac{2P + \epsilon_{nr}}{P + 1 + \epsilon_{dr}}
+              \approx \frac{1 - P}{1 + P}
+
+    The sums of eq. 1 run over the one voxel; only the class of its ground truth is kept,
+    because the background term of a label-1 voxel is 0 for any ``P < 1`` and would only add
+    a constant (see the module docstring).
 
     Examples
     --------
-    >>> df = loss_vs_probability([0.1, 0.5, 0.9])
-    >>> list(df.columns)
-    ['p', 'dice', 'dice_focal', 'l1dfl']
-    >>> bool((df["dice_focal"] >= df["dice"]).all())
-    True
+    ``P = 0.5``: ``1 - (1 + 1e-5) / (1.5 + 1e-5) = 0.5 / 1.50001 = 0.333331``:
+
+    >>> per_sample_dice([0.5, 1.0]).round(6).tolist()
+    [0.333331, 0.0]
     """
-    grid = np.linspace(0.005, 0.995, 199) if p is None else np.asarray(p, dtype=np.float64).reshape(-1)
-    if grid.size == 0 or not np.all((grid > 0) & (grid <= 1)):
-        raise ValueError(f"p must be non-empty with values in (0, 1], found {grid!r}")
-    unknown = [name for name in losses if name not in CURVE_LOSSES]
-    if unknown:
-        raise ValueError(f"unknown loss names {unknown}; choose from {CURVE_LOSSES}")
+    probs, target = _one_voxel(p)
+    return dice_loss(probs, target, smooth_nr, smooth_dr, reduction="none").numpy()
+
+
+def per_sample_focal(p: ArrayLike, gamma: float = 2.0) -> np.ndarray:
+    r"""Focal Loss (eq. 2) of one voxel of label 1 predicted at ``P``, true class only.
+
+    .. math:: \mathcal{L}_{Focal}(P) = -(1 - P)^{\gamma} \log P
+
+    Not divided by the number of classes or voxels: this is the loss of the sample itself, as in
+    Lin et al.'s figure of the focal loss against the probability of the ground-truth class.
+
+    Examples
+    --------
+    ``P = 0.5``: ``0.25 ln 2 = 0.173287``:
+
+    >>> per_sample_focal([0.5, 1.0]).round(6).tolist()
+    [0.173287, 0.0]
+    """
+    probs, target = _one_voxel(p)
+    return focal_loss(probs, target, gamma, reduction="none").numpy()
+
+
+def per_sample_weighted_dice(
+    p: ArrayLike,
+    bin_width: float | None = None,
+    convention: Convention = "paper",
+    smooth: float | None = None,
+) -> np.ndarray:
+    r"""L1-weighted squared Dice (eq. 11) of one voxel of label 1 predicted at ``P``.
+
+    The L1 weight comes from the sample's own histogram (eq. 4-10 with ``N = 1``):
+    ``w = N / D(B_k) = lambda_k``, the effective width of the bin of ``Delta = 1 - P``. It
+    multiplies numerator and denominator alike, so
+
+    .. math:: \mathcal{L}_{wDice}(P) = 1 - \frac{2wP + \epsilon}{w(1 + P^2) + \epsilon}
+              \approx \frac{(1 - P)^2}{1 + P^2}
+
+    Examples
+    --------
+    ``P = 0.5``: ``Delta = 0.5``, bin 0.5, ``w = 0.1``; ``1 - (0.1 + 1e-5) / (0.125 + 1e-5) = 0.199984``:
+
+    >>> per_sample_weighted_dice([0.5]).round(6).tolist()
+    [0.199984]
+    """
+    probs, target = _one_voxel(p)
+    two = torch.cat([1 - probs, probs], dim=1)  # (B, 2, 1): the voxel's both channels
+    w = l1_weights(two, torch.cat([1 - target, target], dim=1), bin_width, convention, per_sample=True)
+    eps = _resolve_smooth(smooth, convention)
+    return weighted_dice_loss(probs, target, w[:, 1:], smooth=eps, reduction="none").numpy()
+
+
+def _per_sample_curves(
+    grid: np.ndarray,
+    losses: Sequence[str],
+    bin_width: float | None,
+    gamma: float,
+    convention: Convention,
+) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    for name in losses:
+        if name == "dice":
+            out[name] = per_sample_dice(grid)
+        elif name == "focal":
+            out[name] = per_sample_focal(grid, gamma)
+        elif name == "dice_focal":
+            out[name] = per_sample_dice(grid) + per_sample_focal(grid, gamma)
+        else:
+            out[name] = per_sample_weighted_dice(grid, bin_width, convention) + per_sample_focal(grid, gamma)
+    return out
+
+
+def _patch_curves(
+    grid: np.ndarray,
+    losses: Sequence[str],
+    n_foreground: int,
+    n_background: int,
+    background_p: float,
+    bin_width: float | None,
+    gamma: float,
+    convention: Convention,
+) -> dict[str, np.ndarray]:
     if n_foreground < 1 or n_background < 0:
         raise ValueError(
             f"need n_foreground >= 1 and n_background >= 0, found {n_foreground}, {n_background}"
         )
     if not 0 < background_p <= 1:
         raise ValueError(f"background_p must be in (0, 1], found {background_p!r}")
-
     b = grid.size
     fg = torch.as_tensor(grid, dtype=torch.float64).view(b, 1).expand(b, n_foreground)
     bg = torch.full((b, n_background), 1.0 - background_p, dtype=torch.float64)
@@ -100,8 +193,7 @@ def loss_vs_probability(
     g1 = torch.cat([torch.ones(b, n_foreground), torch.zeros(b, n_background)], dim=1).to(torch.float64)
     probs = torch.stack([1 - p1, p1], dim=1)  # (B, 2, V)
     target = torch.stack([1 - g1, g1], dim=1)
-
-    out: dict[str, np.ndarray] = {"p": grid}
+    out: dict[str, np.ndarray] = {}
     for name in losses:
         if name == "dice":
             val = dice_loss(probs, target, reduction="none")
@@ -114,4 +206,91 @@ def loss_vs_probability(
                 probs, target, bin_width, gamma, convention, per_sample=True, reduction="none"
             )
         out[name] = val.numpy()
-    return pd.DataFrame(out)
+    return out
+
+
+def loss_vs_probability(
+    p: ArrayLike | None = None,
+    losses: Sequence[str] = ("dice", "dice_focal", "l1dfl"),
+    *,
+    construction: Literal["per_sample", "patch"] = "per_sample",
+    n_foreground: int | None = None,
+    n_background: int | None = None,
+    background_p: float | None = None,
+    bin_width: float | None = None,
+    gamma: float = 2.0,
+    convention: Convention = "paper",
+) -> pd.DataFrame:
+    """Loss curves against the predicted probability ``p`` of the true class (Figure 7).
+
+    Parameters
+    ----------
+    p : array-like, optional
+        Probabilities in (0, 1]; default 199 points from 0.005 to 0.995.
+    losses : sequence of str
+        Any of ``"dice"``, ``"focal"``, ``"dice_focal"``, ``"l1dfl"``.
+    construction : {"per_sample", "patch"}
+        ``"per_sample"`` (default, the figure's definition): the loss of one voxel of label 1;
+        ``"patch"``: the loss of a synthetic patch (see the module docstring).
+    n_foreground, n_background : int, optional
+        Voxels of the patch (``construction="patch"`` only; defaults 10 and 990).
+    background_p : float, optional
+        Probability of the true class of every background voxel (patch only; default 0.99).
+    bin_width, gamma, convention
+        L1DFL / focal parameters (per sample, ``bin_width`` and ``convention`` only move L1DFL
+        by ``epsilon / w``: the weight cancels).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Column ``p`` then one column per requested loss (wide format); ``attrs["construction"]``
+        names the construction.
+
+    Raises
+    ------
+    ValueError
+        Unknown loss or construction, ``p`` outside (0, 1], or patch parameters with
+        ``construction="per_sample"`` (they would be silently ignored).
+
+    Examples
+    --------
+    >>> df = loss_vs_probability([0.1, 0.5, 0.9])
+    >>> list(df.columns), df.attrs["construction"]
+    (['p', 'dice', 'dice_focal', 'l1dfl'], 'per_sample')
+    >>> df.round(4).to_dict("list")["l1dfl"]  # squared Dice + focal: above DL at 0.1, below at 0.9
+    [2.667, 0.3733, 0.0066]
+    >>> patch = loss_vs_probability([0.1, 0.9], construction="patch")
+    >>> bool((patch["dice_focal"] - patch["dice"] < 0.03).all())
+    True
+    """
+    grid = np.linspace(0.005, 0.995, 199) if p is None else np.asarray(p, dtype=np.float64).reshape(-1)
+    if grid.size == 0 or not np.all((grid > 0) & (grid <= 1)):
+        raise ValueError(f"p must be non-empty with values in (0, 1], found {grid!r}")
+    unknown = [name for name in losses if name not in CURVE_LOSSES]
+    if unknown:
+        raise ValueError(f"unknown loss names {unknown}; choose from {CURVE_LOSSES}")
+    patch_args = {"n_foreground": n_foreground, "n_background": n_background, "background_p": background_p}
+    if construction == "per_sample":
+        given = [k for k, v in patch_args.items() if v is not None]
+        if given:
+            raise ValueError(
+                f"{', '.join(given)}: only used with construction='patch' (per sample there is one voxel)"
+            )
+        out = _per_sample_curves(grid, losses, bin_width, gamma, convention)
+    elif construction == "patch":
+        args = {k: PATCH_DEFAULTS[k] if v is None else v for k, v in patch_args.items()}
+        out = _patch_curves(
+            grid,
+            losses,
+            int(args["n_foreground"]),
+            int(args["n_background"]),
+            float(args["background_p"]),
+            bin_width,
+            gamma,
+            convention,
+        )
+    else:
+        raise ValueError(f"construction must be one of {CONSTRUCTIONS}, found {construction!r}")
+    df = pd.DataFrame({"p": grid, **out})
+    df.attrs["construction"] = construction
+    return df
