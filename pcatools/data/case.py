@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -124,12 +127,40 @@ def layout_paths(
     raise ValueError(f"Unknown layout {layout!r}; expected one of 'nnunet', 'autopet', 'flat'")
 
 
+def save_niftis(
+    images: Mapping[str, nib.Nifti1Image], paths: Mapping[str, str | os.PathLike[str]]
+) -> dict[str, Path]:
+    """Save several NIfTI images (``images[key]`` to ``paths[key]``) so that a failure leaves none of them.
+
+    Each image is first saved under a hidden staging name beside its final path; only when all are
+    saved are they renamed into place. If saving fails, the staged files are removed; if a rename
+    fails, the files already renamed in this call are removed too. A case whose CT was written but
+    whose PET was not would otherwise look complete to a loader that globs ``imagesTr``.
+    """
+    finals = {key: Path(paths[key]) for key in images}
+    token = uuid.uuid4().hex[:12]
+    staged = {
+        key: path.with_name(f".{path.name}.{token}.staged{''.join(path.suffixes)}")
+        for key, path in finals.items()
+    }
+    renamed: list[Path] = []
+    try:
+        for key, img in images.items():
+            save_nifti(img, staged[key])
+        for key, path in finals.items():
+            os.replace(staged[key], path)
+            renamed.append(path)
+    except BaseException:
+        for path in [*staged.values(), *renamed]:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        raise
+    return finals
+
+
 def write_case(
     case: Case, root: str | os.PathLike[str], layout: Layout = "nnunet", split: Literal["Tr", "Ts"] = "Tr"
 ) -> dict[str, Path]:
-    """Write a case's NIfTI files (atomically) in ``layout`` under ``root``; return their paths."""
+    """Write a case's NIfTI files in ``layout`` under ``root`` together (:func:`save_niftis`); return their paths."""
     paths = layout_paths(root, case.case_id, layout, case.patient_id, split)
-    written = {}
-    for key, img in case.images().items():
-        written[key] = save_nifti(img, paths[key])
-    return written
+    return save_niftis(case.images(), paths)

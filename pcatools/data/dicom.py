@@ -15,6 +15,10 @@ The pieces, from the bottom up:
   folder and writes PET (SUVbw, :mod:`pcatools.data.suv`), CT (HU, on the PET grid unless asked
   otherwise) and label in the nnU-Net layout (:func:`pcatools.data.case.layout_paths`).
 
+What is refused rather than converted (unreadable files, a CT of another frame of reference,
+implausible headers ...) and the option that overrides each check is listed in
+``docs/refusals.md``; an override never passes silently: it emits :class:`OverriddenCheckWarning`.
+
 Array axes are ``(x, y, z)`` = ``(column, row, slice)`` of the DICOM images, as nibabel returns
 them; spacing in mm.
 """
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -32,16 +37,24 @@ from typing import Literal
 import nibabel as nib
 import numpy as np
 import pydicom
+from pydicom.datadict import keyword_for_tag
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from tqdm.auto import tqdm
 
-from pcatools.data.case import layout_paths, save_nifti
+from pcatools.data.case import layout_paths, save_niftis
+from pcatools.data.case_ids import case_id_from_name, validate_case_id
+from pcatools.data.io import DataError
 
 __all__ = [
     "DicomSeries",
     "DicomSeriesError",
+    "OutputPathError",
+    "OverriddenCheckWarning",
     "SeriesFiles",
+    "UnreadableDicomError",
+    "check_output_dir",
     "ct_series_to_hu",
     "convert_study",
     "dicom_ct_to_hu",
@@ -50,6 +63,7 @@ __all__ = [
     "resample_to_reference",
     "rtstruct_to_mask",
     "seg_to_mask",
+    "unreadable_reason",
 ]
 
 #: LPS (DICOM patient coordinates) -> RAS (NIfTI world coordinates): negate x and y.
@@ -64,8 +78,35 @@ _DICOMDIR_UID = "1.2.840.10008.1.3.10"
 _PROGRESS_MIN_FILES = 50
 
 
-class DicomSeriesError(ValueError):
+class DicomSeriesError(DataError):
     """A DICOM folder or series cannot be read as asked (names the file, tag and what was found)."""
+
+
+class UnreadableDicomError(DicomSeriesError):
+    """A file that should be DICOM (DICM prefix or ``.dcm`` name) is empty, truncated or cannot be parsed."""
+
+
+class OutputPathError(DataError):
+    """An output folder is an existing file or cannot be written; raised before anything is written."""
+
+
+class OverriddenCheckWarning(UserWarning):
+    """A check that refuses bad input was overridden by an explicit option; the data were converted anyway."""
+
+
+def refuse_unless_allowed(
+    error: type[DataError], message: str, allowed: bool, option: str, flag: str, stacklevel: int = 3
+) -> None:
+    """Raise ``error(message)`` naming the override ``option`` / ``flag``, or with ``allowed`` warn instead.
+
+    Every refusal that an option can override goes through here, so that an override is never
+    silent: it emits :class:`OverriddenCheckWarning` with the same message.
+    """
+    if not allowed:
+        raise error(f"{message}; pass {option}=True ({flag}) to convert anyway")
+    warnings.warn(
+        f"{message} (converted anyway: {option}=True)", OverriddenCheckWarning, stacklevel=stacklevel
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -173,17 +214,26 @@ class DicomSeries:
 # finding and reading series
 
 
-def find_series(path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[SeriesFiles]:
+def find_series(
+    path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *, skip_unreadable: bool = False
+) -> list[SeriesFiles]:
     """Group the DICOM files under ``path`` (a folder, searched recursively, or a list of files) by series.
 
     Files that are not DICOM (NIfTI masks, notes ...) and DICOMDIR indexes are skipped. Series are
     keyed by ``(SeriesInstanceUID, Modality)``, so anonymised data with empty UIDs still splits by
     modality.
 
+    A file that should be DICOM but cannot be read whole (see :func:`unreadable_reason`: empty,
+    truncated, unparsable) is an error, because leaving it out silently would shorten a volume
+    whose first or last slice it was; ``skip_unreadable=True`` leaves such files out with an
+    :class:`OverriddenCheckWarning` naming them.
+
     Raises
     ------
     FileNotFoundError
         ``path`` does not exist.
+    UnreadableDicomError
+        A DICOM file cannot be read whole (unless ``skip_unreadable``).
     """
     if isinstance(path, (str, os.PathLike)):
         root = Path(path)
@@ -191,14 +241,26 @@ def find_series(path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]])
             raise FileNotFoundError(f"DICOM path {root} does not exist")
         files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
     else:
+        root = Path(os.path.commonpath([str(p) for p in path])) if path else Path(".")
         files = [Path(p) for p in path]
     groups: dict[tuple[str, str], list[tuple[Path, Dataset]]] = {}
+    unreadable: list[str] = []
     for f in tqdm(files, desc="scan DICOM", leave=False, disable=len(files) < 4 * _PROGRESS_MIN_FILES):
-        ds = _read_header(f)
+        ds, reason = _read_header(f)
+        if reason is not None:
+            unreadable.append(f"{f} ({reason})")
         if ds is None:
             continue
         key = (str(ds.get("SeriesInstanceUID", "") or ""), str(ds.get("Modality", "") or "").upper())
         groups.setdefault(key, []).append((f, ds))
+    if unreadable:
+        refuse_unless_allowed(
+            UnreadableDicomError,
+            f"{len(unreadable)} unreadable DICOM file(s) under {root}: {'; '.join(unreadable)}",
+            skip_unreadable,
+            "skip_unreadable",
+            "--skip-unreadable",
+        )
     out = []
     for (uid, modality), items in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         description = str(items[0][1].get("SeriesDescription", "") or "")
@@ -208,9 +270,31 @@ def find_series(path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]])
     return out
 
 
-def _read_header(path: Path) -> Dataset | None:
+#: File name endings that say "this is a DICOM file" even where its content does not.
+_DICOM_SUFFIXES = frozenset({".dcm", ".dicom", ".ima"})
+
+
+def _named_like_dicom(path: Path, empty: bool) -> bool:
+    """A ``.dcm`` / ``.dicom`` / ``.ima`` name; for an empty file also a name without suffix (``IM0001``), not hidden."""
+    suffix = path.suffix.lower()
+    return suffix in _DICOM_SUFFIXES or (empty and not suffix and not path.name.startswith("."))
+
+
+def _read_header(path: Path) -> tuple[Dataset | None, str | None]:
+    """``(header without pixels, None)``; ``(None, None)`` for a file that is not DICOM; ``(None, reason)`` for an unreadable one."""
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            preamble = fh.read(132)
+    except OSError as exc:
+        return None, f"cannot be opened: {exc.strerror or exc}"
+    if size == 0:
+        return None, ("empty file (0 bytes)" if _named_like_dicom(path, empty=True) else None)
+    has_prefix = preamble[128:132] == b"DICM"
+    try:
+        with warnings.catch_warnings():  # a damaged file is reported below, not by pydicom's warnings
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
     except InvalidDicomError:
         # no 128-byte preamble: accept only what clearly is a DICOM data set
         try:
@@ -218,18 +302,61 @@ def _read_header(path: Path) -> Dataset | None:
                 warnings.simplefilter("ignore")
                 ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
         except Exception:
-            return None
-        modality = ds.get("Modality", None)
-        if not (
+            ds = None
+        modality = None if ds is None else ds.get("Modality", None)
+        if ds is None or not (
             isinstance(modality, str) and re.fullmatch(r"[A-Z0-9_ ]{1,16}", modality) and "SOPClassUID" in ds
         ):
-            return None
-    except (OSError, ValueError, EOFError):
-        return None
+            return None, ("not a DICOM data set" if _named_like_dicom(path, empty=False) else None)
+    except Exception as exc:  # pydicom raises many kinds on damaged input
+        if has_prefix or _named_like_dicom(path, empty=False):
+            return None, f"cannot be parsed: {exc}"
+        return None, None
     meta = getattr(ds, "file_meta", None)
     if meta is not None and str(meta.get("MediaStorageSOPClassUID", "")) == _DICOMDIR_UID:
-        return None
-    return ds
+        return None, None
+    reason = unreadable_reason(path, ds)
+    return (None, reason) if reason else (ds, None)
+
+
+def unreadable_reason(path: str | os.PathLike[str], header: Dataset | None = None) -> str | None:
+    """Why the DICOM file ``path`` cannot be read whole (empty data set, truncated element, no pixel data), or None.
+
+    pydicom reads a truncated file without complaint and returns what it got (an image without
+    its last rows, a header cut in the middle, or nothing at all for cut compressed pixel data),
+    so every element's declared length is compared with what the file holds. Large values are not
+    loaded (only their offsets), so this costs about one header read. ``header`` is the file's
+    header as already read (without pixels), if at hand.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            full = pydicom.dcmread(path, defer_size=4096, force=True)
+    except Exception as exc:  # pydicom raises many kinds on damaged input
+        return f"cannot be parsed: {exc}"
+    if any("end of file" in str(w.message).lower() for w in caught):
+        return "truncated: the file ends inside an element"
+    if len(full) == 0 or "SOPClassUID" not in full:
+        return "no data set after the file meta information (SOPClassUID (0008,0016) missing)"
+    if header is not None and len(full) < len(header):
+        return f"truncated: {len(header)} header elements but only {len(full)} in a full read"
+    for tag in list(full.keys()):
+        raw = full.get_item(tag, keep_deferred=True)
+        if not isinstance(raw, RawDataElement) or raw.length == 0xFFFFFFFF:
+            continue  # already converted, or undefined length (ends at a delimiter, checked above)
+        held = (size - raw.value_tell) if raw.value is None else len(raw.value)
+        if held < raw.length:
+            keyword = keyword_for_tag(raw.tag) or "element"
+            return (
+                f"truncated: {keyword} {raw.tag} declares {raw.length} bytes, the file holds {max(held, 0)}"
+            )
+    rows = header.get("Rows", None) if header is not None else full.get("Rows", None)
+    pixel_tags = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+    if rows and not any(t in full for t in pixel_tags):
+        return "truncated: Rows (0028,0010) is given but PixelData (7FE0,0010) is missing"
+    return None
 
 
 def read_dicom_series(
@@ -237,6 +364,7 @@ def read_dicom_series(
     *,
     modality: str | None = None,
     series_uid: str | None = None,
+    skip_unreadable: bool = False,
 ) -> DicomSeries:
     """Read one image series robustly: grouped by series, sorted geometrically, with a RAS affine.
 
@@ -249,6 +377,9 @@ def read_dicom_series(
         Keep only series of this ``Modality`` (``"PT"``, ``"CT"`` ...).
     series_uid : str, optional
         Keep only this ``SeriesInstanceUID``.
+    skip_unreadable : bool
+        Leave out empty or truncated DICOM files with a warning instead of refusing the folder
+        (:func:`find_series`).
 
     Returns
     -------
@@ -264,7 +395,8 @@ def read_dicom_series(
     Raises
     ------
     DicomSeriesError
-        No DICOM files, no (or several) matching image series, missing geometry tags, mixed
+        An unreadable DICOM file (:class:`UnreadableDicomError`), no DICOM files, no (or several)
+        matching image series, missing geometry tags, mixed
         orientations / matrix sizes, several instances at one position (a dynamic series),
         non-uniform slice spacing, or slices not stacked along their normal (gantry tilt).
 
@@ -277,7 +409,7 @@ def read_dicom_series(
     if isinstance(source, SeriesFiles):
         chosen = source
     else:
-        all_series = find_series(source)
+        all_series = find_series(source, skip_unreadable=skip_unreadable)
         if not all_series:
             raise DicomSeriesError(f"no DICOM files found in {source}")
         images = [s for s in all_series if s.is_image]
@@ -737,9 +869,12 @@ def resample_to_reference(
     return _nifti(data.astype(dtype), reference.affine, str(img.header["descrip"].astype(str)))
 
 
-def _safe_id(text: str) -> str:
-    cleaned = re.sub(r"[^A-Za-z0-9.-]+", "-", text).strip("-.")
-    return cleaned or "case"
+#: The option that chooses among several series of one kind: (library keyword, CLI flag).
+_SERIES_OPTIONS = {
+    "PT": ("pet_series_uid", "--pet-series-uid"),
+    "CT": ("ct_series_uid", "--ct-series-uid"),
+    "mask": ("mask_series_uid", "--mask-series-uid"),
+}
 
 
 def _pick(series: Sequence[SeriesFiles], modality: str, uid: str | None, where: Path) -> SeriesFiles:
@@ -754,16 +889,106 @@ def _pick(series: Sequence[SeriesFiles], modality: str, uid: str | None, where: 
         ]
     if not candidates:
         found = "; ".join(str(s) for s in series) or "nothing"
+        asked = f" with SeriesInstanceUID {uid}" if uid is not None else ""
         raise DicomSeriesError(
-            f"no {modality} image series in {where} (Modality (0008,0060) {modality!r}); found: {found}"
+            f"no {modality} image series{asked} in {where} (Modality (0008,0060) {modality!r}); found: {found}"
         )
     if len(candidates) > 1:
         found = "; ".join(str(s) for s in candidates)
-        key = "pet_series_uid" if modality == "PT" else "ct_series_uid"
+        keyword, flag = _SERIES_OPTIONS[modality]
         raise DicomSeriesError(
-            f"{where} holds {len(candidates)} {modality} series; pass {key}=... to choose: {found}"
+            f"{where} holds {len(candidates)} {modality} series; pass {keyword}=... ({flag} on the command line) "
+            f"to choose: {found}"
         )
     return candidates[0]
+
+
+def check_output_dir(out_dir: str | os.PathLike[str], split: Literal["Tr", "Ts"] = "Tr") -> Path:
+    """Check that the nnU-Net folders under ``out_dir`` can be created and written; return ``out_dir``.
+
+    Run before a conversion reads anything, so that a wrong output path fails in a second with one
+    line instead of after minutes of work or, worse, with some files of a case written.
+
+    Raises
+    ------
+    OutputPathError
+        ``out_dir``, ``images<split>`` or ``labels<split>`` is an existing file (or other non-folder),
+        or the nearest existing folder on the way cannot be written (tried by creating a temporary
+        file, which also catches read-only file systems and root-squashed mounts).
+    """
+    root = Path(out_dir)
+    probed: set[Path] = set()
+    for folder in (root, root / f"images{split}", root / f"labels{split}"):
+        existing = folder
+        while not existing.exists() and existing != existing.parent:
+            if existing.is_symlink():
+                raise OutputPathError(f"output folder {existing} is a broken symbolic link")
+            existing = existing.parent
+        if not existing.is_dir():
+            raise OutputPathError(
+                f"output folder {existing} is an existing file, not a folder; choose another output path"
+            )
+        if existing in probed:
+            continue
+        probed.add(existing)
+        try:
+            with tempfile.TemporaryFile(dir=existing, prefix=".pcatools-write-test-"):
+                pass
+        except OSError as exc:
+            raise OutputPathError(
+                f"output folder {existing} cannot be written ({exc.strerror or exc}); choose another output path"
+            ) from None
+    return root
+
+
+def _world_box(series: DicomSeries) -> np.ndarray:
+    """``(2, 3)`` RAS lower and upper corners of the axis-aligned box around the series' voxels (edges, not centres)."""
+    shape = series.shape
+    corners = np.array(
+        [
+            [i, j, k, 1.0]
+            for i in (-0.5, shape[0] - 0.5)
+            for j in (-0.5, shape[1] - 0.5)
+            for k in (-0.5, shape[2] - 0.5)
+        ]
+    )
+    world = (series.affine @ corners.T)[:3].T
+    return np.stack([world.min(axis=0), world.max(axis=0)])
+
+
+def _check_ct_matches_pet(pet: DicomSeries, ct: DicomSeries, allow: bool) -> None:
+    """Refuse a CT that is not of the PET's scan: another FrameOfReferenceUID, or a field of view beside the PET's.
+
+    A PET/CT shares one frame of reference (DICOM PS3.3 C.7.4.1: same UID, same patient coordinate
+    system); a CT of another frame or one whose box does not meet the PET's box would be resampled
+    into a volume that does not overlay the PET (or is all air). ``allow`` warns instead.
+    """
+    option = ("allow_ct_mismatch", "--allow-ct-mismatch")
+    pet_for, ct_for = pet.frame_of_reference_uid, ct.frame_of_reference_uid
+    if pet_for and ct_for and pet_for != ct_for:
+        refuse_unless_allowed(
+            DicomSeriesError,
+            f"CT {ct.files[0]} has FrameOfReferenceUID (0020,0052) {ct_for}, the PET {pet.files[0]} has {pet_for}: "
+            "not one PET/CT acquisition, so their coordinates need not agree",
+            allow,
+            *option,
+        )
+    pet_box, ct_box = _world_box(pet), _world_box(ct)
+    overlap = np.minimum(pet_box[1], ct_box[1]) - np.maximum(pet_box[0], ct_box[0])
+    if np.any(overlap <= 0):
+
+        def span(box: np.ndarray) -> str:
+            return ", ".join(
+                f"{a} {lo:.1f} to {hi:.1f}" for a, lo, hi in zip("xyz", box[0], box[1], strict=True)
+            )
+
+        refuse_unless_allowed(
+            DicomSeriesError,
+            f"CT {ct.files[0].parent} does not overlap the PET {pet.files[0].parent}: the CT spans {span(ct_box)} mm, "
+            f"the PET {span(pet_box)} mm (RAS); a CT of another scan?",
+            allow,
+            *option,
+        )
 
 
 def convert_study(
@@ -777,17 +1002,24 @@ def convert_study(
     pet_series_uid: str | None = None,
     ct_series_uid: str | None = None,
     mask_series_uid: str | None = None,
+    skip_unreadable: bool = False,
+    allow_implausible: bool = False,
+    allow_ct_mismatch: bool = False,
 ) -> dict[str, Path]:
     """Convert one DICOM PET/CT study to NIfTI in the nnU-Net layout; return the written paths.
 
-    Writes (atomically) ``imagesTr/<id>_0000.nii.gz`` CT in HU, ``imagesTr/<id>_0001.nii.gz`` PET
-    in SUVbw (:func:`pcatools.data.suv.pet_series_to_suv`) and, where the study holds an RTSTRUCT
-    or a DICOM SEG, ``labelsTr/<id>.nii.gz`` (uint8 0/1, union of the ROIs / segments).
+    Writes ``imagesTr/<id>_0000.nii.gz`` CT in HU, ``imagesTr/<id>_0001.nii.gz`` PET in SUVbw
+    (:func:`pcatools.data.suv.pet_series_to_suv`) and, where the study holds an RTSTRUCT or a
+    DICOM SEG, ``labelsTr/<id>.nii.gz`` (uint8 0/1, union of the ROIs / segments). The files are
+    written together (:func:`pcatools.data.case.save_niftis`): a failure leaves none of them.
 
     The label is drawn on the grid of the series it references (PET or CT; the PET grid where it
     references neither) and then brought onto the PET grid by nearest neighbour. The CT is
     resampled onto the PET grid by trilinear interpolation (air, -1024 HU, outside the CT's field
     of view), as autoPET's ``CTres``; ``ct_grid="own"`` keeps its own grid instead.
+
+    Before reading any DICOM the case id (:func:`pcatools.data.case_ids.validate_case_id`) and the
+    output folders (:func:`check_output_dir`) are checked.
 
     Parameters
     ----------
@@ -796,7 +1028,8 @@ def convert_study(
     out_dir : path
         Dataset root (``imagesTr`` / ``labelsTr`` are created inside).
     case_id : str, optional
-        nnU-Net case id; by default the study folder's name with unsafe characters replaced.
+        nnU-Net case id; by default the study folder's name with unsafe characters replaced
+        (:func:`pcatools.data.case_ids.case_id_from_name`).
     ct_grid : {"pet", "own"}
         Grid of the written CT.
     split : {"Tr", "Ts"}
@@ -805,6 +1038,14 @@ def convert_study(
         RTSTRUCT ROIs to include (all by default).
     pet_series_uid, ct_series_uid, mask_series_uid : str, optional
         Choose among several series of one kind.
+    skip_unreadable : bool
+        Leave out empty or truncated DICOM files with a warning (:func:`find_series`).
+    allow_implausible : bool
+        Convert a PET with implausible weight, dose, uptake time or SUVs with a warning
+        (:func:`pcatools.data.suv.pet_series_to_suv`).
+    allow_ct_mismatch : bool
+        Convert a CT of another frame of reference, or one that does not overlap the PET, with a
+        warning.
 
     Returns
     -------
@@ -814,14 +1055,22 @@ def convert_study(
     Raises
     ------
     DicomSeriesError, pcatools.data.suv.SUVConversionError
-        Missing or ambiguous series, unreadable geometry, a PET that cannot be converted to SUV.
+        Missing or ambiguous series, unreadable files or geometry, a CT that does not match the
+        PET, a PET that cannot be converted to SUV.
+    pcatools.data.case_ids.CaseIdError, OutputPathError
+        A case id that is not a plain file name; an output folder that is a file or not writable.
     """
     from pcatools.data.suv import pet_series_to_suv
 
     study = Path(study_dir)
     if ct_grid not in ("pet", "own"):
         raise ValueError(f"ct_grid must be 'pet' or 'own', found {ct_grid!r}")
-    series = find_series(study)
+    if case_id is None:
+        cid = validate_case_id(case_id_from_name(study.resolve().name), f"study folder {study}")
+    else:
+        cid = validate_case_id(case_id)
+    check_output_dir(out_dir, split)
+    series = find_series(study, skip_unreadable=skip_unreadable)
     if not series:
         raise DicomSeriesError(f"no DICOM files found in {study}")
     pet_series = read_dicom_series(_pick(series, "PT", pet_series_uid, study))
@@ -835,24 +1084,21 @@ def convert_study(
         raise DicomSeriesError(f"no RTSTRUCT / SEG series {mask_series_uid} in {study}")
     if len(masks) > 1 or (masks and len(masks[0].files) > 1):
         found = "; ".join(str(s) for s in masks)
+        keyword, flag = _SERIES_OPTIONS["mask"]
         raise DicomSeriesError(
-            f"{study} holds several RTSTRUCT / SEG objects; pass mask_series_uid=... to choose: {found}"
+            f"{study} holds several RTSTRUCT / SEG objects; pass {keyword}=... ({flag} on the command line) "
+            f"to choose: {found}"
         )
+    _check_ct_matches_pet(pet_series, ct_series, allow_ct_mismatch)
 
-    pet_img = pet_series_to_suv(pet_series)
+    pet_img = pet_series_to_suv(pet_series, allow_implausible=allow_implausible)
     ct_img = ct_series_to_hu(ct_series)
     if ct_grid == "pet":
         ct_img = resample_to_reference(ct_img, pet_img, order=1, cval=-1024.0)
-    label_img = None
+    images = {"ct": ct_img, "pet": pet_img}
     if masks:
-        label_img = _mask_on_pet_grid(masks[0], pet_series, ct_series, pet_img, roi_names)
-
-    cid = case_id or _safe_id(study.resolve().name)
-    paths = layout_paths(out_dir, cid, "nnunet", split=split)
-    written = {"ct": save_nifti(ct_img, paths["ct"]), "pet": save_nifti(pet_img, paths["pet"])}
-    if label_img is not None:
-        written["label"] = save_nifti(label_img, paths["label"])
-    return written
+        images["label"] = _mask_on_pet_grid(masks[0], pet_series, ct_series, pet_img, roi_names)
+    return save_niftis(images, layout_paths(out_dir, cid, "nnunet", split=split))
 
 
 def _mask_on_pet_grid(

@@ -25,6 +25,15 @@ CNTS     Philips private SUV Scale Factor (7053,1000); else Activity Concentrati
 Any other unit (CPS, PROPCNTS, PROPCPS, 1CM ...), a missing weight, dose, half-life or time
 raises :class:`SUVConversionError` naming the tag: raw values are never returned as SUV.
 
+Values that are present but implausible are refused as well (:class:`ImplausibleValueError`),
+because a wrong unit or a typo gives SUVs that look like numbers: a weight outside
+:data:`WEIGHT_KG`, a height outside :data:`HEIGHT_CM` (where used), a dose outside :data:`DOSE_BQ`,
+an uptake time outside ``-INJECTION_AFTER_SCAN_TOLERANCE`` .. :data:`MAX_UPTAKE_HALF_LIVES`
+half-lives, a maximum SUV above :data:`SUV_MAX_CEILING` or a body median outside
+:data:`BODY_MEDIAN_SUV`. ``allow_implausible=True`` converts anyway with an
+:class:`~pcatools.data.dicom.OverriddenCheckWarning`. Every factor-relevant attribute must be the
+same in all slices of a series (:data:`SERIES_CONSTANT`). ``docs/refusals.md`` lists every check.
+
 The 17 digital reference objects (DROs) of the manual exercise every branch; the tests check the
 12 shipped ones and rebuild the other 5 by editing tags.
 """
@@ -34,8 +43,10 @@ from __future__ import annotations
 import math
 import os
 import re
+import warnings
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any, Literal
 
 import nibabel as nib
@@ -44,13 +55,16 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.valuerep import DA, DT, TM
 
-from pcatools.data.dicom import DicomSeries, DicomSeriesError, read_dicom_series
+from pcatools.data.dicom import DicomSeries, DicomSeriesError, read_dicom_series, refuse_unless_allowed
+from pcatools.data.io import DataError
 
 __all__ = [
+    "ImplausibleValueError",
     "SUVConversionError",
     "administered_dose_bq",
     "average_count_rate_time",
     "body_surface_area",
+    "check_series_consistency",
     "decay_reference_time",
     "decayed_dose",
     "dicom_pet_to_suv",
@@ -62,11 +76,16 @@ __all__ = [
     "pet_series_to_suv",
     "radionuclide_half_life",
     "suvbw_factor",
+    "uptake_seconds",
 ]
 
 
-class SUVConversionError(ValueError):
-    """A PET series cannot be converted to SUVbw; the message names the missing or bad tag."""
+class SUVConversionError(DataError):
+    """A PET series cannot be converted to SUVbw; the message names the file, the missing or bad tag."""
+
+
+class ImplausibleValueError(SUVConversionError):
+    """A header value or the resulting SUVs lie outside the plausible range (overridable: ``allow_implausible``)."""
 
 
 #: Half-lives (s) by SNOMED-RT code value of RadionuclideCodeSequence (0054,0300), used only when
@@ -108,8 +127,25 @@ _SYMBOLS = {
 
 #: A RadionuclideTotalDose below this is read as MBq (the manual's Fig. 2: peaks near 4e2 and 4e8).
 MBQ_THRESHOLD = 1e5
-#: A time-only injection later than the scan by more than this is taken from the day before.
-_MIDNIGHT_SLACK = timedelta(minutes=10)
+#: A scan may start this long before the injection (a dynamic scan is started, then the tracer
+#: injected); a time-only injection later than the scan by more than this is taken from the day
+#: before, and an uptake time more negative than this is refused.
+INJECTION_AFTER_SCAN_TOLERANCE = timedelta(minutes=10)
+#: Uptake times (injection -> decay reference) of more than this many half-lives are refused: less
+#: than 0.1 % of the dose is left, and it is what a date error (a day too early) produces.
+MAX_UPTAKE_HALF_LIVES = 10.0
+#: Plausible PatientWeight (0010,1030) in kg (after reading values over 1000 as grams).
+WEIGHT_KG = (1.0, 500.0)
+#: Plausible PatientSize (0010,1020) in cm (after reading values up to 3 as metres), where used.
+HEIGHT_CM = (30.0, 250.0)
+#: Plausible administered dose in Bq (after reading values under MBQ_THRESHOLD as MBq): 1 MBq - 5 GBq,
+#: about an order of magnitude around clinical PET doses (the manual's Fig. 2 peaks at 4e8 Bq).
+DOSE_BQ = (1e6, 5e9)
+#: Highest plausible voxel SUVbw: hot organs, bladder and lesions reach tens to a few hundred.
+SUV_MAX_CEILING = 1000.0
+#: Plausible median SUVbw of the body, taken as the voxels above the volume's mean (air excluded).
+BODY_MEDIAN_SUV = (0.05, 20.0)
+_IMPLAUSIBLE = ("allow_implausible", "--allow-implausible")
 
 Sex = Literal["M", "F", "O"]
 
@@ -267,23 +303,50 @@ def _number(value: Any) -> float | None:
         return None
 
 
-def patient_weight_kg(ds: Dataset) -> float:
-    """``PatientWeight`` (0010,1030) in kg; values over 1000 were entered in grams (manual, "Patient's weight")."""
+def _plausible(value: float, bounds: tuple[float, float], message: str, allow: bool) -> None:
+    """Refuse ``value`` outside ``bounds`` (inclusive) with ``message`` plus the range, unless ``allow`` (then warn)."""
+    lo, hi = bounds
+    if not lo <= value <= hi:
+        refuse_unless_allowed(ImplausibleValueError, message, allow, *_IMPLAUSIBLE, stacklevel=4)
+
+
+def patient_weight_kg(ds: Dataset, allow_implausible: bool = False) -> float:
+    """``PatientWeight`` (0010,1030) in kg; values over 1000 were entered in grams (manual, "Patient's weight").
+
+    A weight outside :data:`WEIGHT_KG` (after that conversion) is refused, because it is a typo or
+    another unit (pounds are not told apart) and scales every SUV; ``allow_implausible`` warns instead.
+    """
     w = _number(ds.get("PatientWeight", None))
     if w is None or not math.isfinite(w) or w <= 0:
         raise SUVConversionError(
             f"PatientWeight (0010,1030) is missing or not positive (found {ds.get('PatientWeight', None)!r})"
         )
-    return w / 1000.0 if w > 1000.0 else w
+    kg = w / 1000.0 if w > 1000.0 else w
+    _plausible(
+        kg,
+        WEIGHT_KG,
+        f"PatientWeight (0010,1030) is {w:g}, read as {kg:g} kg; plausible {WEIGHT_KG[0]:g}-{WEIGHT_KG[1]:g} kg "
+        "(values over 1000 are read as grams)",
+        allow_implausible,
+    )
+    return kg
 
 
-def _height_cm(ds: Dataset, why: str) -> float:
+def _height_cm(ds: Dataset, why: str, allow_implausible: bool = False) -> float:
     h = _number(ds.get("PatientSize", None))
     if h is None or h <= 0:
         raise SUVConversionError(
             f"PatientSize (0010,1020) is missing or not positive; {why} needs the height"
         )
-    return h if h > 3.0 else h * 100.0  # metres by the standard; > 3 can only be centimetres
+    cm = h if h > 3.0 else h * 100.0  # metres by the standard; > 3 can only be centimetres
+    _plausible(
+        cm,
+        HEIGHT_CM,
+        f"PatientSize (0010,1020) is {h:g}, read as {cm:g} cm; plausible {HEIGHT_CM[0]:g}-{HEIGHT_CM[1]:g} cm "
+        f"(values up to 3 are read as metres); {why} needs the height",
+        allow_implausible,
+    )
+    return cm
 
 
 def _sex(ds: Dataset, why: str) -> str:
@@ -295,8 +358,12 @@ def _sex(ds: Dataset, why: str) -> str:
     return sex
 
 
-def administered_dose_bq(ds: Dataset) -> float:
-    """``RadionuclideTotalDose`` (0018,1074) in Bq; values below 1e5 are read as MBq (manual, "Radiopharmaceutical dose")."""
+def administered_dose_bq(ds: Dataset, allow_implausible: bool = False) -> float:
+    """``RadionuclideTotalDose`` (0018,1074) in Bq; values below 1e5 are read as MBq (manual, "Radiopharmaceutical dose").
+
+    A dose outside :data:`DOSE_BQ` after that reading is refused: a dose in kBq (368080) read as
+    Bq would give SUVs a thousand times too high; ``allow_implausible`` warns instead.
+    """
     d = _number(_radiopharmaceutical(ds).get("RadionuclideTotalDose", None))
     if d is None or not math.isfinite(d) or d <= 0:
         raise SUVConversionError(
@@ -306,7 +373,17 @@ def administered_dose_bq(ds: Dataset) -> float:
         raise SUVConversionError(
             f"RadionuclideTotalDose (0018,1074) is {d}: neither Bq nor MBq (GBq is not supported)"
         )
-    return d * 1e6 if d < MBQ_THRESHOLD else d
+    bq = d * 1e6 if d < MBQ_THRESHOLD else d
+    unit = "MBq" if d < MBQ_THRESHOLD else "Bq"
+    _plausible(
+        bq,
+        DOSE_BQ,
+        f"RadionuclideTotalDose (0018,1074) is {d:g}, read as {unit} = {bq / 1e6:g} MBq; plausible "
+        f"{DOSE_BQ[0] / 1e6:g}-{DOSE_BQ[1] / 1e6:g} MBq (values below {MBQ_THRESHOLD:g} are read as MBq, others as Bq"
+        + ("; a dose in kBq?)" if bq < DOSE_BQ[0] else ")"),
+        allow_implausible,
+    )
+    return bq
 
 
 def radionuclide_half_life(ds: Dataset) -> float:
@@ -477,50 +554,91 @@ def injection_datetime(ds: Dataset, scan_time: datetime) -> datetime:
     """Injection time: ``RadiopharmaceuticalStartDateTime`` (0018,1078), else ``RadiopharmaceuticalStartTime`` (0018,1072).
 
     A time without a date takes the date of ``scan_time``; if that puts the injection after the
-    scan (by more than 10 minutes, allowing for dynamic scans started just before injection) it
-    was given the day before: injection before midnight, scan after (DRO 4_2). Time-zone offsets of
-    DT values are dropped: all times are read as the scanner's local time.
+    scan (by more than :data:`INJECTION_AFTER_SCAN_TOLERANCE`, allowing for dynamic scans started
+    just before injection) it was given the day before: injection before midnight, scan after
+    (DRO 4_2). Time-zone offsets of DT values are dropped: all times are read as the scanner's
+    local time. Whether the resulting uptake time is plausible is checked where it is used
+    (:func:`uptake_seconds`).
 
     Raises
     ------
     SUVConversionError
-        Neither tag is present, or the injection lies more than 10 minutes after ``scan_time``.
+        Neither tag is present, or one is not a valid DICOM DT / TM.
     """
+    return _injection(ds, scan_time)[0]
+
+
+def _injection(ds: Dataset, scan_time: datetime) -> tuple[datetime, str]:
+    """:func:`injection_datetime` and, where a time-only injection was moved to the day before, a note saying so."""
     rp = _radiopharmaceutical(ds)
     if rp.get("RadiopharmaceuticalStartDateTime", None):
         inj: datetime = _parse(
             "DT", rp.RadiopharmaceuticalStartDateTime, "RadiopharmaceuticalStartDateTime (0018,1078)"
         )
-    elif rp.get("RadiopharmaceuticalStartTime", None):
+        return inj, ""
+    if rp.get("RadiopharmaceuticalStartTime", None):
         tm: time = _parse("TM", rp.RadiopharmaceuticalStartTime, "RadiopharmaceuticalStartTime (0018,1072)")
         inj = datetime.combine(scan_time.date(), tm.replace(tzinfo=None))
-        if inj > scan_time + _MIDNIGHT_SLACK:
-            inj -= timedelta(days=1)
-    else:
-        raise SUVConversionError(
-            "RadiopharmaceuticalStartDateTime (0018,1078) and RadiopharmaceuticalStartTime (0018,1072) are both missing"
-        )
-    if inj > scan_time + _MIDNIGHT_SLACK:
-        raise SUVConversionError(
-            f"injection ({inj.isoformat()}) is after the scan reference time ({scan_time.isoformat()})"
-        )
-    return inj
+        if inj > scan_time + INJECTION_AFTER_SCAN_TOLERANCE:
+            note = (
+                f"; RadiopharmaceuticalStartTime (0018,1072) {tm.isoformat()} has no date and is after the scan "
+                f"time of day {scan_time.time().isoformat()}, so it was taken from the day before"
+            )
+            return inj - timedelta(days=1), note
+        return inj, ""
+    raise SUVConversionError(
+        "RadiopharmaceuticalStartDateTime (0018,1078) and RadiopharmaceuticalStartTime (0018,1072) are both missing"
+    )
+
+
+def uptake_seconds(ds: Dataset, scan_time: datetime, allow_implausible: bool = False) -> float:
+    """Seconds from the injection (:func:`injection_datetime`) to ``scan_time``, checked for plausibility.
+
+    Refused (``allow_implausible`` warns instead): an injection more than
+    :data:`INJECTION_AFTER_SCAN_TOLERANCE` after ``scan_time``, or more than
+    :data:`MAX_UPTAKE_HALF_LIVES` half-lives before it, because the decay correction then
+    multiplies the SUVs by :math:`2^{10}` or more: the typical result of a wrong date, or of a
+    time-only injection after the scan's time of day taken from the day before (F-18 scan at
+    11:00, injection 13:00: 22 h, 12 half-lives, SUV 4 read as 16,670).
+
+    Examples
+    --------
+    >>> from pydicom.dataset import Dataset
+    >>> rp = Dataset(); rp.RadiopharmaceuticalStartTime = "100000"; rp.RadionuclideHalfLife = "6586.2"
+    >>> ds = Dataset(); ds.RadiopharmaceuticalInformationSequence = [rp]
+    >>> uptake_seconds(ds, datetime(2025, 1, 1, 11, 0))
+    3600.0
+    """
+    inj, note = _injection(ds, scan_time)
+    elapsed = (scan_time - inj).total_seconds()
+    half_life = radionuclide_half_life(ds)
+    lo = -INJECTION_AFTER_SCAN_TOLERANCE.total_seconds()
+    hi = MAX_UPTAKE_HALF_LIVES * half_life
+    _plausible(
+        elapsed,
+        (lo, hi),
+        f"uptake time from injection {inj.isoformat()} to the decay reference {scan_time.isoformat()} is "
+        f"{elapsed / 3600:.2f} h ({elapsed / half_life:.1f} half-lives of {half_life:g} s){note}; plausible "
+        f"{lo / 60:g} min to {hi / 3600:.1f} h ({MAX_UPTAKE_HALF_LIVES:g} half-lives)",
+        allow_implausible,
+    )
+    return elapsed
 
 
 # ----------------------------------------------------------------------------------------------
 # the factor
 
 
-def _bqml_factor(ds: Dataset, reference_time: datetime | None) -> float:
+def _bqml_factor(ds: Dataset, reference_time: datetime | None, allow: bool) -> float:
     """``W[g] / D(t)`` for activity-concentration images, by ``DecayCorrection`` (0054,1102)."""
-    weight_g = patient_weight_kg(ds) * 1000.0
-    dose = administered_dose_bq(ds)
+    weight_g = patient_weight_kg(ds, allow) * 1000.0
+    dose = administered_dose_bq(ds, allow)
     dc = str(ds.get("DecayCorrection", "") or "").upper()
     if dc == "ADMIN":
         return weight_g / dose
     if dc == "START":
         t_ref = reference_time or decay_reference_time([ds])
-        elapsed = (t_ref - injection_datetime(ds, t_ref)).total_seconds()
+        elapsed = uptake_seconds(ds, t_ref, allow)
         return weight_g / decayed_dose(dose, radionuclide_half_life(ds), elapsed)
     if dc == "NONE":
         t_acq = _acquisition_datetime(ds)
@@ -531,44 +649,46 @@ def _bqml_factor(ds: Dataset, reference_time: datetime | None) -> float:
         duration = _number(ds.get("ActualFrameDuration", None))
         if duration is None or duration < 0:
             raise SUVConversionError("DecayCorrection NONE needs ActualFrameDuration (0018,1242), missing")
-        elapsed = (t_acq - injection_datetime(ds, t_acq)).total_seconds()
+        elapsed = uptake_seconds(ds, t_acq, allow)
         return weight_g / dose * frame_decay_factor(elapsed, duration / 1000.0, radionuclide_half_life(ds))
     if not dc:
         raise SUVConversionError("DecayCorrection (0054,1102) is missing")
     raise SUVConversionError(f"DecayCorrection (0054,1102) is {dc!r}; expected START, ADMIN or NONE")
 
 
-def _gml_factor(ds: Dataset) -> float:
+def _gml_factor(ds: Dataset, allow: bool) -> float:
     suv_type = str(ds.get("SUVType", "") or "").upper()
     if suv_type in ("", "BW"):
         return 1.0
-    weight = patient_weight_kg(ds)
+    weight = patient_weight_kg(ds, allow)
     if suv_type == "BSA":
         raise SUVConversionError(
             "SUVType (0054,1006) BSA contradicts Units (0054,1001) GML (BSA images are CM2ML)"
         )
     if suv_type in ("LBM", "LBMJAMES128", "LBMJANMA"):
         why = f"SUVType {suv_type}"
-        return weight / lean_body_mass(weight, _height_cm(ds, why), _sex(ds, why), suv_type)
+        return weight / lean_body_mass(weight, _height_cm(ds, why, allow), _sex(ds, why), suv_type)
     if suv_type == "IBW":
-        return weight / ideal_body_weight(_height_cm(ds, "SUVType IBW"), _sex(ds, "SUVType IBW"))
+        return weight / ideal_body_weight(_height_cm(ds, "SUVType IBW", allow), _sex(ds, "SUVType IBW"))
     raise SUVConversionError(
         f"SUVType (0054,1006) is {suv_type!r}; expected BW, LBM, LBMJAMES128, LBMJANMA or IBW"
     )
 
 
-def _cm2ml_factor(ds: Dataset) -> float:
+def _cm2ml_factor(ds: Dataset, allow: bool) -> float:
     suv_type = str(ds.get("SUVType", "") or "").upper()
     if suv_type not in ("", "BSA"):
         raise SUVConversionError(
             f"SUVType (0054,1006) {suv_type!r} contradicts Units (0054,1001) CM2ML (expected BSA)"
         )
-    weight = patient_weight_kg(ds)
-    bsa_cm2 = body_surface_area(weight, _height_cm(ds, "Units CM2ML")) * 1e4
+    weight = patient_weight_kg(ds, allow)
+    bsa_cm2 = body_surface_area(weight, _height_cm(ds, "Units CM2ML", allow)) * 1e4
     return weight * 1000.0 / bsa_cm2
 
 
-def suvbw_factor(ds: Dataset, reference_time: datetime | None = None) -> float:
+def suvbw_factor(
+    ds: Dataset, reference_time: datetime | None = None, *, allow_implausible: bool = False
+) -> float:
     """The factor turning one PET instance's rescaled values ``P * RescaleSlope + RescaleIntercept`` into SUVbw.
 
     .. math:: SUV_{bw} = \\frac{m P \\, W}{D(t)}
@@ -583,6 +703,8 @@ def suvbw_factor(ds: Dataset, reference_time: datetime | None = None) -> float:
     reference_time : datetime, optional
         The series' decay-correction reference time (:func:`decay_reference_time` over all its
         instances); computed from ``ds`` alone when omitted. Only used for ``DecayCorrection`` START.
+    allow_implausible : bool
+        Warn instead of refusing implausible weight, height, dose or uptake time.
 
     Raises
     ------
@@ -591,6 +713,8 @@ def suvbw_factor(ds: Dataset, reference_time: datetime | None = None) -> float:
         attenuation corrected (``CorrectedImage`` (0028,0051) without ATTN), unknown ``Units``
         (0054,1001), or a tag the units need is missing (``PatientWeight``,
         ``RadionuclideTotalDose``, ``RadionuclideHalfLife``, injection and scan times ...).
+    ImplausibleValueError
+        A value the units use lies outside its plausible range (module docstring).
 
     Examples
     --------
@@ -619,18 +743,18 @@ def suvbw_factor(ds: Dataset, reference_time: datetime | None = None) -> float:
         )
     units = str(ds.get("Units", "") or "").upper()
     if units == "BQML":
-        factor = _bqml_factor(ds, reference_time)
+        factor = _bqml_factor(ds, reference_time, allow_implausible)
     elif units == "GML":
-        factor = _gml_factor(ds)
+        factor = _gml_factor(ds, allow_implausible)
     elif units == "CM2ML":
-        factor = _cm2ml_factor(ds)
+        factor = _cm2ml_factor(ds, allow_implausible)
     elif units == "CNTS":
         suv_scale = _private_float(ds, (0x7053, 0x1000))
         activity_scale = _private_float(ds, (0x7053, 0x1009))
         if suv_scale:
             factor = suv_scale
         elif activity_scale:
-            factor = activity_scale * _bqml_factor(ds, reference_time)
+            factor = activity_scale * _bqml_factor(ds, reference_time, allow_implausible)
         else:
             raise SUVConversionError(
                 "Units (0054,1001) is 'CNTS' but neither the Philips SUV Scale Factor (7053,1000) nor the Activity "
@@ -652,31 +776,172 @@ def suvbw_factor(ds: Dataset, reference_time: datetime | None = None) -> float:
 # series
 
 
-def pet_series_to_suv(series: DicomSeries) -> nib.Nifti1Image:
+#: Attributes that enter the SUVbw factor and so must be the same in every slice of a series:
+#: (keyword or private tag, tag as text, inside RadiopharmaceuticalInformationSequence). PatientSize
+#: and PatientSex are compared only where the units use them (:func:`check_series_consistency`);
+#: RescaleSlope, AcquisitionTime, FrameReferenceTime and ActualFrameDuration differ by design.
+SERIES_CONSTANT: tuple[tuple[str | tuple[int, int], str, bool], ...] = (
+    ("Units", "(0054,1001)", False),
+    ("SUVType", "(0054,1006)", False),
+    ("DecayCorrection", "(0054,1102)", False),
+    ("CorrectedImage", "(0028,0051)", False),
+    ("PatientWeight", "(0010,1030)", False),
+    ("SeriesDate", "(0008,0021)", False),
+    ("SeriesTime", "(0008,0031)", False),
+    ((0x0009, 0x100D), "(0009,100D) GE PET scan_datetime", False),
+    ("RadionuclideTotalDose", "(0018,1074)", True),
+    ("RadiopharmaceuticalStartDateTime", "(0018,1078)", True),
+    ("RadiopharmaceuticalStartTime", "(0018,1072)", True),
+    ("RadionuclideHalfLife", "(0018,1075)", True),
+)
+_BODY_SIZE_TYPES = ("LBM", "LBMJAMES128", "LBMJANMA", "IBW")
+
+
+def _comparable(value: Any) -> Any:
+    """A header value in a form that compares equal when the value is: numbers as float, text upper-case, lists as tuples."""
+    if value is None:
+        return None
+    if hasattr(value, "value") and not isinstance(value, (str, bytes)):  # a (private) DataElement
+        value = value.value
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "ignore").strip("\x00 ")
+    if isinstance(value, (list, tuple, MultiValue)):
+        return tuple(_comparable(v) for v in value)
+    text = str(value).strip()
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return text.upper()
+
+
+def check_series_consistency(files: Sequence[os.PathLike[str] | str], headers: Sequence[Dataset]) -> None:
+    """Refuse a PET series whose slices disagree on an attribute of the SUV factor (:data:`SERIES_CONSTANT`).
+
+    A series has one patient, one injection and one reconstruction; slices that disagree come from
+    another series or were edited one by one, and the SUVs of some slices would be wrong.
+    ``PatientSize`` is compared where ``Units`` is CM2ML or ``SUVType`` a lean-body-mass or IBW
+    type, ``PatientSex`` for the latter. Not overridable: no single factor would be right.
+
+    Raises
+    ------
+    SUVConversionError
+        Naming the attribute, each value with the number of files holding it and an example file.
+    """
+    keys: list[tuple[str | tuple[int, int], str, bool]] = list(SERIES_CONSTANT)
+    units = {_comparable(h.get("Units", None)) for h in headers}
+    suv_types = {_comparable(h.get("SUVType", None)) for h in headers}
+    if "CM2ML" in units or suv_types & set(_BODY_SIZE_TYPES):
+        keys.append(("PatientSize", "(0010,1020)", False))
+    if suv_types & set(_BODY_SIZE_TYPES):
+        keys.append(("PatientSex", "(0010,0040)", False))
+    for key, tag, in_sequence in keys:
+        found: dict[Any, list[str]] = {}
+        for path, h in zip(files, headers, strict=True):
+            holder = h
+            if in_sequence:
+                seq = h.get("RadiopharmaceuticalInformationSequence", None)
+                holder = seq[0] if seq else Dataset()
+            found.setdefault(_comparable(holder.get(key, None)), []).append(str(path))
+        if len(found) > 1:
+            label = f"{key} {tag}" if isinstance(key, str) else tag
+            values = "; ".join(
+                f"{'missing' if value is None else value!r} in {len(paths)} file(s), e.g. {paths[0]}"
+                for value, paths in sorted(found.items(), key=lambda kv: -len(kv[1]))
+            )
+            raise SUVConversionError(
+                f"{label} differs between the {len(headers)} slices of the PET series in {Path(files[0]).parent}: "
+                f"{values}; one series has one patient, injection and reconstruction, so these slices cannot share "
+                "one SUV conversion"
+            )
+
+
+def _check_suv_volume(suv: np.ndarray, where: str, allow: bool) -> None:
+    """Refuse SUVs above :data:`SUV_MAX_CEILING` or a body median outside :data:`BODY_MEDIAN_SUV` (``allow``: warn).
+
+    The last line of defence: whatever header error the checks above miss (a slope or unit off by
+    a power of ten) shows in the volume. The body is the voxels above the volume's mean, which
+    leaves out the air around the patient without a threshold in SUV units.
+    """
+    peak = float(suv.max()) if suv.size else 0.0
+    _plausible(
+        peak,
+        (-math.inf, SUV_MAX_CEILING),
+        f"{where}: the maximum SUVbw is {peak:.6g}, above the ceiling of {SUV_MAX_CEILING:g}; plausible up to "
+        f"{SUV_MAX_CEILING:g} (a unit, dose, weight or time in the header is off)",
+        allow,
+    )
+    body = suv[suv > suv.mean()] if suv.size else suv
+    if body.size:
+        median = float(np.median(body))
+        lo, hi = BODY_MEDIAN_SUV
+        _plausible(
+            median,
+            BODY_MEDIAN_SUV,
+            f"{where}: the median SUVbw of the body (voxels above the volume mean) is {median:.4g}; plausible "
+            f"{lo:g}-{hi:g} (a unit, dose, weight or slope in the header is off)",
+            allow,
+        )
+
+
+def pet_series_to_suv(series: DicomSeries, *, allow_implausible: bool = False) -> nib.Nifti1Image:
     """A PET :class:`~pcatools.data.dicom.DicomSeries` as a float32 SUVbw NIfTI image (RAS affine).
 
     Each slice is ``(stored * RescaleSlope + RescaleIntercept) * suvbw_factor(slice)`` with one
-    decay-correction reference time for the whole series.
+    decay-correction reference time for the whole series. The slices must agree on every factor
+    attribute (:func:`check_series_consistency`); implausible header values and SUVs are refused
+    (see the module docstring) unless ``allow_implausible``, which warns once per message
+    (naming the first slice and how many more) instead.
+
+    Raises
+    ------
+    SUVConversionError
+        As :func:`suvbw_factor`, prefixed with the file; or slices that disagree.
+    ImplausibleValueError
+        An implausible header value or SUV volume.
     """
     if series.modality != "PT":
         raise SUVConversionError(
             f"Modality (0008,0060) is {series.modality!r}, expected 'PT': {series.files[0]} is not a PET image"
         )
+    check_series_consistency(series.files, series.headers)
     try:
         reference = decay_reference_time(series.headers)
     except SUVConversionError:
         reference = None  # not needed for every unit; suvbw_factor raises where it is
-    factors = [suvbw_factor(h, reference_time=reference) for h in series.headers]
+    factors = []
+    sources: dict[tuple[type[Warning], str], list[Path]] = {}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for path, h in zip(series.files, series.headers, strict=True):
+            seen = len(caught)
+            try:
+                factors.append(suvbw_factor(h, reference_time=reference, allow_implausible=allow_implausible))
+            except SUVConversionError as exc:
+                raise type(exc)(f"{path}: {exc}") from exc
+            for w in caught[seen:]:
+                sources.setdefault((w.category, str(w.message)), []).append(path)
+    for (category, message), paths in sources.items():  # one warning per message, not one per slice
+        more = f" and {len(paths) - 1} more slice(s)" if len(paths) > 1 else ""
+        warnings.warn(f"{paths[0]}{more}: {message}", category, stacklevel=2)
     out = np.empty(series.shape, dtype=np.float32)
     for k, (ds, stored) in enumerate(series.iter_slices("read PET")):
         slope = _number(ds.get("RescaleSlope", None))
         out[:, :, k] = stored * (1.0 if slope is None else slope) * factors[k]
     if not np.all(np.isfinite(out)):
         raise SUVConversionError(f"non-finite SUV values in {series.files[0].parent}")
+    _check_suv_volume(out, f"PET series {series.series_uid} in {series.files[0].parent}", allow_implausible)
     return series.to_nifti(out, descrip="SUVbw")
 
 
-def dicom_pet_to_suv(directory: str | os.PathLike[str], series_uid: str | None = None) -> nib.Nifti1Image:
+def dicom_pet_to_suv(
+    directory: str | os.PathLike[str],
+    series_uid: str | None = None,
+    *,
+    allow_implausible: bool = False,
+    skip_unreadable: bool = False,
+) -> nib.Nifti1Image:
     """Read one DICOM PET series as a float32 SUVbw NIfTI image that overlays NIfTI masks of the same scan.
 
     Slices are sorted by position along the slice normal (never by file name), rescaled with their
@@ -688,12 +953,17 @@ def dicom_pet_to_suv(directory: str | os.PathLike[str], series_uid: str | None =
         Folder with the series (searched recursively; other modalities and non-DICOM files are ignored).
     series_uid : str, optional
         Which PET series, where the folder holds several.
+    allow_implausible : bool
+        Warn instead of refusing implausible header values or SUVs (:func:`pet_series_to_suv`).
+    skip_unreadable : bool
+        Leave out empty or truncated DICOM files with a warning instead of refusing
+        (:func:`pcatools.data.dicom.find_series`).
 
     Raises
     ------
     SUVConversionError
-        Empty folder, no PET series (e.g. a CT), several PET series, bad geometry, or a header that
-        does not allow SUVbw (see :func:`suvbw_factor`).
+        Empty folder, unreadable files, no PET series (e.g. a CT), several PET series, bad geometry,
+        slices that disagree, or a header that does not allow SUVbw (see :func:`suvbw_factor`).
 
     Examples
     --------
@@ -702,7 +972,9 @@ def dicom_pet_to_suv(directory: str | os.PathLike[str], series_uid: str | None =
     ((256, 256, 20), 4.0)
     """
     try:
-        series = read_dicom_series(directory, modality="PT", series_uid=series_uid)
+        series = read_dicom_series(
+            directory, modality="PT", series_uid=series_uid, skip_unreadable=skip_unreadable
+        )
     except DicomSeriesError as exc:
         raise SUVConversionError(str(exc)) from exc
-    return pet_series_to_suv(series)
+    return pet_series_to_suv(series, allow_implausible=allow_implausible)

@@ -1,0 +1,87 @@
+"""Case ids that become file names: derived from folder names, validated, checked for collisions.
+
+A case id ends up in paths such as ``imagesTr/<id>_0000.nii.gz``; an id with a path separator,
+``..`` or a leading dot would write outside the dataset or hide the file, so every id is checked
+by :func:`validate_case_id` before anything is written.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+from pcatools.data.io import DataError
+
+__all__ = ["CaseIdError", "case_id_from_name", "colliding_case_ids", "validate_case_id"]
+
+
+class CaseIdError(DataError):
+    """A case id cannot be used as a file name, or several studies map to one id."""
+
+
+def validate_case_id(case_id: str, source: str = "") -> str:
+    """Return ``case_id`` if it is safe as a file name, else raise :class:`CaseIdError`.
+
+    Refused: an empty id, a path separator (``/`` or ``\\``), ``..``, a leading dot and control
+    characters, because each would put the case's files outside its folder, hide them or fail
+    to open. ``source`` (e.g. ``"--case-id"`` or the study folder) is named in the message.
+
+    Examples
+    --------
+    >>> validate_case_id("psma_001")
+    'psma_001'
+    >>> validate_case_id("../x")
+    Traceback (most recent call last):
+    ...
+    pcatools.data.case_ids.CaseIdError: case id '../x': contains a path separator ('/'); expected a plain file name such as 'psma_001'
+    """
+    where = f" (from {source})" if source else ""
+    if not isinstance(case_id, str) or not case_id:
+        problem = "is empty"
+    elif "/" in case_id or "\\" in case_id:
+        problem = f"contains a path separator ({'/' if '/' in case_id else chr(92)!r})"
+    elif ".." in case_id:
+        problem = "contains '..'"
+    elif case_id.startswith("."):
+        problem = "starts with a dot (a hidden file)"
+    elif re.search(r"[\x00-\x1f\x7f]", case_id):
+        problem = "contains a control character"
+    else:
+        return case_id
+    raise CaseIdError(f"case id {case_id!r}{where}: {problem}; expected a plain file name such as 'psma_001'")
+
+
+def case_id_from_name(name: str) -> str:
+    """A case id from a folder name: runs of characters other than letters, digits, ``.`` and ``-`` become ``-``.
+
+    Leading and trailing ``-`` / ``.`` are dropped (an empty result becomes ``"case"``), so that
+    any folder name gives an id that :func:`validate_case_id` accepts.
+
+    Examples
+    --------
+    >>> [case_id_from_name(n) for n in ("Study 01", "case_1", ".hidden", "...")]
+    ['Study-01', 'case-1', 'hidden', 'case']
+    """
+    cleaned = re.sub(r"[^A-Za-z0-9.-]+", "-", name).strip("-.")
+    cleaned = re.sub(r"\.{2,}", ".", cleaned)
+    return cleaned or "case"
+
+
+def colliding_case_ids(folders: Iterable[str | os.PathLike[str]]) -> dict[str, list[Path]]:
+    """Ids that several ``folders`` map to (:func:`case_id_from_name`), with those folders.
+
+    Ids are compared ignoring case, because on case-insensitive file systems (macOS, Windows)
+    ``Case1`` and ``case1`` are one file.
+
+    Examples
+    --------
+    >>> colliding_case_ids(["a/case 1", "a/case-1", "a/case_2"])
+    {'case-1': [PosixPath('a/case 1'), PosixPath('a/case-1')]}
+    """
+    groups: dict[str, list[Path]] = {}
+    for folder in folders:
+        path = Path(folder)
+        groups.setdefault(case_id_from_name(path.name).casefold(), []).append(path)
+    return {case_id_from_name(paths[0].name): paths for paths in groups.values() if len(paths) > 1}
