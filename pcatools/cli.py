@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from pcatools import __version__
-from pcatools.commands import convert, phantom, predict, study, train, view
+from pcatools.commands import convert, evaluate, phantom, predict, study, train, view
 
 app = typer.Typer(
     help="pcatools: L1-weighted Dice Focal Loss study toolkit for PSMA PET/CT lesion segmentation.",
@@ -29,7 +29,7 @@ def main(
     """pcatools command line."""
 
 
-for module in (convert, phantom, train, predict, study, view):
+for module in (convert, phantom, train, predict, study, evaluate, view):
     app.command(name=module.NAME, help=module.run.__doc__)(module.run)
 
 if __name__ == "__main__":  # pragma: no cover

@@ -303,13 +303,15 @@ def wilcoxon_vs(
     reference: str = "l1dfl",
     metric: str = "dice",
     alternative: str = "greater",
-    by: str = "network",
+    by: str | None = "network",
     pair_on: str = "case_id",
     loss_col: str = "loss",
 ) -> pd.DataFrame:
     """One-tailed paired Wilcoxon signed-rank test of ``reference`` against each other loss (paper 3.1).
 
-    Per ``by`` group (network), cases are paired on ``pair_on``; pairs with a NaN are dropped.
+    Per ``by`` group (network; ``None``: all rows are one group), cases are paired on ``pair_on``;
+    pairs with a NaN are dropped. ``loss_col`` names what is compared (the loss in the study,
+    ``"model"`` for ``pcatools evaluate``).
     ``scipy.stats.wilcoxon(x_reference, x_other, alternative=alternative)`` (default
     ``"greater"``: H1 = the reference loss scores higher; scipy's defaults otherwise, i.e.
     ``zero_method="wilcox"`` and the exact distribution for small samples without ties).
@@ -318,17 +320,21 @@ def wilcoxon_vs(
     Returns
     -------
     DataFrame
-        ``network, reference, loss, n, statistic, p_value, p_holm``.
+        ``network, reference, loss, n, statistic, p_value, p_holm`` (``by`` and ``loss_col`` name
+        the first and third columns; no group column when ``by`` is None).
     """
-    _require(cases, [by, pair_on, loss_col, metric], "wilcoxon_vs")
+    _require(cases, [*([by] if by else []), pair_on, loss_col, metric], "wilcoxon_vs")
     if reference not in set(cases[loss_col]):
-        raise ValueError(f"wilcoxon_vs: reference loss {reference!r} not in {sorted(set(cases[loss_col]))}")
+        raise ValueError(
+            f"wilcoxon_vs: reference {loss_col} {reference!r} not in {sorted(set(cases[loss_col]))}"
+        )
     rows: list[dict[str, Any]] = []
-    for group, grp in cases.groupby(by, sort=False):
+    groups = cases.groupby(by, sort=False) if by else [(None, cases)]
+    for group, grp in groups:
         wide = grp.pivot_table(index=pair_on, columns=loss_col, values=metric, aggfunc="first")
         if reference not in wide.columns:
             continue
-        for other in _ordered(wide.columns, LOSS_LABELS):
+        for other in _ordered(grp[loss_col], LOSS_LABELS):
             if other == reference:
                 continue
             pair = wide[[reference, other]].apply(pd.to_numeric, errors="coerce").dropna()
@@ -341,15 +347,16 @@ def wilcoxon_vs(
                 stat, p = float(res.statistic), float(res.pvalue)
             rows.append(
                 {
-                    by: group,
+                    **({by: group} if by else {}),
                     "reference": reference,
-                    "loss": other,
+                    loss_col: other,
                     "n": len(pair),
                     "statistic": stat,
                     "p_value": p,
                 }
             )
-    out = pd.DataFrame(rows, columns=[by, "reference", "loss", "n", "statistic", "p_value"])
+    cols = [*([by] if by else []), "reference", loss_col, "n", "statistic", "p_value"]
+    out = pd.DataFrame(rows, columns=cols)
     out["p_holm"] = holm(out["p_value"].to_numpy()) if len(out) else []
     return out
 
@@ -392,8 +399,10 @@ def bootstrap_median_ci(
 
 
 def _ordered(values: Iterable[str], known: dict[str, str]) -> list[str]:
+    """Unique values in the paper's order (names or their display labels), others in order of appearance."""
     vals = list(dict.fromkeys(values))
-    return [k for k in known if k in vals] + sorted(v for v in vals if v not in known)
+    order = [*known, *known.values()]
+    return [k for k in order if k in vals] + [v for v in vals if v not in order]
 
 
 def table1(
@@ -406,13 +415,17 @@ def table1(
     ci: bool = True,
     n_resamples: int = 2000,
     seed: int = 0,
+    by: str | None = "network",
+    arm: str = "loss",
 ) -> pd.DataFrame:
     """Table 1 of the paper as a DataFrame (one row per network and loss, paper order).
 
     Columns: ``Network, Loss, DSC mean, DSC median [IQR], TP, FP, FN, F1, P value`` (the paper's
     layout), then ``DSC median 95% CI`` (seeded bootstrap, :func:`bootstrap_median_ci`) and
     ``P value (Holm)`` (beyond the paper). P values: :func:`wilcoxon_vs` of ``reference`` against
-    each other loss of the same network; empty on the reference rows.
+    each other loss of the same network (``by``, ``arm``: another grouping and compared column,
+    e.g. ``by=None, arm="model"`` compares one model against every other); empty on the
+    reference rows. Rows follow the paper's order, other names their order of appearance.
 
     ``detection="rate"`` (default): TP and FN are per-patient rates ``tp / (tp + fn)`` and
     ``fn / (tp + fn)`` (cases without lesions left out), FP the count per patient, each as
@@ -424,7 +437,11 @@ def table1(
         raise ValueError(f"detection: expected 'rate' or 'count', found {detection!r}")
     _require(cases, ["network", "loss", metric, "tp", "fp", "fn", "f1"], "table1")
     has_pairs = "case_id" in cases.columns
-    tests = wilcoxon_vs(cases, reference, metric) if has_pairs and reference in set(cases["loss"]) else None
+    tests = (
+        wilcoxon_vs(cases, reference, metric, by=by, loss_col=arm)
+        if has_pairs and reference in set(cases[arm])
+        else None
+    )
     rows: list[dict[str, Any]] = []
     for net in _ordered(cases["network"], NETWORK_LABELS):
         sub = cases[cases["network"] == net]
@@ -440,7 +457,9 @@ def table1(
                     fn = np.where(n_les > 0, fn / n_les, np.nan)
             p = p_holm = np.nan
             if tests is not None:
-                hit = tests[(tests["network"] == net) & (tests["loss"] == loss)]
+                hit = tests[tests[arm] == g[arm].iloc[0]]
+                if by:
+                    hit = hit[hit[by] == g[by].iloc[0]]
                 if len(hit):
                     p, p_holm = float(hit["p_value"].iloc[0]), float(hit["p_holm"].iloc[0])
             row = {

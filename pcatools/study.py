@@ -47,7 +47,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -229,6 +229,15 @@ class StudyResult:
     lesions: pd.DataFrame
     table1: pd.DataFrame
     figures: dict[str, Path] = field(default_factory=dict)
+    #: the lesion class of integer label maps (``pcatools evaluate --label``); None: masks are 0/1
+    label_value: int | None = None
+
+    def table(self, name: str) -> pd.DataFrame:
+        """Another table of ``results/`` by name, e.g. ``"wilcoxon"`` or ``"dmax_groups"``."""
+        path = self.run_dir / "results" / f"{name}.csv"
+        if not path.is_file():
+            raise FileNotFoundError(f"{self.run_dir}: no table {name!r} (expected {path})")
+        return pd.read_csv(path, dtype={"case_id": str, "patient_id": str})
 
 
 def versions() -> dict[str, str]:
@@ -345,7 +354,7 @@ def predict_grid(
     return pd.concat(frames, ignore_index=True)
 
 
-def dmax_grouped(cases: pd.DataFrame, scenario: str = "all", paper_edges: bool = False) -> pd.DataFrame:
+def dmax_grouped(cases: pd.DataFrame, scenario: str = "M", paper_edges: bool = False) -> pd.DataFrame:
     """Cases with their Dmax group G0-G3 (Figure 6), for ``scenario`` ``"M"`` (the paper), ``"S"`` or ``"all"``.
 
     Groups are the quartiles of this cohort's Dmax, or the paper's 0-9, 9-11, 11-14, 14-60 cm with
@@ -364,17 +373,31 @@ def dmax_grouped(cases: pd.DataFrame, scenario: str = "all", paper_edges: bool =
 
 
 def analyse(
-    results_dir: Path, cases: pd.DataFrame, lesions: pd.DataFrame, seed: int = 0
+    results_dir: Path,
+    cases: pd.DataFrame,
+    lesions: pd.DataFrame,
+    seed: int = 0,
+    reference: str = "l1dfl",
+    by: str | None = "network",
+    arm: str = "loss",
 ) -> dict[str, pd.DataFrame]:
-    """Section 3's statistics from the per-case and per-lesion tables; written to ``results_dir``."""
+    """Section 3's statistics from the per-case and per-lesion tables; written to ``results_dir``.
+
+    ``reference``, ``by``, ``arm``: what the Wilcoxon tests compare (:func:`pcatools.stats.table1`):
+    L1DFL against each other loss per network in a study, one model against all others in
+    :func:`pcatools.evaluation.evaluate_folders`.
+    """
     from pcatools import stats
 
     tables: dict[str, pd.DataFrame] = {}
-    table1 = stats.table1(cases, seed=seed)
+    table1 = stats.table1(cases, reference=reference, seed=seed, by=by, arm=arm)
     tables["table1"] = table1
     write_text_atomic(results_dir / "table1.md", stats.table1_markdown(table1))
     write_text_atomic(results_dir / "table1.tex", stats.table1_latex(table1))
-    tables["wilcoxon"] = stats.wilcoxon_vs(cases)
+    has_reference = reference in set(cases[arm])
+    tables["wilcoxon"] = (
+        stats.wilcoxon_vs(cases, reference, by=by, loss_col=arm) if has_reference else pd.DataFrame()
+    )
     tables["thresholds_patient"] = stats.threshold_curve(cases, value_col="tmtv_ml")
     tables["thresholds_lesion"] = stats.threshold_curve(lesions, value_col="volume_ml")
     tables["dmax_groups"] = dmax_grouped(cases)
@@ -387,19 +410,31 @@ def analyse(
     return tables
 
 
-def draw_figures(figures_dir: Path, study: StudyResult, tables: dict[str, pd.DataFrame]) -> dict[str, Path]:
-    """Figures 1 and 3-7 of the paper from the study's tables, as PNG and HTML."""
+def draw_figures(
+    figures_dir: Path,
+    study: StudyResult,
+    tables: dict[str, pd.DataFrame],
+    loss_figures: bool = True,
+    pet: bool = True,
+) -> dict[str, Path]:
+    """Figures 1 and 3-7 of the paper from the study's tables, as PNG and HTML.
+
+    ``loss_figures=False`` leaves out Figures 1 and 7 (they show the loss, not the results);
+    ``pet=False`` leaves out Figure 3, whose background is the PET.
+    """
     from pcatools import plots
     from pcatools.losses import loss_vs_probability
 
-    figures = {
-        "figure1": plots.figure1(),
-        "figure3": figure3_for_study(study),
-        "figure4": plots.figure4(study.cases),
-        "figure5": plots.figure5(tables["thresholds_patient"], tables["thresholds_lesion"]),
-        "figure6": plots.figure6(tables["dmax_groups"]),
-        "figure7": plots.figure7(loss_vs_probability()),
-    }
+    figures: dict[str, Any] = {}
+    if loss_figures:
+        figures["figure1"] = plots.figure1()
+    if pet:
+        figures["figure3"] = figure3_for_study(study)
+    figures["figure4"] = plots.figure4(study.cases)
+    figures["figure5"] = plots.figure5(tables["thresholds_patient"], tables["thresholds_lesion"])
+    figures["figure6"] = plots.figure6(tables["dmax_groups"])
+    if loss_figures:
+        figures["figure7"] = plots.figure7(loss_vs_probability())
     # One shared plotly.min.js beside the HTML files: they open offline and stay small.
     from plotly.offline import get_plotlyjs
 
@@ -423,24 +458,27 @@ def figure3_for_study(study: StudyResult, case_id: str | None = None) -> Any:
 
     ``case_id=None`` picks :func:`figure3_case`. The background is the coronal PET MIP.
     """
-    import nibabel as nib
-
     from pcatools import plots
-    from pcatools.data.io import load_case
+    from pcatools.data.io import load_nifti
+    from pcatools.metrics.evaluate import read_mask
 
     case_id = figure3_case(study.cases) if case_id is None else str(case_id)
     rows = study.manifest[study.manifest["case_id"].astype(str) == case_id]
     if rows.empty:
-        raise ValueError(f"case {case_id!r} is not in the study's manifest ({study.run_dir / 'split.csv'})")
-    case = load_case(rows.iloc[0])
-    if case.label is None:
+        raise ValueError(f"case {case_id!r} is not in the manifest of {study.run_dir}")
+    row = rows.iloc[0]
+    if not isinstance(row.get("label"), str) or not row["label"]:
         raise ValueError(f"case {case_id!r} has no ground-truth label; Figure 3 needs one")
+    pet = load_nifti(row["pet"], "pet")
+    label = np.asarray(read_mask(row["label"], study.label_value, "ground truth").dataobj)
     preds = study.predictions[study.predictions["case_id"].astype(str) == case_id]
     masks: dict[tuple[str, str], np.ndarray] = {}
     for network, loss, pred in preds[["network", "loss", "pred"]].itertuples(index=False):
-        img = cast(nib.Nifti1Image, nib.load(str(pred)))
-        masks[(str(network), str(loss))] = np.asarray(img.dataobj).astype(np.uint8)
-    return plots.figure3(case.pet, case.label, masks, spacing=case.spacing, title=f"Case {case_id}")
+        masks[(str(network), str(loss))] = np.asarray(
+            read_mask(pred, study.label_value, "prediction").dataobj
+        )
+    spacing = tuple(float(z) for z in pet.header.get_zooms()[:3])
+    return plots.figure3(np.asarray(pet.dataobj), label, masks, spacing=spacing, title=f"Case {case_id}")
 
 
 def run_study(
@@ -497,22 +535,40 @@ def run_study(
 
 
 def load_study(run_dir: str | os.PathLike[str]) -> StudyResult:
-    """Read a finished study run folder back (for notebooks)."""
+    """Read a finished study run folder, or a ``pcatools evaluate`` folder, back (for notebooks).
+
+    The evaluation folder's ``manifest.csv`` takes the place of the study's ``split.csv``; an
+    empty ``network`` (a model named without ``network/loss``) reads back as ``""``.
+    """
     run = Path(run_dir)
     results = run / "results"
     needed = ("predictions.csv", "cases.csv", "lesions.csv", "table1.csv")
     missing = [results / n for n in needed if not (results / n).exists()]
     if missing:
-        raise FileNotFoundError(f"{run} is not a finished study run: missing {[str(p) for p in missing]}")
-    ids = {"case_id": str, "patient_id": str}
+        raise FileNotFoundError(
+            f"{run} is not a finished study run or evaluation folder: missing {[str(p) for p in missing]}"
+        )
+    ids = {"case_id": str, "patient_id": str, "network": str, "loss": str, "model": str, "pet": str}
+
+    def read(path: Path) -> pd.DataFrame:
+        df = pd.read_csv(path, dtype={k: v for k, v in ids.items()})
+        for col in ("network", "loss", "pet"):
+            if col in df.columns:
+                df[col] = df[col].fillna("")
+        return df
+
+    manifest = run / "split.csv" if (run / "split.csv").is_file() else run / "manifest.csv"
+    evaluation = run / "evaluation.json"
+    label_value = json.loads(evaluation.read_text())["label"] if evaluation.is_file() else None
     return StudyResult(
         run_dir=run,
-        manifest=pd.read_csv(run / "split.csv", dtype=ids),
-        predictions=pd.read_csv(results / "predictions.csv", dtype=ids),
-        cases=pd.read_csv(results / "cases.csv", dtype=ids),
-        lesions=pd.read_csv(results / "lesions.csv", dtype=ids),
+        manifest=read(manifest),
+        predictions=read(results / "predictions.csv"),
+        cases=read(results / "cases.csv"),
+        lesions=read(results / "lesions.csv"),
         table1=pd.read_csv(results / "table1.csv", keep_default_na=False),
         figures={p.stem: p for p in sorted((run / "figures").glob("*.png"))},
+        label_value=label_value,
     )
 
 

@@ -299,8 +299,12 @@ def component_table(
 # --------------------------------------------------------------------------- cohort
 
 
-def _mask(path: str, label_value: int | None, name: str) -> nib.Nifti1Image:
-    """A binary mask: values 0/1 (checked by ``load_nifti``), or ``== label_value`` of an integer label map."""
+def read_mask(
+    path: str | os.PathLike[str], label_value: int | None = None, name: str = "mask"
+) -> nib.Nifti1Image:
+    """A binary (uint8) mask from a NIfTI file: values must be 0/1 (checked by
+    :func:`~pcatools.data.io.load_nifti`), or, with ``label_value``, the voxels of that class of an
+    integer label map; ``name`` is what error messages call the file."""
     if label_value is None:
         return load_nifti(path, "label", name=name)
     img = load_nifti(path, name=name)
@@ -323,8 +327,8 @@ def _evaluate_paths(
 ) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
     """Evaluate one (label, prediction[, PET]) triple of files; a bad file is a DataError naming ``where``."""
     try:
-        gt_img = _mask(label, label_value, "ground truth")
-        pred_img = _mask(pred, label_value, "prediction")
+        gt_img = read_mask(label, label_value, "ground truth")
+        pred_img = read_mask(pred, label_value, "prediction")
         if not same_grid(gt_img.shape, gt_img.affine, pred_img.shape, pred_img.affine):
             raise DataError(
                 f"prediction {pred} is not on the grid of ground truth {label}: prediction has "

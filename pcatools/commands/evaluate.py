@@ -1,0 +1,72 @@
+"""`pcatools evaluate`: the paper's evaluation of any models' predictions against a ground truth."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+NAME = "evaluate"
+
+
+def run(
+    out: Path = typer.Argument(..., help="Evaluation folder to write (a previous one is replaced whole)."),
+    gt: Path = typer.Option(
+        ..., help="Ground-truth masks: <case_id>.nii.gz files (nnU-Net labelsTs/) or a dataset root."
+    ),
+    pred: list[str] = typer.Option(
+        ...,
+        help="NAME=DIR of one model's predictions (<case_id>.nii.gz); repeatable. NAME network/loss "
+        "(e.g. segresnet/l1dfl) fills both columns; a bare DIR is named after its folder.",
+    ),
+    suv: Path | None = typer.Option(
+        None, help="PET in SUV on the same grid (<id>_0001.nii.gz / <id>.nii.gz files or a dataset root)."
+    ),
+    reference: str | None = typer.Option(
+        None, help="Model whose DSC the P values compare with every other (default: the first --pred)."
+    ),
+    criterion: str = typer.Option(
+        "suvmax", help="Detection rule: suvmax (the paper), suvmax_iou, overlap, iou."
+    ),
+    label: int | None = typer.Option(
+        None, help="Lesion class of integer label maps (default: masks are 0/1)."
+    ),
+    allow_missing: bool = typer.Option(
+        False, help="Evaluate the cases every folder has and list those left out, instead of refusing."
+    ),
+    workers: int | None = typer.Option(None, help="Worker processes (default: one per CPU)."),
+    seed: int = typer.Option(0, help="Seed of the bootstrap confidence intervals."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Evaluate predictions the paper's way: Table 1, Wilcoxon, scenarios, thresholds, Dmax groups, Figures 3-6."""
+    import time
+    import warnings
+
+    from pcatools.data.io import DataError
+    from pcatools.evaluation import evaluate_folders
+    from pcatools.stats import table1_markdown
+
+    start = time.perf_counter()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # the README in OUT says which criterion was used
+            result = evaluate_folders(
+                out, gt, pred, suv, reference=reference, criterion=criterion, label=label,
+                allow_missing=allow_missing, workers=workers, progress=progress, seed=seed,
+            )  # fmt: skip
+    except (DataError, ValueError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(code=1) from None
+    config = (result.run_dir / "evaluation.json").read_text()
+    import json
+
+    info = json.loads(config)
+    if info["left_out"]:
+        typer.echo(f"{len(info['left_out'])} case(s) left out (not in every folder): see {out / 'README.md'}")
+    if info["criterion_used"] != criterion:
+        typer.echo(f"note: without --suv, detection used the {info['criterion_used']!r} rule")
+    typer.echo(table1_markdown(result.table1))
+    typer.echo(
+        f"\n{info['n_cases']} cases x {len(info['models'])} models evaluated into {result.run_dir} "
+        f"in {time.perf_counter() - start:.0f} s"
+    )
