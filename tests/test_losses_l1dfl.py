@@ -348,3 +348,101 @@ def test_loss_vs_probability_curves() -> None:
         loss_vs_probability(losses=("hinge",))
     with pytest.raises(ValueError, match=r"\(0, 1\]"):
         loss_vs_probability([0.0, 0.5])
+
+
+# --- the L1DFL versions in the public code's history (docs/conventions.md) -----------------------
+
+
+def _public_loop_version(logits: torch.Tensor, labels: torch.Tensor, width: float = 0.1) -> torch.Tensor:
+    """Re-implementation of the public code's earliest L1DFL (a Python loop over 11 bins 0.1 wide).
+
+    Float64 softmax and one-hot over both channels; ``Delta = |p - g|`` flattened (N = all elements);
+    for each centre ``c`` of ``linspace(0, 1, 11)`` (float32), the half-open bin
+    ``c - 0.05 <= Delta < c + 0.05`` gets density ``count / (min(c + 0.05, 1) - max(c - 0.05, 0))``;
+    ``w = N / (density + 1e-8)``; weighted squared Dice per sample and class with 1e-8, averaged; plus
+    MONAI's softmax focal loss.
+    """
+    x = logits.double()
+    p = torch.softmax(x, 1)
+    g = torch.nn.functional.one_hot(labels[:, 0].long(), x.shape[1]).movedim(-1, 1).double()
+    focal = monai.losses.FocalLoss(gamma=2.0, use_softmax=True, to_onehot_y=False)(x, g)
+    delta = (p - g).abs().reshape(-1)
+    density = torch.zeros_like(delta)
+    for c in torch.linspace(0, 1, int(round(1 / width)) + 1):
+        lo, hi = float(c - width / 2), float(c + width / 2)  # float32 edges, as on the GPU there
+        inside = (delta >= lo) & (delta < hi)
+        density[inside] = float(inside.sum()) / (min(hi, 1.0) - max(lo, 0.0))
+    w = (delta.numel() / (density + 1e-8)).view_as(p)
+    dims = list(range(2, x.ndim))
+    dice = (2 * (w * p * g).sum(dims) + 1e-8) / ((w * (p * p + g * g)).sum(dims) + 1e-8)
+    return 1 - dice.mean() + focal
+
+
+def _public_median_weights(delta: torch.Tensor, width: float = 0.05) -> torch.Tensor:
+    """Re-implementation of the weights of the public code's count-floor / median version.
+
+    The reference-code bins (bucketize on the left edges of ``linspace(0, 1, int(1/width + 1))``);
+    counts floored at ``max(1, N * 1e-6)``; ``beta = N / (count / (width + 1e-8) + 1e-8)``; divided by
+    the median of the non-zero betas; clamped to ``[1e-5, 1e5]``.
+    """
+    flat = delta.reshape(-1).float()
+    n = flat.numel()
+    centres = torch.linspace(0, 1, int(1 / width + 1))
+    left = (centres - width / 2).clamp(min=0)
+    widths = (centres + width / 2).clamp(max=1) - left
+    idx = (torch.bucketize(flat, left, right=True) - 1).clamp(0, centres.numel() - 1)
+    counts = torch.zeros(centres.numel()).scatter_add(0, idx, torch.ones_like(flat))
+    counts = counts.clamp(min=max(1.0, n * 1e-6))
+    beta = n / (counts / (widths + 1e-8))[idx].add(1e-8)
+    beta = beta / (beta[beta > 0].median() + 1e-8)
+    return beta.clamp(1e-5, 1e5).view_as(delta)
+
+
+def test_public_code_loop_version_is_reference_code_with_bin_width_0_1() -> None:
+    for seed in (0, 1, 2):
+        logits, labels = _random(b=2, c=2, spatial=(6, 5, 4), seed=50 + seed)
+        assert _boundary_distance(logits, labels, 0.1) > 1e-6  # no decimal ties: float rounding plays no part
+        loop = _public_loop_version(logits, labels)
+        ours = L1DiceFocalLoss(bin_width=0.1, convention="reference-code")(logits, labels)
+        assert float(ours) == pytest.approx(float(loop), rel=1e-6)
+    # the paper convention agrees too away from ties, but not the reference code's default bins (0.05)
+    assert float(L1DiceFocalLoss(bin_width=0.1)(logits, labels)) == pytest.approx(float(loop), rel=1e-5)
+    assert float(L1DiceFocalLoss(convention="reference-code")(logits, labels)) != pytest.approx(
+        float(loop), rel=1e-3
+    )
+
+
+def test_public_code_median_version_differs_only_where_floor_or_clamp_bind() -> None:
+    from pcatools.losses import l1_weights
+
+    # Small N: the floor is 1 (never above an occupied bin's count) and the median division is one
+    # constant factor, so the weights are the reference code's up to that factor.
+    logits, labels = _random(b=2, c=2, spatial=(6, 5, 4), seed=60)
+    p = torch.softmax(logits, 1)
+    g = torch.nn.functional.one_hot(labels[:, 0], 2).movedim(-1, 1).double()
+    ref = l1_weights(p, g, convention="reference-code")
+    med = _public_median_weights((p - g).abs()).double()
+    ratio = med / ref
+    torch.testing.assert_close(ratio, torch.full_like(ratio, float(ratio.flatten()[0])), rtol=1e-5, atol=0)
+    # The clamp binds as soon as one occupied bin is 1e5 times rarer than the median bin: 200 000 easy
+    # elements (Delta = 0.01, bin 0, width 0.025) and one hard one (Delta = 0.9, width 0.05):
+    # densities 8e6 and 20, weight ratio 4e5 -> clamped to 1e5.
+    delta = torch.full((200_001,), 0.01)
+    delta[0] = 0.9
+    ones = torch.zeros_like(delta)
+    ref = l1_weights(1 - delta, ones + 1, convention="reference-code")  # Delta = |1 - (1 - delta)|
+    med = _public_median_weights(delta)
+    assert float(ref[0] / ref[1]) == pytest.approx(4e5, rel=1e-4)
+    assert float(med[0] / med[1]) == pytest.approx(1e5, rel=1e-4)
+    # The count floor binds once N >= 1e6: with N = 1 200 000 a bin holding 1 element counts as 1.2, so
+    # its weight drops by 1/1.2. The other elements are spread over 19 bins (63 158 each, Delta =
+    # 0.05 k + 0.01) so that every weight stays within 1e5 of the median and the clamp does not bind.
+    n = 1_200_000
+    bins = torch.tensor([k for k in range(20) if k != 10])
+    delta = (bins[torch.arange(n) % 19] * 0.05 + 0.01).float()
+    delta[0] = 0.51  # alone in bin 10
+    ones = torch.zeros_like(delta)
+    ref = l1_weights(1 - delta, ones + 1, convention="reference-code")
+    med = _public_median_weights(delta)
+    assert float(ref[0] / ref[5]) == pytest.approx(63_158, rel=1e-3)  # element 5 sits in bin 5
+    assert float((med[0] / med[5]) / (ref[0] / ref[5])) == pytest.approx(1 / 1.2, rel=1e-4)

@@ -443,3 +443,15 @@ def test_frame_reference_time_positive_is_back_computed_and_zero_costs_one_perce
     assert suvbw_factor(zero) == pytest.approx(by_hand, rel=1e-12)
     old = suvbw_factor(zero, reference_time=datetime(2025, 1, 1, 11, 1, 29, 857900))
     assert old / suvbw_factor(zero) == pytest.approx(1.00950, abs=1e-5)
+
+
+def test_public_code_reference_time_is_the_series_time() -> None:
+    # The paper's public code (data_conversion/dicom_to_nifti.py) always decays the dose to SeriesDate/SeriesTime:
+    # factor = W / (D 2^(-(t_series - t_inj) / T_half)). pcatools gives that factor when told the series time;
+    # by default it follows QIBA, and for this series re-saved at 12:00 (acquired 11:00) the two differ by
+    # exp(lam 3600 s) = 1.4606: the public code's SUVs would be 46 % too high.
+    ds = _frame_timing_header("0", "180000")
+    public = 70000.0 / (400e6 * 2 ** (-7200.0 / 6586.2))
+    assert suvbw_factor(ds, reference_time=datetime(2025, 1, 1, 12, 0, 0)) == pytest.approx(public, rel=1e-12)
+    assert public / suvbw_factor(ds) == pytest.approx(math.exp(math.log(2) / 6586.2 * 3600.0), rel=1e-12)
+    assert public / suvbw_factor(ds) == pytest.approx(1.4606, abs=1e-4)
