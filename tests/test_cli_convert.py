@@ -19,6 +19,15 @@ def test_convert_help_describes_the_command() -> None:
     result = runner.invoke(app, ["convert", "--help"])
     assert result.exit_code == 0
     assert "nnU-Net layout" in result.output and "--ct-grid" in result.output
+    for option in (
+        "--pet-series-uid",
+        "--ct-series-uid",
+        "--mask-series-uid",
+        "--skip-unreadable",
+        "--allow-implausible",
+        "--allow-ct-mismatch",
+    ):
+        assert option in result.output, option
 
 
 def test_convert_a_study(shared_data: Path, tmp_path: Path) -> None:

@@ -455,3 +455,141 @@ def test_public_code_reference_time_is_the_series_time() -> None:
     assert suvbw_factor(ds, reference_time=datetime(2025, 1, 1, 12, 0, 0)) == pytest.approx(public, rel=1e-12)
     assert public / suvbw_factor(ds) == pytest.approx(math.exp(math.log(2) / 6586.2 * 3600.0), rel=1e-12)
     assert public / suvbw_factor(ds) == pytest.approx(1.4606, abs=1e-4)
+
+
+# ---------------------------------------------------------------------------------------------- plausibility (issue 15)
+
+
+def _header(dro_root: Path, name: str = "DRO_0_0") -> Dataset:
+    return pydicom.dcmread(sorted((dro_root / name / "PT").glob("*.dcm"))[0], stop_before_pixels=True)
+
+
+def test_every_dro_passes_the_plausibility_checks_without_a_warning(dro_root: Path, tmp_path: Path) -> None:
+    """The thresholds are wrong, not the DROs, if one of them trips a check (DRO 4_2 crosses midnight on purpose)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no check may even warn on a reference object
+        for name in SHIPPED:
+            dicom_pet_to_suv(dro_root / name)
+        for name in BUILT:
+            source, edit = BUILDERS[name]
+            dicom_pet_to_suv(_copy_edited(dro_root / source, tmp_path / name, edit))
+
+
+def test_dose_range_after_reading_the_unit(dro_root: Path) -> None:
+    from pcatools.data.dicom import OverriddenCheckWarning
+    from pcatools.data.suv import ImplausibleValueError, administered_dose_bq
+
+    ds = _header(dro_root)
+    rp = ds.RadiopharmaceuticalInformationSequence[0]
+    for written, bq in (("368.08", 368.08e6), ("368080000", 368.08e6), ("1", 1e6), ("5000", 5e9)):
+        rp.RadionuclideTotalDose = written
+        assert administered_dose_bq(ds) == pytest.approx(bq)
+    rp.RadionuclideTotalDose = "368080"  # kBq, read as Bq: 0.37 MBq
+    with pytest.raises(
+        ImplausibleValueError, match=r"is 368080, read as Bq = 0\.36808 MBq; plausible 1-5000 MBq"
+    ):
+        administered_dose_bq(ds)
+    with pytest.warns(OverriddenCheckWarning, match="converted anyway: allow_implausible=True"):
+        assert administered_dose_bq(ds, allow_implausible=True) == 368080.0
+    rp.RadionuclideTotalDose = "6000"  # read as MBq: 6 GBq
+    with pytest.raises(
+        ImplausibleValueError, match=r"is 6000, read as MBq = 6000 MBq; plausible 1-5000 MBq \(values"
+    ):
+        administered_dose_bq(ds)
+
+
+def test_weight_and_height_ranges(dro_root: Path) -> None:
+    from pcatools.data.suv import ImplausibleValueError, patient_weight_kg
+
+    ds = _header(dro_root, "DRO_2_1")  # GML, SUVType LBMJAMES128, male: uses weight and height
+    for written, kg in (("70000", 70.0), ("1", 1.0), ("500", 500.0)):
+        ds.PatientWeight = written
+        assert patient_weight_kg(ds) == kg
+    ds.PatientWeight = "600000"  # grams: 600 kg
+    with pytest.raises(ImplausibleValueError, match=r"PatientWeight \(0010,1030\) is 600000, read as 600 kg"):
+        suvbw_factor(ds)
+    ds.PatientWeight = "70"
+    factor = suvbw_factor(ds)
+    ds.PatientSize = "175"  # centimetres where metres are due: still read right
+    assert suvbw_factor(ds) == pytest.approx(factor)
+    ds.PatientSize = "3.5"  # neither: 3.5 cm
+    with pytest.raises(
+        ImplausibleValueError,
+        match=r"PatientSize \(0010,1020\) is 3\.5, read as 3\.5 cm; plausible 30-250 cm",
+    ):
+        suvbw_factor(ds)
+    ds = _header(dro_root)  # BQML does not use the height: not checked
+    ds.PatientSize = "3.5"
+    assert suvbw_factor(ds) == pytest.approx(BQML_FACTOR_DRO_0_0, rel=1e-9)
+
+
+def test_uptake_window_and_the_midnight_rollover(dro_root: Path) -> None:
+    from datetime import timedelta
+
+    from pcatools.data.suv import ImplausibleValueError, uptake_seconds
+
+    midnight = _header(dro_root, "DRO_4_2")  # injection 23:30 (time only), scan 00:30 the next day
+    assert uptake_seconds(midnight, datetime(2025, 1, 2, 0, 30)) == 3600.0
+    ds = _header(dro_root)  # injection 2025-01-01 10:00 (date and time)
+    assert uptake_seconds(ds, datetime(2025, 1, 1, 9, 50)) == -600.0  # a dynamic scan started 10 min early
+    with pytest.raises(ImplausibleValueError, match=r"is -0\.17 h \(-0\.1 half-lives"):
+        uptake_seconds(ds, datetime(2025, 1, 1, 9, 49, 59))
+    ten = 10 * 6586.2
+    assert uptake_seconds(ds, datetime(2025, 1, 1, 10) + timedelta(seconds=ten)) == pytest.approx(ten)
+    with pytest.raises(
+        ImplausibleValueError, match=r"10\.0 half-lives of 6586\.2 s\); plausible -10 min to 18\.3 h"
+    ):
+        uptake_seconds(ds, datetime(2025, 1, 1, 10) + timedelta(seconds=ten + 1))
+    zr = _header(dro_root)  # Zr-89 (78 h): a scan 3 days after injection is normal
+    zr.RadiopharmaceuticalInformationSequence[0].RadionuclideHalfLife = "282240"
+    assert uptake_seconds(zr, datetime(2025, 1, 4, 10)) == 3 * 86400.0
+
+
+def test_size_and_sex_must_agree_where_the_units_use_them(dro_root: Path, tmp_path: Path) -> None:
+    def female_last(ds: Dataset, i: int) -> None:
+        if i == 19:
+            ds.PatientSex = "F"
+
+    folder = _copy_edited(dro_root / "DRO_2_1", tmp_path / "sex", female_last)
+    with pytest.raises(
+        SUVConversionError, match=r"PatientSex \(0010,0040\) differs .*'M' in 19 file\(s\).*'F' in 1 file"
+    ):
+        dicom_pet_to_suv(folder)
+
+    def taller_last(ds: Dataset, i: int) -> None:
+        if i == 19:
+            ds.PatientSize = "1.80"
+
+    folder = _copy_edited(dro_root / "DRO_2_1", tmp_path / "size", taller_last)
+    with pytest.raises(SUVConversionError, match=r"PatientSize \(0010,1020\) differs"):
+        dicom_pet_to_suv(folder)
+    folder = _copy_edited(dro_root / "DRO_0_0", tmp_path / "bqml", taller_last)  # BQML: height unused
+    assert (
+        _mask_stats(dicom_pet_to_suv(folder), dro_root / "DRO_0_0" / "mask" / "DRO_mask.nii.gz") == EXPECTED
+    )
+
+
+def test_bed_positions_may_differ_in_acquisition_time_and_slope(dro_root: Path) -> None:
+    """DRO 3_2 (two bed positions, two AcquisitionTime and FrameReferenceTime values) and 1_0 (two slopes) convert."""
+    from pcatools.data.suv import check_series_consistency
+
+    for name in ("DRO_3_2", "DRO_1_0"):
+        files = sorted((dro_root / name / "PT").glob("*.dcm"))
+        check_series_consistency(files, [pydicom.dcmread(f, stop_before_pixels=True) for f in files])
+
+
+def test_implausible_warnings_are_given_once_per_series(dro_root: Path, tmp_path: Path) -> None:
+    from pcatools.data.dicom import OverriddenCheckWarning
+
+    def heavy(ds: Dataset, i: int) -> None:
+        ds.PatientWeight = "600"
+
+    folder = _copy_edited(dro_root / "DRO_0_0", tmp_path / "heavy", heavy)
+    with pytest.warns(OverriddenCheckWarning) as record:
+        img = dicom_pet_to_suv(folder, allow_implausible=True)
+    messages = [str(w.message) for w in record if issubclass(w.category, OverriddenCheckWarning)]
+    assert len(messages) == 1 and "slice_000.dcm and 19 more slice(s): PatientWeight" in messages[0]
+    # SUV scales with the weight: 600 / 70 times the DRO's 0.2 / 1.0 / 4.0
+    assert _mask_stats(img, dro_root / "DRO_0_0" / "mask" / "DRO_mask.nii.gz") == (1.71, 8.57, 34.29)

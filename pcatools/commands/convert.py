@@ -129,7 +129,7 @@ def run(
                     allow_implausible=allow_implausible,
                     allow_ct_mismatch=allow_ct_mismatch,
                 )
-            except (ValueError, FileNotFoundError) as exc:
+            except (ValueError, OSError) as exc:  # bad input, or a write that failed (disk full ...)
                 error = str(exc)
         _echo_overrides(caught, study, OverriddenCheckWarning)
         if error:

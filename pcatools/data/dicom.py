@@ -985,7 +985,7 @@ def _check_ct_matches_pet(pet: DicomSeries, ct: DicomSeries, allow: bool) -> Non
         refuse_unless_allowed(
             DicomSeriesError,
             f"CT {ct.files[0].parent} does not overlap the PET {pet.files[0].parent}: the CT spans {span(ct_box)} mm, "
-            f"the PET {span(pet_box)} mm (RAS); a CT of another scan?",
+            f"the PET {span(pet_box)} mm (RAS), so it is not this PET's CT",
             allow,
             *option,
         )

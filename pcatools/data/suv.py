@@ -51,6 +51,7 @@ from typing import Any, Literal
 
 import nibabel as nib
 import numpy as np
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.valuerep import DA, DT, TM
@@ -598,8 +599,8 @@ def uptake_seconds(ds: Dataset, scan_time: datetime, allow_implausible: bool = F
     :data:`INJECTION_AFTER_SCAN_TOLERANCE` after ``scan_time``, or more than
     :data:`MAX_UPTAKE_HALF_LIVES` half-lives before it, because the decay correction then
     multiplies the SUVs by :math:`2^{10}` or more: the typical result of a wrong date, or of a
-    time-only injection after the scan's time of day taken from the day before (F-18 scan at
-    11:00, injection 13:00: 22 h, 12 half-lives, SUV 4 read as 16,670).
+    time-only injection after the scan's time of day taken from the day before (DRO 0_0, an F-18
+    scan at 11:00, with a time-only injection at 12:00: 23 h, 12.6 half-lives, SUV 4 read as 16,672).
 
     Examples
     --------
@@ -797,15 +798,22 @@ SERIES_CONSTANT: tuple[tuple[str | tuple[int, int], str, bool], ...] = (
 _BODY_SIZE_TYPES = ("LBM", "LBMJAMES128", "LBMJANMA", "IBW")
 
 
-def _comparable(value: Any) -> Any:
-    """A header value in a form that compares equal when the value is: numbers as float, text upper-case, lists as tuples."""
-    if value is None:
-        return None
-    if hasattr(value, "value") and not isinstance(value, (str, bytes)):  # a (private) DataElement
+def _as_written(value: Any) -> Any:
+    """A header value as written: the value of a (private) data element, bytes decoded, several values as a list."""
+    if isinstance(value, DataElement):
         value = value.value
     if isinstance(value, bytes):
         value = value.decode("ascii", "ignore").strip("\x00 ")
-    if isinstance(value, (list, tuple, MultiValue)):
+    if isinstance(value, MultiValue):
+        value = list(value)
+    return value
+
+
+def _comparable(value: Any) -> Any:
+    """A value (:func:`_as_written`) in a form that compares equal when the value is: numbers as float, text upper-case."""
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
         return tuple(_comparable(v) for v in value)
     text = str(value).strip()
     if not text:
@@ -837,18 +845,20 @@ def check_series_consistency(files: Sequence[os.PathLike[str] | str], headers: S
     if suv_types & set(_BODY_SIZE_TYPES):
         keys.append(("PatientSex", "(0010,0040)", False))
     for key, tag, in_sequence in keys:
-        found: dict[Any, list[str]] = {}
+        found: dict[Any, tuple[str, list[str]]] = {}  # comparable value -> (value as written, files)
         for path, h in zip(files, headers, strict=True):
             holder = h
             if in_sequence:
                 seq = h.get("RadiopharmaceuticalInformationSequence", None)
                 holder = seq[0] if seq else Dataset()
-            found.setdefault(_comparable(holder.get(key, None)), []).append(str(path))
+            value = _as_written(holder.get(key, None))
+            shown = "missing" if _comparable(value) is None else repr(value)
+            found.setdefault(_comparable(value), (shown, []))[1].append(str(path))
         if len(found) > 1:
             label = f"{key} {tag}" if isinstance(key, str) else tag
             values = "; ".join(
-                f"{'missing' if value is None else value!r} in {len(paths)} file(s), e.g. {paths[0]}"
-                for value, paths in sorted(found.items(), key=lambda kv: -len(kv[1]))
+                f"{shown} in {len(paths)} file(s), e.g. {paths[0]}"
+                for shown, paths in sorted(found.values(), key=lambda kv: -len(kv[1]))
             )
             raise SUVConversionError(
                 f"{label} differs between the {len(headers)} slices of the PET series in {Path(files[0]).parent}: "
