@@ -18,14 +18,16 @@
 #
 # Reproduces **Table 1** (patient-level DSC mean and median, mean TP / FP / FN with the SUVmax
 # detection rule, F1, one-tailed paired Wilcoxon of L1DFL against DL and DFL) and **Figure 3**
-# (ground truth against each network and loss on one test case) from a pcatools study run folder.
-# Beyond the paper: bootstrap confidence intervals of the medians and Holm-corrected p-values.
+# (ground truth against each network and loss on one test case) from a pcatools study run folder,
+# or for your own models from a `pcatools evaluate` folder (notebook 08; there the P values compare
+# the reference model with every other). Beyond the paper: bootstrap confidence intervals of the
+# medians and Holm-corrected p-values.
 #
 # With the default parameters it reads `runs/demo` (made by `bash scripts/study.sh`), or runs the
 # study there first.
 
 # %% tags=["parameters"]
-run_dir = "../runs/demo"  # study run folder, relative to notebooks/ (`bash scripts/study.sh` makes it)
+run_dir = "../runs/demo"  # a study run folder (`bash scripts/study.sh`) or a `pcatools evaluate` folder
 profile = "demo"  # profile run into run_dir when it holds no finished study ("ci" in the tests)
 
 # %%
@@ -54,10 +56,12 @@ display(Markdown(stats.table1_markdown(study.table1)))
 study.table1
 
 # %% [markdown]
-# ## One-tailed paired Wilcoxon signed-rank tests (H1: L1DFL scores higher), per network
+# ## One-tailed paired Wilcoxon signed-rank tests
+# H1: the reference scores higher (L1DFL against each other loss per network in a study; the
+# reference model against every other model in an evaluation folder).
 
 # %%
-stats.wilcoxon_vs(cases)
+study.table("wilcoxon")
 
 # %% [markdown]
 # ## Figure 3: ground truth against every network and loss

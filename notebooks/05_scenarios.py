@@ -22,7 +22,7 @@
 # paper quotes in section 3.2.
 
 # %% tags=["parameters"]
-run_dir = "../runs/demo"  # study run folder, relative to notebooks/ (`bash scripts/study.sh` makes it)
+run_dir = "../runs/demo"  # a study run folder (`bash scripts/study.sh`) or a `pcatools evaluate` folder
 profile = "demo"  # profile run into run_dir when it holds no finished study ("ci" in the tests)
 
 # %%

@@ -23,7 +23,7 @@
 # reading of "the inter-quartile range from 0 to the 85th percentile"; see `pcatools.stats.threshold_curve`).
 
 # %% tags=["parameters"]
-run_dir = "../runs/demo"  # study run folder, relative to notebooks/ (`bash scripts/study.sh` makes it)
+run_dir = "../runs/demo"  # a study run folder (`bash scripts/study.sh`) or a `pcatools evaluate` folder
 profile = "demo"  # profile run into run_dir when it holds no finished study ("ci" in the tests)
 
 # %%

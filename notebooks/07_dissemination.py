@@ -23,7 +23,7 @@
 # 0-9, 9-11, 11-14 and 14-60 cm instead of this cohort's quartiles.
 
 # %% tags=["parameters"]
-run_dir = "../runs/demo"  # study run folder, relative to notebooks/ (`bash scripts/study.sh` makes it)
+run_dir = "../runs/demo"  # a study run folder (`bash scripts/study.sh`) or a `pcatools evaluate` folder
 profile = "demo"  # profile run into run_dir when it holds no finished study ("ci" in the tests)
 
 scenario = "M"  # "M" as in the paper, or "all"

@@ -103,6 +103,52 @@ def _models(preds: Mapping[str, Any] | Sequence[Any]) -> list[Model]:
     return models
 
 
+def study_predictions(run_dir: str | os.PathLike[str]) -> dict[str, Path]:
+    """``{"network/loss": folder}`` of a finished study's test predictions, to evaluate them like any model's.
+
+    Examples
+    --------
+    >>> study_predictions("runs/demo")  # doctest: +SKIP
+    {'attention_unet/dice': PosixPath('runs/demo/predictions/attention_unet__dice'), ...}
+    """
+    from pcatools.study import load_study
+
+    preds = load_study(run_dir).predictions
+    folders: dict[str, Path] = {}
+    for network, loss, pred in preds[["network", "loss", "pred"]].itertuples(index=False):
+        folders.setdefault(f"{network}/{loss}", Path(str(pred)).parent)
+    return folders
+
+
+def command_line(
+    out: str | os.PathLike[str],
+    gt: str | os.PathLike[str],
+    preds: Mapping[str, Any],
+    suv: str | os.PathLike[str] | None = None,
+    **options: Any,
+) -> str:
+    """The ``pcatools evaluate`` command that :func:`evaluate_folders` with these arguments runs.
+
+    Examples
+    --------
+    >>> command_line("out", "gt", {"a": "p/a"}, allow_missing=True)
+    'pcatools evaluate out --gt gt --pred a=p/a --allow-missing'
+    """
+    import shlex
+
+    parts = ["pcatools", "evaluate", str(out), "--gt", str(gt)]
+    parts += [f"--pred {shlex.quote(f'{k}={v}')}" for k, v in preds.items()]
+    if suv is not None:
+        parts += ["--suv", str(suv)]
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            parts.append(flag)
+        elif value not in (None, False):
+            parts += [flag, shlex.quote(str(value))]
+    return " ".join(parts)
+
+
 def _missing_report(folders: dict[str, set[str]], every: set[str]) -> list[str]:
     lines = []
     for what, ids in folders.items():

@@ -321,7 +321,10 @@ def test_input_errors() -> None:
 
 def test_loss_vs_probability_curves() -> None:
     df = loss_vs_probability(
-        [0.05, 0.3, 0.5, 0.75, 0.95], losses=("dice", "focal", "dice_focal", "l1dfl"), background_p=0.9
+        [0.05, 0.3, 0.5, 0.75, 0.95],
+        losses=("dice", "focal", "dice_focal", "l1dfl"),
+        background_p=0.9,
+        construction="patch",
     )
     assert list(df.columns) == ["p", "dice", "focal", "dice_focal", "l1dfl"]
     np.testing.assert_allclose(df["dice_focal"], df["dice"] + df["focal"], rtol=1e-12)
@@ -333,13 +336,13 @@ def test_loss_vs_probability_curves() -> None:
     # focal decreases with p; all curves finite
     assert bool(np.all(np.diff(df["focal"]) < 0)) and bool(np.isfinite(df.to_numpy()).all())
     # at p = 0.9 every Delta is 0.1: one bin, uniform weights -> squared Dice + focal
-    row = loss_vs_probability([0.9], losses=("l1dfl", "focal"), background_p=0.9)
+    row = loss_vs_probability([0.9], losses=("l1dfl", "focal"), background_p=0.9, construction="patch")
     w = (fg + bg) / ((fg + bg) / 0.1)  # 0.1: cancels except against epsilon
     sq1 = (2 * w * fg * 0.9 + 1e-5) / (w * (fg * 1.81 + bg * 0.01) + 1e-5)
     sq0 = (2 * w * bg * 0.9 + 1e-5) / (w * (bg * 1.81 + fg * 0.01) + 1e-5)
     assert row.loc[0, "l1dfl"] == pytest.approx(1 - (sq0 + sq1) / 2 + row.loc[0, "focal"], rel=1e-9)
-    # defaults (background at 0.99): L1DFL above DL for hard lesion voxels, below for easy ones
-    default = loss_vs_probability([0.1, 0.9])
+    # the patch's defaults (background at 0.99): L1DFL above DL for hard lesion voxels, below for easy ones
+    default = loss_vs_probability([0.1, 0.9], construction="patch")
     assert (
         default.loc[0, "l1dfl"] > default.loc[0, "dice_focal"]
         and default.loc[1, "l1dfl"] < default.loc[1, "dice"]

@@ -41,12 +41,9 @@ _ROLE_WORDS = {"label": "ground-truth mask", "pet": "PET (SUV)", "pred": "predic
 
 def _case_id(stem: str, role: FolderRole) -> str | None:
     """Case id of a plain-folder file stem, or None for files of another role (other nnU-Net channels)."""
-    if role == "pet":
-        if _SKIPPED_PET.match(stem):
-            return None
-        suffixes = _PET_SUFFIXES
-    else:
-        suffixes = _MASK_SUFFIXES
+    if role == "pet" and _SKIPPED_PET.match(stem):
+        return None
+    suffixes: tuple[str, ...] = _PET_SUFFIXES if role == "pet" else _MASK_SUFFIXES
     for suffix in suffixes:
         if stem.endswith(suffix) and len(stem) > len(suffix):
             return stem[: -len(suffix)]

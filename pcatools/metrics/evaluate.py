@@ -167,9 +167,9 @@ def _evaluate(
         columns=list(LESION_COLUMNS),
     )
     inter = np.bincount(by_comp_pairs[:, 1], weights=comp.pair_overlap[order], minlength=comp.n_pred + 1)
-    gt_matched = np.array([comp.gt_sizes[c].sum() for c in by_comp], dtype=np.float64) if comp.n_pred else []
+    gt_matched = np.array([comp.gt_sizes[c].sum() for c in by_comp] if comp.n_pred else [], dtype=np.float64)
     psizes = comp.pred_sizes[1:]
-    denom = psizes + np.asarray(gt_matched)
+    denom = psizes + gt_matched
     comps = pd.DataFrame(
         {
             "component_id": np.arange(1, comp.n_pred + 1, dtype=np.int64),
