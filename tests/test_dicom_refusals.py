@@ -574,6 +574,8 @@ def test_non_dicom_files_are_still_skipped_silently(tmp_path: Path) -> None:
     (tmp_path / "s" / "mask.nii.gz").write_bytes(b"\x1f\x8b")
     (tmp_path / "s" / ".gitkeep").write_bytes(b"")
     assert [len(s.files) for s in find_series(tmp_path / "s")] == [3]
-    (tmp_path / "s" / "IM0004").write_bytes(b"")  # an empty file named like an exported slice
-    with pytest.raises(UnreadableDicomError, match=r"IM0004 \(empty file"):
-        find_series(tmp_path / "s")
+    for name in ("IM0004", "CT.1.2.840.113619.2.55.3.4"):  # empty files named like exported slices
+        (tmp_path / "s" / name).write_bytes(b"")
+        with pytest.raises(UnreadableDicomError, match=rf"{re.escape(name)} \(empty file"):
+            find_series(tmp_path / "s")
+        (tmp_path / "s" / name).unlink()

@@ -275,9 +275,14 @@ _DICOM_SUFFIXES = frozenset({".dcm", ".dicom", ".ima"})
 
 
 def _named_like_dicom(path: Path, empty: bool) -> bool:
-    """A ``.dcm`` / ``.dicom`` / ``.ima`` name; for an empty file also a name without suffix (``IM0001``), not hidden."""
+    """A ``.dcm`` / ``.dicom`` / ``.ima`` name or one ending in a UID (``CT.1.2.840.113619.2.55``); for an empty
+    file also a name without suffix (``IM0001``), not hidden."""
     suffix = path.suffix.lower()
-    return suffix in _DICOM_SUFFIXES or (empty and not suffix and not path.name.startswith("."))
+    return (
+        suffix in _DICOM_SUFFIXES
+        or suffix[1:].isdigit()
+        or (empty and not suffix and not path.name.startswith("."))
+    )
 
 
 def _read_header(path: Path) -> tuple[Dataset | None, str | None]:
