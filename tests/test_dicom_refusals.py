@@ -77,8 +77,8 @@ def assert_refused(result: Result, message: str, out: Path | None = None) -> str
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, result.output
     assert re.search(message, errors[0]), errors[0]
-    if out is not None:
-        assert not any(p.is_file() for p in out.rglob("*")) if out.exists() else True
+    if out is not None and out.exists():
+        assert [p for p in out.rglob("*") if p.is_file()] == []
     return errors[0]
 
 
@@ -418,7 +418,7 @@ def test_corpus_no_damaged_study_converts_to_another_volume(
 # ---------------------------------------------------------------------------------------------- 5 and 6: case ids
 
 
-def test_batch_refuses_colliding_case_ids_before_converting(shared_data: Path, tmp_path: Path) -> None:
+def test_batch_refuses_colliding_case_ids_before_converting(tmp_path: Path) -> None:
     for name in ("case 1", "case-1", "case_1", "lone"):
         (tmp_path / "studies" / name).mkdir(parents=True)
     result = runner.invoke(app, ["convert", str(tmp_path / "studies"), str(tmp_path / "out"), "--batch"])
