@@ -303,7 +303,7 @@ def test_a_missing_case_is_listed_and_allow_missing_evaluates_the_rest(cohort: P
         ("grid", r"case 'P002', model 'extra': prediction .*P002.nii.gz is not on the grid of ground truth"),
         ("shifted", r"case 'P002', model 'extra': prediction .* is not on the grid .*origin \(4.0, 0.0, 0.0\)"),
         ("values", r"case 'P002', model 'extra': prediction .*P002.nii.gz: expected values 0 and 1 only, found other values \[2\]"),
-        ("nan", r"case 'P002', model 'missed': PET .*P002_0001.nii.gz: expected finite SUV values, found 1 NaN"),
+        ("nan", r"case 'P002': PET .*P002_0001.nii.gz: expected finite SUV values, found 1 NaN"),
         ("truncated", r"case 'P002', model 'extra': prediction .*P002.nii.gz: cannot read the NIfTI file, it is truncated"),
         ("duplicate", r"two prediction files for case 'P002': P002.nii.gz and P002_pred.nii.gz"),
     ],

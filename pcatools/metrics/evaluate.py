@@ -316,25 +316,21 @@ def read_mask(
     return nib.Nifti1Image((data == label_value).astype(np.uint8), img.affine, header=img.header)
 
 
-def _evaluate_paths(
-    where: str,
+def _evaluate_files(
+    case: str,
     label: str,
-    pred: str,
     pet: str | None,
+    preds: list[tuple[str, str]],
     criterion: str,
     iou_threshold: float,
     label_value: int | None = None,
-) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
-    """Evaluate one (label, prediction[, PET]) triple of files; a bad file is a DataError naming ``where``."""
+) -> list[tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]]:
+    """Evaluate every prediction ``(model, path)`` of one case, reading its ground truth and PET once.
+
+    A bad file is a DataError that names ``case`` (and the model, for a prediction).
+    """
     try:
         gt_img = read_mask(label, label_value, "ground truth")
-        pred_img = read_mask(pred, label_value, "prediction")
-        if not same_grid(gt_img.shape, gt_img.affine, pred_img.shape, pred_img.affine):
-            raise DataError(
-                f"prediction {pred} is not on the grid of ground truth {label}: prediction has "
-                f"{describe_grid(pred_img.shape, pred_img.affine)}; ground truth has "
-                f"{describe_grid(gt_img.shape, gt_img.affine)} (resample the prediction onto the ground truth)"
-            )
         suv = None
         if pet is not None:
             pet_img = load_nifti(pet, "pet")
@@ -346,14 +342,27 @@ def _evaluate_paths(
                 )
             suv = np.asanyarray(pet_img.dataobj)
     except DataError as err:
-        raise DataError(f"{where}: {err}") from None
+        raise DataError(f"{case}: {err}") from None
     zooms = gt_img.header.get_zooms()[:3]
     spacing = (float(zooms[0]), float(zooms[1]), float(zooms[2]))
     gt_arr = np.asanyarray(gt_img.dataobj)
-    pred_arr = np.asanyarray(pred_img.dataobj)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # the fallback is reported once by evaluate_cohort
-        return _evaluate(components(gt_arr, pred_arr, spacing), suv, criterion, iou_threshold)
+    out = []
+    for model, pred in preds:
+        try:
+            pred_img = read_mask(pred, label_value, "prediction")
+            if not same_grid(gt_img.shape, gt_img.affine, pred_img.shape, pred_img.affine):
+                raise DataError(
+                    f"prediction {pred} is not on the grid of ground truth {label}: prediction has "
+                    f"{describe_grid(pred_img.shape, pred_img.affine)}; ground truth has "
+                    f"{describe_grid(gt_img.shape, gt_img.affine)} (resample the prediction onto the ground truth)"
+                )
+        except DataError as err:
+            raise DataError(f"{case}{model}: {err}") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # the fallback is reported once by evaluate_cohort
+            comp = components(gt_arr, np.asanyarray(pred_img.dataobj), spacing)
+            out.append(_evaluate(comp, suv, criterion, iou_threshold))
+    return out
 
 
 def _present(value: Any) -> bool:
@@ -369,14 +378,13 @@ class CohortTables:
     components: pd.DataFrame
 
 
-def _where(row: pd.Series, index: int) -> str:
-    """How an error names a manifest row: its case id and model, or its row number."""
-    parts = [f"case {row['case_id']!r}" if "case_id" in row.index else f"manifest row {index}"]
+def _where(row: pd.Series, index: int) -> tuple[str, str]:
+    """How an error names a manifest row: its case id (or row number), and its model after a comma."""
+    case = f"case {row['case_id']!r}" if "case_id" in row.index else f"manifest row {index}"
     for col in ("model", "network", "loss"):
         if col in row.index and _present(row[col]) and str(row[col]):
-            parts.append(f"{col} {row[col]!r}")
-            break
-    return ", ".join(parts)
+            return case, f", {col} {row[col]!r}"
+    return case, ""
 
 
 def evaluate_cohort_tables(
@@ -436,43 +444,46 @@ def evaluate_cohort_tables(
         raise ValueError(f"criterion: expected one of {CRITERIA}, found {criterion!r}")
     rows = manifest.reset_index(drop=True)
     has_pet = pet_col in rows.columns
-    jobs = []
+    # one job per (ground truth, PET): each case's files are read once for all of its models
+    groups: dict[tuple[str, str, str | None], list[tuple[int, str, str]]] = {}
     for i, row in rows.iterrows():
         pet = str(row[pet_col]) if has_pet and _present(row[pet_col]) else None
-        jobs.append(
-            (
-                _where(row, int(cast(int, i))),
-                str(row[label_col]),
-                str(row[pred_col]),
-                pet,
-                criterion,
-                iou_threshold,
-                label_value,
-            )
+        case, model = _where(row, int(cast(int, i)))
+        groups.setdefault((case, str(row[label_col]), pet), []).append(
+            (int(cast(int, i)), model, str(row[pred_col]))
         )
-    if criterion in NEEDS_SUV and any(j[3] is None for j in jobs):
+    jobs = [
+        ((case, label, pet, [(m, p) for _, m, p in members], criterion, iou_threshold, label_value),
+         [i for i, _, _ in members])
+        for (case, label, pet), members in groups.items()
+    ]  # fmt: skip
+    if criterion in NEEDS_SUV and any(args[2] is None for args, _ in jobs):
         warnings.warn(
             f"criterion {criterion!r} needs PET (SUV) images; cases without column {pet_col!r} use 'overlap'",
             UserWarning,
             stacklevel=2,
         )
-    n = len(jobs)
+    n = len(rows)
     results: list[tuple[dict[str, Any], pd.DataFrame, pd.DataFrame] | None] = [None] * n
-    n_workers = min(os.cpu_count() or 1, n) if workers is None else min(workers, n)
+    n_workers = min(os.cpu_count() or 1, len(jobs)) if workers is None else min(workers, len(jobs))
     bar = tqdm(total=n, desc="evaluate", unit="case", disable=not progress)
+
+    def store(indices: list[int], res: list[tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]]) -> None:
+        for i, r in zip(indices, res, strict=True):
+            results[i] = r
+        bar.update(len(indices))
+
     try:
         if n_workers <= 1:
-            for i, job in enumerate(jobs):
-                results[i] = _evaluate_paths(*job)
-                bar.update()
+            for args, indices in jobs:
+                store(indices, _evaluate_files(*args))
         else:
             ctx = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as pool:
-                futures = {pool.submit(_evaluate_paths, *job): i for i, job in enumerate(jobs)}
+                futures = {pool.submit(_evaluate_files, *args): indices for args, indices in jobs}
                 try:
                     for fut in as_completed(futures):
-                        results[futures[fut]] = fut.result()
-                        bar.update()
+                        store(futures[fut], fut.result())
                 except BaseException:
                     for fut in futures:
                         fut.cancel()
@@ -487,10 +498,10 @@ def evaluate_cohort_tables(
     comp_frames = []
     for i, res in enumerate(results):
         assert res is not None
-        case, les, comps = res
+        metrics, les, comps = res
         extra = {c: rows.at[i, c] for c in carried}
-        case_records.append({**extra, **case})
-        les = les.assign(scenario=case["scenario"])
+        case_records.append({**extra, **metrics})
+        les = les.assign(scenario=metrics["scenario"])
         for c in reversed(carried):
             les.insert(0, c, [extra[c]] * len(les))
             comps.insert(0, c, [extra[c]] * len(comps))
