@@ -14,7 +14,9 @@ Here:
 3. the argmax over the two classes gives the label map on the training grid;
 4. :func:`pcatools.data.transforms.invert_to_original` inverts the evaluation pipeline (MONAI
    ``Invertd``, nearest-neighbour for labels) onto the PET's original grid;
-5. the mask is written as uint8 NIfTI with the PET's affine.
+5. the mask is written as uint8 NIfTI with the PET's affine; on request (``save_probs``) the
+   foreground probability map too, float32 on the same grid (``<case_id>_probs.nii.gz``), for
+   the viewer's L1 layers.
 
 Reading chosen where the paper is vague: the argmax is taken on the training grid and the
 label map is resampled with nearest neighbour (the public code inverts the logits with
@@ -26,7 +28,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import nibabel as nib
 import numpy as np
@@ -34,9 +36,32 @@ import pandas as pd
 import torch
 from torch import nn
 
-__all__ = ["load_model", "predict_case", "predict_manifest", "sliding_window_logits"]
+__all__ = [
+    "PROBS_SUFFIX",
+    "load_model",
+    "predict_case",
+    "predict_manifest",
+    "probs_path",
+    "sliding_window_logits",
+]
 
 _MODES = ("gaussian", "constant")
+PROBS_SUFFIX = "_probs"
+"""Added to the case id for the probability map beside a mask: ``<case_id>_probs.nii.gz``."""
+
+
+def probs_path(mask_path: str | os.PathLike[str]) -> Path:
+    """Where :func:`predict_manifest` puts the probability map of the mask ``mask_path``.
+
+    Examples
+    --------
+    >>> probs_path("pred/PSMA_0001.nii.gz").as_posix()
+    'pred/PSMA_0001_probs.nii.gz'
+    """
+    p = Path(mask_path)
+    if not p.name.endswith(".nii.gz"):
+        raise ValueError(f"probs_path: expected a mask path ending in .nii.gz, found {p}")
+    return p.with_name(p.name[: -len(".nii.gz")] + PROBS_SUFFIX + ".nii.gz")
 
 
 def _check_sw(roi_size: Sequence[int], overlap: float, mode: str, sw_batch_size: int) -> tuple[int, ...]:
@@ -119,6 +144,37 @@ def _case_files(paths_or_row: Mapping[str, Any] | pd.Series | Any) -> dict[str, 
     return files
 
 
+@overload
+def predict_case(
+    model: nn.Module,
+    paths_or_row: Mapping[str, Any] | pd.Series | Any,
+    transform: Any = ...,
+    roi_size: Sequence[int] = ...,
+    overlap: float = ...,
+    mode: str = ...,
+    sw_batch_size: int = ...,
+    device: str | torch.device | None = ...,
+    amp: bool | None = ...,
+    return_probs: Literal[False] = ...,
+) -> nib.Nifti1Image: ...
+
+
+@overload
+def predict_case(
+    model: nn.Module,
+    paths_or_row: Mapping[str, Any] | pd.Series | Any,
+    transform: Any = ...,
+    roi_size: Sequence[int] = ...,
+    overlap: float = ...,
+    mode: str = ...,
+    sw_batch_size: int = ...,
+    device: str | torch.device | None = ...,
+    amp: bool | None = ...,
+    *,
+    return_probs: Literal[True],
+) -> tuple[nib.Nifti1Image, nib.Nifti1Image]: ...
+
+
 def predict_case(
     model: nn.Module,
     paths_or_row: Mapping[str, Any] | pd.Series | Any,
@@ -129,7 +185,8 @@ def predict_case(
     sw_batch_size: int = 4,
     device: str | torch.device | None = None,
     amp: bool | None = None,
-) -> nib.Nifti1Image:
+    return_probs: bool = False,
+) -> nib.Nifti1Image | tuple[nib.Nifti1Image, nib.Nifti1Image]:
     """Predict one case and return the lesion mask on the PET's original grid.
 
     Parameters
@@ -146,11 +203,18 @@ def predict_case(
         Sliding-window settings (paper: 128^3 windows).
     device, amp
         Where to run (default CUDA if available) and float16 autocast (default on CUDA).
+    return_probs
+        Also return the foreground probability map: the softmax probability of the lesion
+        class (summed over classes 1..C-1), float32, inverted onto the original grid with
+        nearest neighbour like the mask, so that map and mask agree voxel by voxel: with two
+        classes the mask is 1 exactly where p > 0.5 (up to float32 rounding of logits that
+        differ by less than about 1e-7).
 
     Returns
     -------
-    nibabel.Nifti1Image
-        uint8 mask (0 background, 1 lesion) with the PET image's shape and affine.
+    nibabel.Nifti1Image or (mask, probs)
+        uint8 mask (0 background, 1 lesion) with the PET image's shape and affine; with
+        ``return_probs`` also the float32 probability map on the same grid.
 
     Examples
     --------
@@ -170,34 +234,47 @@ def predict_case(
             f"the evaluation transform must give image (C, X, Y, Z), found shape {tuple(image.shape)}"
         )
     logits = sliding_window_logits(model, image[None], roi_size, overlap, mode, sw_batch_size, device, amp)
-    labels = torch.argmax(logits, dim=1, keepdim=True)[0].to(torch.uint8).cpu()
-    if hasattr(image, "applied_operations"):
-        # carry the image's metadata (affine, applied operations) so that Invertd can undo them
-        from monai.data import MetaTensor
+    maps = {"pred": torch.argmax(logits, dim=1, keepdim=True)[0].to(torch.uint8).cpu()}
+    if return_probs:
+        maps["probs"] = torch.softmax(logits, dim=1)[0, 1:].sum(dim=0, keepdim=True).cpu()
+    for key, value in maps.items():
+        if hasattr(image, "applied_operations"):
+            # carry the image's metadata (affine, applied operations) so that Invertd can undo them
+            from monai.data import MetaTensor
 
-        data["pred"] = MetaTensor(
-            labels, meta=dict(image.meta), applied_operations=list(image.applied_operations)
-        )
-    else:
-        data["pred"] = labels
-    inverted = invert_to_original(data, tf)
-    out = inverted["pred"] if isinstance(inverted, Mapping) else inverted
-    arr = np.asarray(out.detach().cpu().numpy() if isinstance(out, torch.Tensor) else out)
-    if arr.ndim == 4:
-        arr = arr[0]
+            data[key] = MetaTensor(
+                value, meta=dict(image.meta), applied_operations=list(image.applied_operations)
+            )
+        else:
+            data[key] = value
+    inverted = invert_to_original(data, tf, keys=list(maps), nearest=True)
     pet_img = nib.load(files["pet"])
     if not isinstance(pet_img, nib.Nifti1Image | nib.Nifti2Image):
         raise ValueError(f"PET {files['pet']} is not a NIfTI image (found {type(pet_img).__name__})")
-    if arr.shape != tuple(pet_img.shape[:3]):
-        raise RuntimeError(
-            f"inverted prediction has shape {arr.shape}, the PET {files['pet']} has {tuple(pet_img.shape[:3])}: "
-            f"the transform given is not the one inverted"
-        )
-    mask = (np.rint(arr) > 0).astype(np.uint8)
-    img = nib.Nifti1Image(mask, pet_img.affine)
-    img.set_qform(pet_img.affine, code=1)
-    img.set_sform(pet_img.affine, code=1)
-    img.set_data_dtype(np.uint8)
+    arrays = {}
+    for key in maps:
+        out = inverted[key]
+        arr = np.asarray(out.detach().cpu().numpy() if isinstance(out, torch.Tensor) else out)
+        if arr.ndim == 4:
+            arr = arr[0]
+        if arr.shape != tuple(pet_img.shape[:3]):
+            raise RuntimeError(
+                f"inverted {key} has shape {arr.shape}, the PET {files['pet']} has "
+                f"{tuple(pet_img.shape[:3])}: the transform given is not the one inverted"
+            )
+        arrays[key] = arr
+    mask = _nifti_like(pet_img, (np.rint(arrays["pred"]) > 0).astype(np.uint8))
+    if not return_probs:
+        return mask
+    return mask, _nifti_like(pet_img, arrays["probs"].astype(np.float32))
+
+
+def _nifti_like(reference: nib.Nifti1Image | nib.Nifti2Image, arr: np.ndarray) -> nib.Nifti1Image:
+    """``arr`` as a NIfTI image with ``reference``'s affine (qform and sform) and ``arr``'s dtype."""
+    img = nib.Nifti1Image(arr, reference.affine)
+    img.set_qform(reference.affine, code=1)
+    img.set_sform(reference.affine, code=1)
+    img.set_data_dtype(arr.dtype)
     return img
 
 
@@ -246,6 +323,7 @@ def predict_manifest(
     amp: bool | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    save_probs: bool = False,
 ) -> pd.DataFrame:
     """Predict every case of a manifest with a checkpoint; masks go to ``out_dir/<case_id>.nii.gz``.
 
@@ -267,11 +345,16 @@ def predict_manifest(
         so an existing file is complete).
     progress
         tqdm bar.
+    save_probs
+        Also write each case's foreground probability map (float32, the mask's grid, see
+        :func:`predict_case`) to :func:`probs_path` of its mask, ``<case_id>_probs.nii.gz``, for
+        ``pcatools view --probs`` (the L1 layers); a case whose map is missing is predicted again.
 
     Returns
     -------
     pandas.DataFrame
-        The manifest with a column ``pred`` (path of each mask, str).
+        The manifest with a column ``pred`` (path of each mask, str) and, with ``save_probs``,
+        ``probs`` (path of each probability map).
     """
     from tqdm.auto import tqdm
 
@@ -290,6 +373,13 @@ def predict_manifest(
         raise ValueError(
             f"predict_manifest: duplicated case_id values {sorted(set(ids[ids.duplicated()]))[:5]}"
         )
+    if save_probs:
+        clashes = sorted(set(ids) & {f"{c}{PROBS_SUFFIX}" for c in ids})
+        if clashes:
+            raise ValueError(
+                f"predict_manifest: case ids {clashes[:5]} would be overwritten by the probability maps "
+                f"<case_id>{PROBS_SUFFIX}.nii.gz of other cases; rename them or predict without save_probs"
+            )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     dev = _device(device)
@@ -301,6 +391,7 @@ def predict_manifest(
     _check_sw(roi, ov, md, swb)
     tf = _eval_transform_from_config(config)
     preds: list[str] = []
+    prob_paths: list[str] = []
     for case_id, row in tqdm(
         zip(ids, table.to_dict("records"), strict=True),
         total=len(table),
@@ -308,11 +399,19 @@ def predict_manifest(
         disable=not progress,
     ):
         target = out / f"{case_id}.nii.gz"
-        if overwrite or not target.exists():
-            mask = predict_case(model, row, tf, roi, ov, md, swb, dev, amp)
+        probs_target = probs_path(target)
+        if overwrite or not target.exists() or (save_probs and not probs_target.exists()):
+            if save_probs:
+                mask, probs = predict_case(model, row, tf, roi, ov, md, swb, dev, amp, return_probs=True)
+                save_nifti(probs, probs_target)
+            else:
+                mask = predict_case(model, row, tf, roi, ov, md, swb, dev, amp)
             save_nifti(mask, target)
         preds.append(str(target))
+        prob_paths.append(str(probs_target))
     result = table.copy()
     result["pred"] = preds
+    if save_probs:
+        result["probs"] = prob_paths
     write_text_atomic(out / "predictions.csv", result.to_csv(index=False))
     return result

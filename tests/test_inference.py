@@ -221,3 +221,86 @@ def test_bad_inputs(tmp_path: Path) -> None:
         predict_case(net, {"pet": __file__})
     with pytest.raises(ValueError, match="lacks column 'pet'"):
         predict_manifest(tmp_path / "x.pt", pd.DataFrame({"case_id": ["a"], "ct": ["a"]}), tmp_path / "o")
+
+
+class PetAboveOne(nn.Module):
+    """Logits (0, PET - 1): about half the voxels (background SUV ~ Gamma(2, 0.5)) on either side."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([torch.zeros_like(x[:, 1:2]), x[:, 1:2] - 1.0], dim=1)
+
+
+def test_probability_map_agrees_with_the_mask_on_the_original_grid(tmp_path: Path) -> None:
+    from pcatools.data.io import load_case
+    from pcatools.inference import probs_path
+    from pcatools.viewer import build_layers
+
+    # the anisotropic, flipped grid of the test above: both maps are resampled there and back
+    affine = np.array([[-3.0, 0, 0, 50.0], [0, -3.0, 0, 40.0], [0, 0, 5.0, -30.0], [0, 0, 0, 1]])
+    case = _case((40, 36, 24), affine)
+    paths = write_case(case, tmp_path)
+    tf = eval_transforms(spacing=(2.0, 2.0, 2.0))
+    mask_img, probs_img = predict_case(
+        PetAboveOne(), paths, tf, roi_size=(32, 32, 32), device="cpu", return_probs=True
+    )
+    mask = np.asarray(mask_img.dataobj)
+    p = np.asarray(probs_img.dataobj)
+    assert p.dtype == np.float32 and probs_img.get_data_dtype() == np.float32
+    assert p.shape == case.pet.shape and np.allclose(probs_img.affine, affine)
+    assert 0.0 <= p.min() and p.max() <= 1.0
+    assert 0.1 < mask.mean() < 0.9  # both classes are present
+    # argmax of two-class softmax: lesion exactly where p > 0.5
+    assert (p[mask == 1] > 0.5).all() and (p[mask == 0] <= 0.5).all()
+    # the same mask as without probabilities
+    np.testing.assert_array_equal(
+        mask, np.asarray(predict_case(PetAboveOne(), paths, tf, roi_size=(32, 32, 32), device="cpu").dataobj)
+    )
+    # p is the network's sigmoid(PET - 1) at some voxel of the 2 mm grid (nearest neighbour): the
+    # lesion (SUV > 15) is near 1
+    assert p[case.label > 0].min() > 0.999
+    # the viewer takes it as the L1 layers' probability map
+    loaded = load_case({k: str(v) for k, v in paths.items()})
+    names = [kw["name"] for _, kw, _ in build_layers(loaded, probs=p)]
+    assert names[-3:] == ["Delta |g - p|", "L1 bin index", "L1 weights"]
+    assert probs_path(tmp_path / "x.nii.gz") == tmp_path / "x_probs.nii.gz"
+
+
+def test_cli_predict_save_probs(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from pcatools.cli import app
+
+    table = tiny_cohort(tmp_path / "data", n=2, n_val=1)
+    table.to_csv(tmp_path / "split.csv", index=False)
+    torch.manual_seed(0)
+    ckpt = _checkpoint(tmp_path / "best.pt", build_model("segresnet", init_filters=4), 4.0)
+    args = ["predict", str(ckpt), str(tmp_path / "split.csv"), str(tmp_path / "pred"), "--device", "cpu"]
+    out = CliRunner().invoke(app, [*args, "--no-progress", "--save-probs"])
+    assert out.exit_code == 0, out.output
+    assert sorted(p.name for p in (tmp_path / "pred").glob("*.nii.gz")) == [
+        "c00.nii.gz",
+        "c00_probs.nii.gz",
+        "c01.nii.gz",
+        "c01_probs.nii.gz",
+    ]
+    saved = pd.read_csv(tmp_path / "pred" / "predictions.csv", dtype={"case_id": str})
+    assert saved["probs"].tolist() == [str(tmp_path / "pred" / f"c0{i}_probs.nii.gz") for i in range(2)]
+    for case_id in ("c00", "c01"):
+        mask = nib.load(tmp_path / "pred" / f"{case_id}.nii.gz")
+        probs = nib.load(tmp_path / "pred" / f"{case_id}_probs.nii.gz")
+        assert probs.shape == mask.shape and np.allclose(probs.affine, mask.affine)
+        assert probs.get_data_dtype() == np.float32
+        m, p = np.asarray(mask.dataobj), np.asarray(probs.dataobj)
+        assert ((p > 0.5) == (m == 1)).all()
+    # masks without a probability map are predicted again when --save-probs is asked later
+    (tmp_path / "pred" / "c01_probs.nii.gz").unlink()
+    again = CliRunner().invoke(app, [*args, "--no-progress", "--save-probs"])
+    assert again.exit_code == 0 and (tmp_path / "pred" / "c01_probs.nii.gz").is_file()
+
+
+def test_save_probs_refuses_case_ids_that_collide_with_a_map(tmp_path: Path) -> None:
+    table = pd.DataFrame({"case_id": ["a", "a_probs"], "ct": ["x", "x"], "pet": ["x", "x"]})
+    with pytest.raises(
+        ValueError, match=r"case ids \['a_probs'\] would be overwritten by the probability maps"
+    ):
+        predict_manifest(tmp_path / "best.pt", table, tmp_path / "o", save_probs=True)

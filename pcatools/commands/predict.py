@@ -28,11 +28,19 @@ def run(
     amp: bool | None = typer.Option(None, "--amp/--no-amp", help="float16 autocast (default: on with CUDA)."),
     overwrite: bool = typer.Option(False, help="Re-predict cases whose mask exists."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar."),
+    save_probs: bool = typer.Option(
+        False,
+        "--save-probs",
+        help="Also write the foreground probability map (float32, the mask's grid) to "
+        "OUT_DIR/<case_id>_probs.nii.gz, for pcatools view --probs.",
+    ),
 ) -> None:
     """Predict lesion masks (paper 2.7): sliding window, argmax, inverted onto each PET's original grid.
 
     Writes uint8 NIfTI masks with the PET's affine to OUT_DIR/<case_id>.nii.gz (skipping existing
     ones unless --overwrite) and OUT_DIR/predictions.csv (the manifest plus a 'pred' column).
+    With --save-probs also the foreground probability maps beside the masks
+    (<case_id>_probs.nii.gz, column 'probs'); a mask is 1 exactly where its map is above 0.5.
     """
     from pcatools.commands.train import parse_triple
     from pcatools.inference import predict_manifest
@@ -66,8 +74,10 @@ def run(
             amp=amp,
             overwrite=overwrite,
             progress=progress,
+            save_probs=save_probs,
         )
     except (CheckpointError, ValueError, FileNotFoundError) as err:
         typer.echo(f"pcatools predict: {err}", err=True)
         raise typer.Exit(code=1) from err
-    typer.echo(f"{len(result)} masks in {out_dir} (list: {Path(out_dir) / 'predictions.csv'})")
+    maps = " and probability maps" if save_probs else ""
+    typer.echo(f"{len(result)} masks{maps} in {out_dir} (list: {Path(out_dir) / 'predictions.csv'})")
