@@ -80,6 +80,9 @@ SCENARIO_ORDER: tuple[str, ...] = ("S", "M")
 GT_COLOR = "#00A000"
 PRED_COLOR = "#D62728"
 _OTHER_COLOR = "#7F7F7F"
+#: colours given to other model names (``pcatools evaluate``), in the order they are first drawn
+_MODEL_PALETTE: tuple[str, ...] = ("#D55E00", "#56B4E9", "#F0E442", "#8C564B", "#7B3294", "#E377C2", "#17BECF")
+_MODEL_COLORS: dict[str, str] = {}
 _PANEL = "abcdefghijklmnopqrstuvwxyz"
 
 #: Figure 1 (a): the paper's 4x4 ground truth G.
@@ -105,8 +108,15 @@ def loss_label(name: str) -> str:
 
 
 def loss_color(name: str) -> str:
-    """Fixed colour of a loss name; grey for names outside :data:`LOSS_COLORS`."""
-    return LOSS_COLORS.get(name, _OTHER_COLOR)
+    """Fixed colour of a loss name (:data:`LOSS_COLORS`); another name (a model of ``pcatools evaluate``)
+    gets the next free colour of a colour-blind-safe palette the first time it is drawn and keeps it
+    (grey once the palette is used up), so that models are told apart in every figure."""
+    if name in LOSS_COLORS:
+        return LOSS_COLORS[name]
+    if name not in _MODEL_COLORS:
+        free = [c for c in _MODEL_PALETTE if c not in _MODEL_COLORS.values()]
+        _MODEL_COLORS[name] = free[0] if free else _OTHER_COLOR
+    return _MODEL_COLORS[name]
 
 
 def network_label(name: str) -> str:
@@ -115,10 +125,10 @@ def network_label(name: str) -> str:
 
 
 def _ordered(values: Iterable[Any], order: Sequence[str]) -> list[Any]:
-    """Unique values, those in ``order`` first (in that order), the others sorted after them."""
+    """Unique values, those in ``order`` first (in that order), the others in order of appearance."""
     uniq = list(dict.fromkeys(v for v in values if not (isinstance(v, float) and np.isnan(v))))
     known = [v for v in order if v in uniq]
-    return known + sorted((v for v in uniq if v not in order), key=str)
+    return known + [v for v in uniq if v not in order]
 
 
 def _require_columns(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
@@ -834,7 +844,7 @@ def figure3(
     ncol = 1 + len(losses)
     titles = []
     for net in nets:
-        titles.append(f"{network_label(net)}: GT")
+        titles.append(f"{network_label(net)}: GT" if net else "GT")
         for loss in losses:
             dsc = d["dice"].get((net, loss))
             titles.append(f"{loss_label(loss)}" + ("" if dsc is None else f" (DSC {dsc:.2f})"))
@@ -936,7 +946,7 @@ def _figure3_mpl(
             )
             if c == 0:
                 _overlay(ax, d["gt"], extent, GT_COLOR, 0.6)
-                ax.set_title(f"{network_label(net)}: GT", fontsize=9)
+                ax.set_title(f"{network_label(net)}: GT" if net else "GT", fontsize=9)
             else:
                 loss = losses[c - 1]
                 if (net, loss) in d["panels"]:
