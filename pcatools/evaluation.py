@@ -45,6 +45,7 @@ import pandas as pd
 from pcatools._atomic import write_text_atomic
 from pcatools.data.folders import case_files
 from pcatools.data.io import DataError, patient_ids
+from pcatools.data.manifest import write_manifest
 from pcatools.metrics.detection import CRITERIA, Criterion
 
 MARKER = "evaluation.json"
@@ -374,11 +375,10 @@ def evaluate_folders(
     with _staged(out_path) as stage:
         results = stage / "results"
         cases_manifest = manifest.drop_duplicates("case_id")[["case_id", "patient_id", "label", "pet"]]
-        write_text_atomic(stage / "manifest.csv", cases_manifest.to_csv(index=False))
-        write_text_atomic(results / "predictions.csv", manifest.to_csv(index=False))
-        write_text_atomic(results / "cases.csv", cases.to_csv(index=False))
-        write_text_atomic(results / "lesions.csv", tables.lesions.to_csv(index=False))
-        write_text_atomic(results / "components.csv", tables.components.to_csv(index=False))
+        write_manifest(cases_manifest, stage / "manifest.csv", root=stage)
+        for name, table in (("predictions", manifest), ("cases", cases), ("lesions", tables.lesions),
+                            ("components", tables.components)):  # fmt: skip
+            write_manifest(table, results / f"{name}.csv", root=stage)
         analysed = analyse(results, cases, tables.lesions, seed=seed, reference=ref, by=None, arm="model")
         study = StudyResult(
             stage, cases_manifest, manifest, cases, tables.lesions, analysed["table1"], label_value=label

@@ -54,6 +54,7 @@ import pandas as pd
 import yaml
 
 from pcatools._atomic import write_text_atomic
+from pcatools.data.manifest import read_manifest, write_manifest
 
 NETWORKS = ("attention_unet", "segresnet")
 LOSSES = ("dice", "dice_focal", "l1dfl")
@@ -237,7 +238,7 @@ class StudyResult:
         path = self.run_dir / "results" / f"{name}.csv"
         if not path.is_file():
             raise FileNotFoundError(f"{self.run_dir}: no table {name!r} (expected {path})")
-        return pd.read_csv(path, dtype={"case_id": str, "patient_id": str})
+        return read_manifest(path)
 
 
 def versions() -> dict[str, str]:
@@ -291,7 +292,7 @@ def prepare_data(
         from pcatools.data.io import discover_cases
 
         manifest = discover_cases(data_dir, progress=progress)
-    write_text_atomic(manifest_csv, manifest.to_csv(index=False))
+    write_manifest(manifest, manifest_csv, root=run_dir)
     return manifest
 
 
@@ -299,13 +300,13 @@ def split_manifest(run_dir: Path, manifest: pd.DataFrame, profile: StudyProfile,
     """Patient-level split saved as ``split.csv``; an existing split is reused so re-runs agree."""
     split_csv = run_dir / "split.csv"
     if split_csv.exists():
-        split = pd.read_csv(split_csv, dtype={"case_id": str, "patient_id": str})
+        split = read_manifest(split_csv)
         if set(split["case_id"]) == set(manifest["case_id"].astype(str)):
             return split
     from pcatools.data.splits import make_splits
 
     split = make_splits(manifest, fractions=profile.fractions, seed=seed)
-    write_text_atomic(split_csv, split.to_csv(index=False))
+    write_manifest(split, split_csv, root=run_dir)
     return split
 
 
@@ -510,7 +511,7 @@ def run_study(
     StudyResult
     """
     prof = get_profile(profile, **overrides)
-    run = Path(run_dir).resolve()  # manifests and split.csv then hold absolute paths: readable from any cwd
+    run = Path(run_dir).resolve()
     run.mkdir(parents=True, exist_ok=True)
     config = {"profile": dataclasses.asdict(prof), "data_dir": data_dir, "seed": seed}
     write_text_atomic(run / "config.yaml", yaml.safe_dump(_yaml_ready(config), sort_keys=False))
@@ -525,9 +526,8 @@ def run_study(
 
     cases, lesions = evaluate_cohort(preds, pred_col="pred", progress=progress)
     results = run / "results"
-    write_text_atomic(results / "predictions.csv", preds.to_csv(index=False))
-    write_text_atomic(results / "cases.csv", cases.to_csv(index=False))
-    write_text_atomic(results / "lesions.csv", lesions.to_csv(index=False))
+    for name, table in (("predictions", preds), ("cases", cases), ("lesions", lesions)):
+        write_manifest(table, results / f"{name}.csv", root=run)
     tables = analyse(results, cases, lesions, seed=seed)
     study = StudyResult(run, split, preds, cases, lesions, tables["table1"])
     study.figures = draw_figures(run / "figures", study, tables)
@@ -548,24 +548,15 @@ def load_study(run_dir: str | os.PathLike[str]) -> StudyResult:
         raise FileNotFoundError(
             f"{run} is not a finished study run or evaluation folder: missing {[str(p) for p in missing]}"
         )
-    ids = {"case_id": str, "patient_id": str, "network": str, "loss": str, "model": str, "pet": str}
-
-    def read(path: Path) -> pd.DataFrame:
-        df = pd.read_csv(path, dtype={k: v for k, v in ids.items()})
-        for col in ("network", "loss", "pet"):
-            if col in df.columns:
-                df[col] = df[col].fillna("")
-        return df
-
     manifest = run / "split.csv" if (run / "split.csv").is_file() else run / "manifest.csv"
     evaluation = run / "evaluation.json"
     label_value = json.loads(evaluation.read_text())["label"] if evaluation.is_file() else None
     return StudyResult(
         run_dir=run,
-        manifest=read(manifest),
-        predictions=read(results / "predictions.csv"),
-        cases=read(results / "cases.csv"),
-        lesions=read(results / "lesions.csv"),
+        manifest=read_manifest(manifest),
+        predictions=read_manifest(results / "predictions.csv"),
+        cases=read_manifest(results / "cases.csv"),
+        lesions=read_manifest(results / "lesions.csv"),
         table1=pd.read_csv(results / "table1.csv", keep_default_na=False),
         figures={p.stem: p for p in sorted((run / "figures").glob("*.png"))},
         label_value=label_value,

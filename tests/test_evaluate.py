@@ -406,3 +406,32 @@ def test_sigint_leaves_no_mixed_out(cohort: Path, tmp_path: Path) -> None:
     after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert after == before
     assert not list(tmp_path.glob(".out.*"))
+
+
+def test_the_readme_command_runs_on_the_layout_it_names(cohort: Path, tmp_path: Path) -> None:
+    """The README's `pcatools evaluate` example, run as printed (the console script) in a folder laid out as it says."""
+    import re
+    import shutil
+
+    readme = (REPO / "README.md").read_text()
+    block = re.search(r"```bash\n(pcatools evaluate runs/my_eval .*?)```", readme, re.S)
+    assert block, "README: the 'Evaluate your own models' command block is missing"
+    command = block.group(1).replace("\\\n", " ").split()
+    paths = {
+        "nnUNet_raw/Dataset501_PSMA/labelsTs": cohort / "dataset" / "labelsTs",
+        "nnUNet_raw/Dataset501_PSMA/imagesTs": cohort / "dataset" / "imagesTs",
+    }
+    for arg in command:
+        if "=" in arg and not arg.startswith("--"):
+            paths[arg.split("=", 1)[1]] = cohort / "preds" / ("missed", "extra", "merged")[len(paths) - 2]
+    for rel, src in paths.items():
+        shutil.copytree(src, tmp_path / rel)
+    exe = Path(sys.executable).parent / "pcatools"
+    proc = subprocess.run(
+        [str(exe), *command[1:], "--no-progress"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "4 cases x 3 models" in proc.stdout
+    table = pd.read_csv(tmp_path / "runs" / "my_eval" / "results" / "table1.csv", keep_default_na=False)
+    assert table["Network"].tolist() == ["SegResNet", "SegResNet", ""]  # the paper's networks first
+    assert table["Loss"].tolist() == ["DL", "L1DFL", "nnunet"]

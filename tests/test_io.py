@@ -22,9 +22,9 @@ from pcatools.data.io import (
     load_case,
     load_nifti,
     patient_ids,
-    read_manifest,
     same_grid,
 )
+from pcatools.data.manifest import read_manifest
 
 SHAPE = (24, 20, 16)
 SPACING = (4.0, 4.0, 4.0)

@@ -431,7 +431,8 @@ def test_cohort_tables(cohort: tuple[Path, pd.DataFrame]) -> None:
 def test_foundation_loaders_and_transforms_read_the_cohort(
     cohort: tuple[Path, pd.DataFrame], tmp_path: Path
 ) -> None:
-    from pcatools.data.io import discover_cases, load_case, read_manifest
+    from pcatools.data.io import discover_cases, load_case
+    from pcatools.data.manifest import read_manifest
     from pcatools.data.transforms import eval_transforms
 
     root, manifest = cohort
@@ -477,3 +478,86 @@ def test_cli_phantom(tmp_path: Path) -> None:
     assert "1 cases" in res.output and (tmp_path / "d" / "PSMA_0000_pet.nii.gz").is_file()
     bad = CliRunner().invoke(app, ["phantom", str(tmp_path / "e"), "--layout", "bids"])
     assert bad.exit_code != 0
+
+
+# ---------------------------------------------------------------------------------------------
+# overview figure and the cohort-vs-paper table (notebook 01)
+# ---------------------------------------------------------------------------------------------
+
+
+def _hand_case(label: np.ndarray, pet: np.ndarray | None = None, spacing: float = 2.0) -> Case:
+    """A case with a hand-made label and no ``meta``, as ``load_case`` returns one."""
+    affine = np.diag([spacing, spacing, spacing, 1.0])
+    affine[:3, 3] = (-10.0, 100.0, 0.0)
+    pet = np.zeros(label.shape, np.float32) if pet is None else pet
+    return Case("hand", pet, np.zeros(label.shape, np.float32), label, affine)
+
+
+def test_largest_lesion_slice_counts_18_connected_components() -> None:
+    from pcatools.data.phantom.figure import largest_lesion_slice
+
+    label = np.zeros((6, 8, 6), np.uint8)
+    label[0, 0, 0] = 1
+    label[1, 1, 1] = 1  # touches the first only at a corner: its own lesion under 18-connectivity
+    label[3:5, 5:7, 3] = 1  # 4 voxels on y = 5, 6
+    label[3, 6, 4] = 1  # 5th voxel, on y = 6: the largest lesion's fullest coronal slice is 6
+    assert largest_lesion_slice(label) == (3, 6)
+    assert largest_lesion_slice(np.zeros((3, 3, 3), np.uint8)) == (0, None)
+    assert largest_lesion_slice(None) == (0, None)
+
+
+def test_plot_cases_titles_lesions_of_the_label_and_is_shown_once(cases: list[Case]) -> None:
+    import matplotlib.pyplot as plt
+
+    from pcatools.data.phantom.figure import plot_cases
+
+    label = np.zeros((6, 8, 6), np.uint8)
+    label[0, 0, 0] = label[1, 1, 1] = 1
+    label[3:5, 5:7, 3] = 1
+    label[3, 6, 4] = 1
+    five = cases[0]  # make_case(11, n_lesions=5), without the generator's meta as if loaded
+    loaded = Case(five.case_id, five.pet, five.ct, five.label, five.affine)
+    free = cases[2]
+    fig = plot_cases([_hand_case(label), loaded, free])
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[0] == "hand\nPET MIP, 3 lesions"
+    assert titles[1] == "CT, coronal\ny = 112 mm"  # 100 mm + slice 6 x 2 mm
+    assert titles[2].endswith("PET MIP, 5 lesions")
+    assert titles[4].endswith("PET MIP, 0 lesions")
+    j_free = free.ct.shape[1] // 2  # no lesion: the body centre
+    assert titles[5] == f"CT, coronal\ny = {free.affine[1, 3] + j_free * free.affine[1, 1]:.0f} mm"
+    assert not plt.fignum_exists(fig.number), "plot_cases leaves its figure open (shown twice in notebooks)"
+
+
+def test_cohort_lesions_and_cohort_vs_paper_known_answers() -> None:
+    from pcatools.data.phantom.summary import QUANTITIES, cohort_lesions, cohort_vs_paper
+
+    label = np.zeros((6, 6, 6), np.uint8)
+    label[0:2, 0, 0] = 1  # 2 voxels x 8 mm^3 = 0.016 ml
+    label[4, 4, 4] = 1  # 0.008 ml
+    pet = np.ones(label.shape, np.float32)
+    pet[0, 0, 0], pet[1, 0, 0], pet[4, 4, 4] = 3.0, 5.0, 7.0
+    a = _hand_case(label, pet)
+    b = _hand_case(np.zeros_like(label))  # lesion-free: a scan, no lesions
+    c = Case("nolabel", pet, pet, None, a.affine)  # no label: ignored
+    lesions = cohort_lesions([a, b, c])
+    assert list(lesions["case_id"]) == ["hand", "hand"]
+    np.testing.assert_allclose(lesions["volume_ml"], [0.016, 0.008])
+    np.testing.assert_allclose(lesions["suvmax"], [5.0, 7.0])
+    np.testing.assert_allclose(lesions["suvmean"], [4.0, 7.0])
+
+    table = cohort_vs_paper(lesions, n_scans=2)
+    assert list(table.index) == list(QUANTITIES)
+    assert list(table.columns) == ["cohort_mean", "cohort_sd", "paper_mean", "paper_sd"]
+    np.testing.assert_allclose(table["cohort_mean"], [1.0, 0.012, 6.0, 5.5])
+    # sample SDs of two values: |a - b| / sqrt(2)
+    np.testing.assert_allclose(table["cohort_sd"].iloc[1:], np.array([0.008, 2.0, 3.0]) / np.sqrt(2))
+    assert np.isnan(table.loc["lesions per scan", "cohort_sd"])
+    np.testing.assert_allclose(table["paper_mean"], [684 / 380, 6.68, 12.65, 4.62])
+    np.testing.assert_allclose(table["paper_sd"].iloc[1:], [10.20, 14.46, 3.88])
+
+    with pytest.raises(ValueError, match="n_scans counts every scan"):
+        cohort_vs_paper(lesions.assign(case_id=["x", "y"]), n_scans=1)
+    with pytest.raises(ValueError, match=r"lacks columns \['suvmean'\]"):
+        cohort_vs_paper(lesions.drop(columns="suvmean"), n_scans=2)
+    assert cohort_lesions([b, c]).empty

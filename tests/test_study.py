@@ -81,3 +81,45 @@ def test_interrupted_study_continues_and_finished_study_is_kept(
     run_study(run, **settings)
     assert (results / "table1.csv").read_bytes() == table
     assert {p: p.stat().st_mtime_ns for p in (run / "models").rglob("*.pt")} == stamps
+
+
+def test_a_copied_run_folder_reads_its_own_files_after_the_original_is_gone(tmp_path: Path) -> None:
+    """Run folders store paths relative to themselves (data.manifest.write_manifest), so a copy works alone."""
+    import shutil
+
+    from pcatools.evaluation import evaluate_folders, study_predictions
+    from pcatools.study import figure3_for_study, load_study
+
+    settings: dict[str, Any] = dict(
+        profile="ci", seed=0, progress=False, networks=("segresnet",), losses=("dice", "l1dfl")
+    )
+    original = tmp_path / "original"
+    run_study(original, **settings)
+    assert "/original/" not in (original / "split.csv").read_text()  # relative, not absolute
+    copy = tmp_path / "shared" / "copy"
+    shutil.copytree(original, copy)
+    shutil.rmtree(original)
+
+    study = load_study(copy)
+    for table, cols in (
+        (study.manifest, ("ct", "pet", "label")),
+        (study.predictions, ("pet", "label", "pred")),
+    ):
+        for col in cols:
+            paths = [Path(p) for p in table[col]]
+            assert all(p.is_file() and copy.resolve() in p.parents for p in paths), col
+    assert len(figure3_for_study(study).data) > 0
+
+    stamps = {p: p.stat().st_mtime_ns for p in (copy / "models").rglob("*.pt")}
+    table1 = (copy / "results" / "table1.csv").read_bytes()
+    run_study(copy, **settings)  # continues in the copy: nothing retrained, the same results
+    assert {p: p.stat().st_mtime_ns for p in (copy / "models").rglob("*.pt")} == stamps
+    assert (copy / "results" / "table1.csv").read_bytes() == table1
+
+    evaluated = evaluate_folders(
+        tmp_path / "eval", copy / "data", study_predictions(copy), suv=copy / "data",
+        allow_missing=True, workers=0, progress=False,
+    )  # fmt: skip
+    merged = evaluated.cases.merge(study.cases, on=["case_id", "network", "loss"], suffixes=("", "_study"))
+    assert len(merged) == len(study.cases)
+    assert merged["dice"].tolist() == pytest.approx(merged["dice_study"].tolist(), abs=1e-12)

@@ -48,8 +48,9 @@ from nibabel.filebasedimages import ImageFileError
 from nibabel.processing import resample_from_to
 from tqdm.auto import tqdm
 
-from pcatools._atomic import write_text_atomic
 from pcatools.data.case import Case, layout_paths
+from pcatools.data.errors import DataError
+from pcatools.data.manifest import write_manifest
 
 LayoutArg = Literal["auto", "nnunet", "autopet", "flat"]
 Role = Literal["ct", "pet", "label"]
@@ -85,10 +86,6 @@ _FLAT = re.compile(r"^(?P<id>.+)_(?P<kind>ct|pet|label)\.nii(?:\.gz)?$")
 _NNUNET_CHANNELS = {"0000": "ct", "0001": "pet"}
 _AUTOPET_FILES = {"ct": "CTres", "pet": "SUV", "label": "SEG"}
 _ROLE_NAMES = {"ct": "CT", "pet": "PET", "label": "label"}
-
-
-class DataError(ValueError):
-    """Bad input data: the message names the file(s), what was expected and what was found."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -667,8 +664,9 @@ def discover_cases(
         :func:`load_case`); the manifest keeps the original CT path, so pass ``resample_ct=True``
         to :func:`load_case` and to the transforms as well.
     out_csv : path-like, optional
-        Save the manifest there (atomically). ``shape`` and ``spacing`` are written as
-        ``"(x, y, z)"``; :func:`read_manifest` parses them back.
+        Save the manifest there (:func:`pcatools.data.manifest.write_manifest`). ``shape`` and
+        ``spacing`` are written as ``"(x, y, z)"``; :func:`~pcatools.data.manifest.read_manifest`
+        parses them back.
     progress : bool
         tqdm progress bar over the cases.
     require_labels : bool
@@ -691,6 +689,7 @@ def discover_cases(
         Empty or unknown root, a file without its partner (named, with the path it should have),
         unexpected file names, duplicate case ids, grids that differ, unreadable or bad files.
     """
+    root = Path(root).resolve()  # absolute paths: the manifest reads the same from any directory
     need: tuple[Role, ...] = ("ct", "pet", "label") if require_labels else ("ct", "pet")
     chosen, entries = find_layout_cases(root, layout, need, optional=("label",))
 
@@ -701,33 +700,5 @@ def discover_cases(
     manifest = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
     manifest = manifest.sort_values("case_id", kind="stable").reset_index(drop=True)
     if out_csv is not None:
-        write_text_atomic(out_csv, manifest.to_csv(index=False))
+        write_manifest(manifest, out_csv, root=root)
     return manifest
-
-
-def _parse_tuple(value: Any, kind: type) -> Any:
-    if isinstance(value, str):
-        parts = [p for p in value.strip("()[] ").split(",") if p.strip()]
-        return tuple(kind(float(p)) if kind is int else kind(p) for p in parts)
-    return value
-
-
-def read_manifest(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read a manifest (or split) CSV written by :func:`discover_cases` / :func:`~pcatools.data.splits.make_splits`.
-
-    Ids are read as str, ``shape``/``spacing`` parsed back to tuples, a missing label as ``""``.
-
-    Raises
-    ------
-    DataError
-        When columns of :data:`MANIFEST_COLUMNS` are missing (names them).
-    """
-    path = Path(path)
-    table = pd.read_csv(path, dtype={"case_id": str, "patient_id": str, "ct": str, "pet": str, "label": str})
-    missing = [c for c in MANIFEST_COLUMNS if c not in table.columns]
-    if missing:
-        raise DataError(f"manifest {path}: missing columns {missing}; found {list(table.columns)}")
-    table["label"] = table["label"].fillna("")
-    table["shape"] = [_parse_tuple(v, int) for v in table["shape"]]
-    table["spacing"] = [_parse_tuple(v, float) for v in table["spacing"]]
-    return table

@@ -35,8 +35,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from pcatools._atomic import write_text_atomic
 from pcatools.data.io import DataError
+from pcatools.data.manifest import write_manifest
 
 PAPER_FRACTIONS: tuple[float, float, float] = (258 / 380, 65 / 380, 57 / 380)
 """Training / validation / test proportions of the paper (258, 65 and 57 of 380 scans)."""
@@ -218,7 +218,7 @@ def make_splits(
         out["fold"] = fold_of_patient[patient_index]
         out = fold_split(out, 0)
     if out_csv is not None:
-        write_text_atomic(out_csv, out.to_csv(index=False))
+        write_manifest(out, out_csv)
     return out
 
 

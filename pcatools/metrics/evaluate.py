@@ -16,6 +16,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from pcatools.data.io import DataError, describe_grid, load_nifti, same_grid
+from pcatools.data.manifest import read_manifest
 from pcatools.metrics.autopet import false_negative_volume, false_positive_volume
 from pcatools.metrics.burden import gt_suv, lesion_suv, pred_component_suv, pred_suv
 from pcatools.metrics.components import Components, components, scenario
@@ -433,8 +434,7 @@ def evaluate_cohort_tables(
         and ``scenario``; ``components``: one row per predicted component, manifest columns then
         :data:`COMPONENT_COLUMNS`.
     """
-    if not isinstance(manifest, pd.DataFrame):
-        manifest = pd.read_csv(manifest, dtype={"case_id": str, "patient_id": str})
+    manifest = read_manifest(manifest)
     for col in (label_col, pred_col):
         if col not in manifest.columns:
             raise KeyError(

@@ -73,6 +73,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from pcatools.data.manifest import read_manifest
 from pcatools.training.checkpoint import (
     capture_rng_state,
     load_checkpoint,
@@ -244,29 +245,6 @@ def train_loader(
         persistent_workers=workers > 0,
     )
     return loader, sampler
-
-
-def read_manifest(manifest: pd.DataFrame | str | os.PathLike[str]) -> pd.DataFrame:
-    """The manifest as a DataFrame; relative paths in a CSV are taken relative to the CSV's folder."""
-    if isinstance(manifest, pd.DataFrame):
-        return manifest.copy()
-    path = Path(manifest)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"manifest {path} does not exist (expected a CSV from discover_cases/make_splits)"
-        )
-    df = pd.read_csv(path, dtype={"case_id": str, "patient_id": str})
-    for col in ("ct", "pet", "label"):
-        if col in df:
-            df[col] = [_resolve(v, path.parent) for v in df[col]]
-    return df
-
-
-def _resolve(value: Any, base: Path) -> Any:
-    if not isinstance(value, str) or not value or os.path.isabs(value) or os.path.exists(value):
-        return value
-    candidate = base / value
-    return str(candidate) if candidate.exists() else value
 
 
 def _files(rows: pd.DataFrame, with_label: bool = True) -> list[dict[str, str]]:

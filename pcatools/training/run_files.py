@@ -14,6 +14,7 @@ import pandas as pd
 import yaml
 
 from pcatools._atomic import write_text_atomic
+from pcatools.data.manifest import write_manifest
 
 __all__ = [
     "HISTORY_COLUMNS",
@@ -86,7 +87,7 @@ def write_run_files(run_dir: Path, config: Mapping[str, Any], split: pd.DataFram
     """Write ``config.yaml`` (every argument of the run), ``versions.json`` and ``split.csv``."""
     write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(plain(dict(config)), sort_keys=False))
     write_text_atomic(run_dir / "versions.json", json.dumps(versions(), indent=2) + "\n")
-    write_text_atomic(run_dir / "split.csv", split.to_csv(index=False))
+    write_manifest(split, run_dir / "split.csv")
 
 
 def read_config(run_dir: str | os.PathLike[str]) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 
 from pcatools._atomic import write_text_atomic
 from pcatools.data.case import Layout, layout_paths, write_case
+from pcatools.data.manifest import write_manifest
 from pcatools.data.phantom.render import GENERATOR_VERSION, make_case
 
 SIDECAR_DIR = ".phantom"
@@ -240,7 +241,7 @@ def make_cohort(
         raise ValueError(f"spacing: expected three positive numbers in mm (x, y, z), found {spacing!r}")
     from pcatools.data.phantom.render import FOV_MM
 
-    out = Path(out_dir)
+    out = Path(out_dir).resolve()  # absolute paths in the manifest: it reads the same from any directory
     out.mkdir(parents=True, exist_ok=True)
     n = int(n)
     common = {
@@ -279,7 +280,7 @@ def make_cohort(
     manifest = pd.DataFrame([r["row"] for r in results], columns=list(MANIFEST_COLUMNS))
     lesions = pd.DataFrame([les for r in results for les in r["lesions"]])
     negatives = pd.DataFrame([h for r in results for h in r["negatives"]])
-    write_text_atomic(out / "manifest.csv", manifest.to_csv(index=False))
+    write_manifest(manifest, out / "manifest.csv")
     write_text_atomic(out / "lesions.csv", lesions.to_csv(index=False))
     write_text_atomic(out / "hard_negatives.csv", negatives.to_csv(index=False))
     manifest.attrs["generated"] = sum(r["status"] == "generated" for r in results)
