@@ -45,6 +45,7 @@ import torch
 from IPython.display import display
 
 from pcatools import plots
+from pcatools import viewer as pv
 from pcatools.data import train_transforms
 from pcatools.data.case import Case
 from pcatools.inference import load_model
@@ -113,7 +114,8 @@ fig
 # The first patch of the batch, in mm (scale = spacing). CT is shown back in HU. The layers from
 # `pcatools.viewer.build_layers` use this patch's own histogram; move the **bin width** slider to
 # recompute Delta's bins and weights. `pcatools view <case> --probs <file>` opens the same view
-# for a whole case.
+# for a whole case. Without a display (or with `show_napari = False`) napari cannot open a window
+# (Qt would end the kernel): the same layers are drawn as static coronal slices instead.
 
 # %%
 spacing = np.asarray(config["spacing"], dtype=float)
@@ -125,26 +127,16 @@ patch_case = Case(
     affine=np.diag([*spacing, 1.0]),
 )
 fg_probs = probs[0, 1].numpy()
+no_window = "show_napari = False" if not show_napari else pv.display_problem()
 
-if show_napari:
+if no_window is None:
     get_ipython().run_line_magic("gui", "qt")  # type: ignore[name-defined]  # noqa: F821
-    import napari
-    from napari.layers import Layer
-
-    from pcatools import viewer as pv
-
-    viewer = napari.Viewer(title="L1 weights of a training patch", show=True)
-    for data, kwargs, kind in pv.build_layers(patch_case, pred=None, probs=fg_probs, bin_width=bin_width):
-        viewer.add_layer(Layer.create(data, kwargs, kind))
-    slider = pv.bin_width_widget(viewer, patch_case, fg_probs, value=bin_width)
+    viewer = pv.view_case(patch_case, probs=fg_probs, bin_width=bin_width, block=False)
+    slider = viewer.window.dock_widgets["L1 bin width"]
     print([(layer.name, tuple(float(s) for s in layer.scale)) for layer in viewer.layers])
     weights_layer = viewer.layers["L1 weights"]
     weights_layer.visible, weights_layer.blending, weights_layer.opacity = True, "translucent", 0.6
     viewer.layers["PET (SUV)"].visible = False  # weights over CT; tick PET back on in the layer list
-    pv.set_coronal(viewer)
-    lesion_y = int(np.argmax(patch_case.label.sum(axis=(0, 2))))  # coronal slice through most lesion voxels
-    viewer.dims.set_point(1, lesion_y * spacing[1])
-    viewer.reset_view()
     shot = viewer.screenshot(canvas_only=True, flash=False)
     print("screenshot", shot.shape, "non-blank:", bool(shot[..., :3].std() > 0))
     slider(bin_width=0.2)  # what moving the slider does
@@ -158,3 +150,7 @@ if show_napari:
         Image.fromarray(viewer.screenshot(canvas_only=False, flash=False)).convert("RGB").save(
             screenshot_path
         )
+else:
+    print(f"No napari window ({no_window}): the same layers as static coronal slices.")
+    get_ipython().run_line_magic("matplotlib", "inline")  # type: ignore[name-defined]  # noqa: F821
+    display(pv.static_layers_figure(patch_case, probs=fg_probs, bin_width=bin_width))

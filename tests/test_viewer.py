@@ -9,6 +9,8 @@ the screenshot to ``docs/figures/viewer.png``.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,10 +21,17 @@ import pytest
 from pcatools.data.case import Case, write_case
 from pcatools.viewer import (
     L1_LAYER_NAMES,
+    NO_DISPLAY_HINT,
+    NoDisplayError,
     build_layers,
+    display_problem,
     l1_layers,
+    lesion_slice,
     lesion_table,
+    name_predictions,
+    require_display,
     resolve_case_paths,
+    static_layers_figure,
 )
 
 SHAPE = (48, 32, 64)
@@ -50,6 +59,40 @@ def make_case() -> tuple[Case, np.ndarray]:
     probs[label > 0] = 0.8  # Delta 0.2 -> bin 2
     probs[FP_BLOB] = 0.6  # Delta 0.6 -> bin 6
     return Case("synthetic_001", pet, ct, label, affine), probs
+
+
+SUVMAX_A = (11, 15, 21)  # inside lesion A
+
+
+def two_predictions(case: Case) -> dict[str, np.ndarray]:
+    """Lesion A gets a single SUVmax voxel; prediction A covers it (and nothing of lesion B),
+    prediction B covers all of lesion A but that voxel, and all of lesion B."""
+    case.pet[SUVMAX_A] = 20.0
+    a = np.zeros(SHAPE, np.uint8)
+    a[SUVMAX_A] = 1
+    b = case.label.copy()
+    b[SUVMAX_A] = 0
+    return {"A": a, "B": b}
+
+
+def write_inputs(case: Case, probs: np.ndarray, preds: dict[str, np.ndarray], root: Path) -> dict[str, Path]:
+    """The case in the nnU-Net layout under ``root/data``, each prediction as
+    ``root/pred/<name>/<case_id>.nii.gz`` (as ``pcatools predict`` names them) and the
+    probability map as ``root/probs.nii.gz``."""
+    import nibabel as nib
+
+    write_case(case, root / "data", layout="nnunet")
+    out = {}
+    for name, mask in preds.items():
+        (root / "pred" / name).mkdir(parents=True, exist_ok=True)
+        out[name] = root / "pred" / name / f"{case.case_id}.nii.gz"
+        nib.save(nib.Nifti1Image(mask, case.affine), out[name])
+    nib.save(nib.Nifti1Image(probs, case.affine), root / "probs.nii.gz")
+    return out
+
+
+def _no_display_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
 
 
 # --------------------------------------------------------------------------- without a display
@@ -121,6 +164,16 @@ def test_lesion_table_known_lesions() -> None:
     assert lesion_table(empty).empty
 
 
+def test_docstring_examples() -> None:
+    """tests/test_docs_examples.py leaves this module out (napari); its examples run here."""
+    import doctest
+
+    import pcatools.viewer
+
+    result = doctest.testmod(pcatools.viewer, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
+
+
 def test_build_layers_rejects_bad_input() -> None:
     case, probs = make_case()
     with pytest.raises(ValueError, match=r"probs: expected the case shape \(48, 32, 64\)"):
@@ -179,10 +232,216 @@ def test_view_command_help() -> None:
 
     from pcatools.cli import app
 
-    result = CliRunner().invoke(app, ["view", "--help"])
+    result = CliRunner().invoke(app, ["view", "--help"], terminal_width=200)
     assert result.exit_code == 0, result.output
-    for text in ("napari", "--data-dir", "--pred", "--probs", "--bin-width"):
+    for text in ("napari", "--data-dir", "--pred", "--probs", "--bin-width", "--study", "--screenshot"):
         assert text in result.output
+    assert "pip install 'pcatools[viewer]'" in result.output  # rich markup must not eat [viewer]
+
+
+# --------------------------------------------------------------------------- no display
+
+
+def test_display_problem_says_why() -> None:
+    assert display_problem({}) == "no display (DISPLAY and WAYLAND_DISPLAY are unset)"
+    # no X server listens on display 4093 (its socket would be /tmp/.X11-unix/X4093)
+    assert not Path("/tmp/.X11-unix/X4093").exists()
+    assert (
+        display_problem({"DISPLAY": ":4093"})
+        == "no usable display (the X server DISPLAY=:4093 is not reachable)"
+    )
+    assert "no Wayland socket 'nope'" in str(
+        display_problem({"WAYLAND_DISPLAY": "nope", "XDG_RUNTIME_DIR": "/"})
+    )
+    assert display_problem({"QT_QPA_PLATFORM": "offscreen"}) is None  # a headless Qt platform needs none
+    with pytest.raises(NoDisplayError, match="xvfb-run -a pcatools view .*--screenshot"):
+        require_display({})
+
+
+def test_view_without_display_exits_2_with_a_one_line_message(tmp_path: Path) -> None:
+    """Run as a process: without the check, Qt's xcb plugin aborts it (exit 134) on loading napari."""
+    case, probs = make_case()
+    write_inputs(case, probs, {}, tmp_path)
+    run = subprocess.run(
+        [sys.executable, "-m", "pcatools.cli", "view", case.case_id, "--data-dir", str(tmp_path / "data")],
+        env=_no_display_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 2, run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert lines == [
+        f"pcatools view: no display (DISPLAY and WAYLAND_DISPLAY are unset); {NO_DISPLAY_HINT}"
+    ], run.stderr
+    # inputs are checked before the display: a missing case still says so (exit 1)
+    missing = subprocess.run(
+        [sys.executable, "-m", "pcatools.cli", "view", "nope", "--data-dir", str(tmp_path / "data")],
+        env=_no_display_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert missing.returncode == 1 and "No case found for 'nope'" in missing.stderr
+
+
+def test_static_layers_figure_draws_the_napari_layers() -> None:
+    import io
+
+    from PIL import Image as PILImage
+
+    case, probs = make_case()
+    assert lesion_slice(case) == 14  # y = 14 holds 16 voxels of lesion A and 12 of lesion B
+    fig = static_layers_figure(case, probs=probs, bin_width=0.1)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles == ["PET (SUV)", "ground truth", *L1_LAYER_NAMES]
+    assert "coronal slice 14 (y = -4.0 mm)" in fig.get_suptitle()
+    by_title = {ax.get_title(): ax for ax in fig.axes if ax.get_title()}
+    # the slices are the layers' data at y = 14, drawn x to the right and z up, in mm
+    weights = by_title["L1 weights"].images[0]
+    np.testing.assert_allclose(weights.get_array().T, l1_layers(case.label, probs)["weights"][:, 14, :])
+    assert weights.get_extent() == [-102.0, 90.0, 18.5, 210.5]
+    assert by_title["Delta |g - p|"].images[0].get_cmap().name == "magma"
+    n_colourbars = sum(ax.get_label() == "<colorbar>" for ax in fig.axes)
+    assert n_colourbars == 4  # PET, Delta, bins, weights
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    png = np.asarray(PILImage.open(buf).convert("RGB")).astype(int)
+    assert png.std() > 20, "the figure is (nearly) blank"
+    # predictions are drawn too, one panel each
+    fig2 = static_layers_figure(case, pred=two_predictions(case), index=3)
+    assert [ax.get_title() for ax in fig2.axes if ax.get_title()] == ["PET (SUV)", "ground truth", "A", "B"]
+    with pytest.raises(ValueError, match=r"slice: expected an index in \[0, 31\]"):
+        static_layers_figure(case, index=40)
+
+
+@pytest.fixture(scope="module")
+def fake_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A study run folder with what ``load_study`` reads (no training: an untrained checkpoint)
+    and two models' predictions of one test case, in seconds instead of a ``ci`` study's minutes."""
+    import nibabel as nib
+    import pandas as pd
+    import torch
+
+    from pcatools.models import build_model
+    from pcatools.training import save_checkpoint
+    from tests.test_training import tiny_cohort
+
+    run = tmp_path_factory.mktemp("fake_study") / "run"
+    manifest = tiny_cohort(run / "data", n=3, n_val=1)
+    manifest.loc[2, "split"] = "test"
+    manifest.to_csv(run / "split.csv", index=False)
+    torch.manual_seed(0)
+    config = {
+        "model": "segresnet",
+        "model_overrides": {"init_filters": 4},
+        "in_channels": 2,
+        "out_channels": 2,
+        "spacing": (4.0, 4.0, 4.0),
+        "patch_size": (16, 16, 16),
+        "batch_size": 2,
+        "transform_overrides": {},
+    }
+    net = build_model("segresnet", init_filters=4)
+    save_checkpoint(
+        {"kind": "best", "config": config, "model": net.state_dict(), "epoch": 1},
+        run / "models" / "segresnet__l1dfl" / "best.pt",
+    )
+    test = manifest.iloc[2]
+    label = np.asarray(nib.load(test["label"]).dataobj)
+    affine = nib.load(test["pet"]).affine
+    rows = []
+    for loss, mask in (("dice", label), ("l1dfl", np.zeros_like(label))):
+        path = run / "predictions" / f"segresnet__{loss}" / f"{test['case_id']}.nii.gz"
+        path.parent.mkdir(parents=True)
+        nib.save(nib.Nifti1Image(mask.astype(np.uint8), affine), path)
+        rows.append({**test.to_dict(), "pred": str(path), "network": "segresnet", "loss": loss})
+    (run / "results").mkdir()
+    pd.DataFrame(rows).to_csv(run / "results" / "predictions.csv", index=False)
+    for name in ("cases", "lesions", "table1"):
+        pd.DataFrame({"case_id": [test["case_id"]]}).to_csv(run / "results" / f"{name}.csv", index=False)
+    return run
+
+
+def test_study_case_gives_every_model_of_a_case(fake_study: Path) -> None:
+    from pcatools.viewer import study_case
+
+    paths, preds = study_case(fake_study, "c02")
+    assert paths == {
+        "ct": fake_study / "data" / "imagesTr" / "c02_0000.nii.gz",
+        "pet": fake_study / "data" / "imagesTr" / "c02_0001.nii.gz",
+        "label": fake_study / "data" / "labelsTr" / "c02.nii.gz",
+    }
+    assert preds == {
+        "segresnet__dice": fake_study / "predictions" / "segresnet__dice" / "c02.nii.gz",
+        "segresnet__l1dfl": fake_study / "predictions" / "segresnet__l1dfl" / "c02.nii.gz",
+    }
+    with pytest.raises(ValueError, match=r"predictions.csv: expected a case id among \['c02'\], found 'c00'"):
+        study_case(fake_study, "c00")
+
+
+@pytest.mark.slow
+def test_notebook_02_without_display_draws_static_layers(
+    fake_study: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kernel has no DISPLAY: napari would abort it; the notebook draws the layers with matplotlib."""
+    import nbformat
+    import papermill as pm
+
+    from tests.conftest import REPO
+
+    for var in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(var, raising=False)  # the kernel inherits this environment
+    out = tmp_path / "02.out.ipynb"
+    pm.execute_notebook(
+        str(REPO / "notebooks" / "02_l1_weights.ipynb"),
+        str(out),
+        parameters={"run_dir": str(fake_study), "show_napari": True},
+        cwd=str(tmp_path),
+        kernel_name="python3",
+        progress_bar=False,
+        execution_timeout=120,
+    )
+    outputs = nbformat.read(out, as_version=4).cells[-1].outputs
+    text = "".join(o.get("text", "") for o in outputs)
+    assert "No napari window (no display (DISPLAY and WAYLAND_DISPLAY are unset))" in text
+    assert any("image/png" in o.get("data", {}) for o in outputs), "no static figure shown"
+
+
+# --------------------------------------------------------------------------- several predictions
+
+
+def test_name_predictions(tmp_path: Path) -> None:
+    case, probs = make_case()
+    paths = write_inputs(case, probs, two_predictions(case), tmp_path)
+    named = name_predictions([f"first={paths['A']}", str(paths["B"])])
+    assert named == {"first": paths["A"], "B": paths["B"]}  # a bare path: named after its folder
+    with pytest.raises(
+        ValueError, match=r"two predictions named 'A' \(.*A=.* and .*\): name them with NAME=PATH"
+    ):
+        name_predictions([f"A={paths['B']}", str(paths["A"])])
+    with pytest.raises(ValueError, match="the name 'CT' is taken by a fixed layer"):
+        name_predictions([f"CT={paths['A']}"])
+    with pytest.raises(FileNotFoundError, match="expected a NIfTI mask, found no file .*nope.nii.gz"):
+        name_predictions([f"A={tmp_path / 'nope.nii.gz'}"])
+
+
+def test_build_layers_gives_each_prediction_its_name_and_colour() -> None:
+    case, _ = make_case()
+    preds = two_predictions(case)
+    layers = {kw["name"]: (data, kw) for data, kw, _ in build_layers(case, pred=preds)}
+    colours = [layers[name][1]["colormap"][1] for name in ("A", "B")]
+    assert len(set(colours)) == 2 and "#00c000" not in colours  # distinct, and not the ground truth's green
+    np.testing.assert_array_equal(layers["B"][0], preds["B"])
+
+
+def test_lesion_table_says_which_prediction_detects_each_lesion() -> None:
+    case, _ = make_case()
+    table = lesion_table(case, two_predictions(case))
+    # A covers lesion 1's SUVmax voxel only; B overlaps lesion 1 but misses that voxel, covers lesion 2
+    assert table["detected: A"].tolist() == [True, False]
+    assert table["detected: B"].tolist() == [False, True]
+    np.testing.assert_allclose(table["suvmax"], [20.0, 8.0])
 
 
 # --------------------------------------------------------------------------- napari under Xvfb
@@ -298,6 +557,96 @@ def test_screenshot_is_not_blank_and_pet_is_bright(opened: dict[str, Any], repo_
         viewer.layers[name].visible = True
     if os.environ.get("PCATOOLS_SAVE_SCREENSHOT") == "1":
         _save_docs_screenshot(viewer, repo_root / "docs" / "figures" / "viewer.png")
+
+
+def _run_view(args: list[str], monkeypatch: pytest.MonkeyPatch) -> tuple[Any, dict[str, Any]]:
+    """``pcatools view ARGS`` in this process; returns the CLI result and what its viewer held
+    (layer names, label colours, the lesion dock's table) before the command closed it."""
+    from typer.testing import CliRunner
+
+    import pcatools.viewer as pv
+    from pcatools.cli import app
+
+    seen: dict[str, Any] = {}
+    real = pv.view_case
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        viewer = real(*args, **kwargs)
+        seen["names"] = [layer.name for layer in viewer.layers]
+        seen["colours"] = {
+            layer.name: tuple(np.round(layer.colormap.map(1)[:3], 3))
+            for layer in viewer.layers
+            if layer.name not in ("ground truth", "L1 bin index") and hasattr(layer, "get_color")
+        }
+        dock = next(w for name, w in viewer.window.dock_widgets.items() if name.startswith("Lesions"))
+        seen["headers"] = [dock.horizontalHeaderItem(c).text() for c in range(dock.columnCount())]
+        seen["cells"] = [
+            [dock.item(r, c).text() for c in range(dock.columnCount())] for r in range(dock.rowCount())
+        ]
+        return viewer
+
+    monkeypatch.setattr(pv, "view_case", spy)
+    return CliRunner().invoke(app, ["view", *args]), seen
+
+
+@pytest.mark.gui
+@pytest.mark.xdist_group("napari")
+def test_view_two_predictions_and_a_screenshot(
+    xvfb: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PIL import Image as PILImage
+
+    from pcatools.viewer import SCREENSHOT_SIZE
+
+    case, probs = make_case()
+    paths = write_inputs(case, probs, two_predictions(case), tmp_path)
+    shot = tmp_path / "shots" / "view.png"
+    result, seen = _run_view(
+        [
+            case.case_id,
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--pred",
+            f"A={paths['A']}",
+            "--pred",
+            f"B={paths['B']}",
+            "--probs",
+            str(tmp_path / "probs.nii.gz"),
+            "--screenshot",
+            str(shot),
+        ],
+        monkeypatch,
+    )
+    assert result.exit_code == 0, result.output
+    assert seen["names"] == ["CT", "PET (SUV)", "ground truth", "A", "B", *L1_LAYER_NAMES]
+    assert seen["colours"]["A"] != seen["colours"]["B"]
+    assert seen["colours"]["A"] == (1.0, 0.125, 0.125)  # #ff2020
+    assert seen["headers"][-2:] == ["detected by\nA", "detected by\nB"]
+    assert [row[-2:] for row in seen["cells"]] == [["yes", "no"], ["no", "yes"]]
+    img = np.asarray(PILImage.open(shot).convert("RGB")).astype(int)
+    assert img.shape[:2] == SCREENSHOT_SIZE[::-1]
+    assert img.std() > 20, "screenshot is (nearly) uniform"
+    # the canvas shows the body: the PET's hot colormap (red) added to the grey CT
+    assert (img[..., 0] - img[..., 1] > 40).sum() > 50_000
+    if os.environ.get("PCATOOLS_KEEP_SCREENSHOT"):
+        PILImage.open(shot).save(os.environ["PCATOOLS_KEEP_SCREENSHOT"])
+
+
+@pytest.mark.gui
+@pytest.mark.xdist_group("napari")
+def test_view_study_opens_every_model(
+    xvfb: str, fake_study: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result, seen = _run_view(
+        ["--study", str(fake_study), "c02", "--screenshot", str(tmp_path / "study.png")], monkeypatch
+    )
+    assert result.exit_code == 0, result.output
+    assert seen["names"] == ["CT", "PET (SUV)", "ground truth", "segresnet__dice", "segresnet__l1dfl"]
+    # the dice model's mask is the ground truth, the l1dfl model's is empty
+    assert seen["headers"][-2:] == ["detected by\nsegresnet__dice", "detected by\nsegresnet__l1dfl"]
+    assert [row[-2:] for row in seen["cells"]] == [["yes", "no"]]
+    bad, _ = _run_view(["--study", str(fake_study), "c00"], monkeypatch)
+    assert bad.exit_code == 1 and "expected a case id among ['c02'], found 'c00'" in bad.output
 
 
 def _save_docs_screenshot(viewer: Any, out: Path) -> None:
