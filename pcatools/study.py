@@ -418,10 +418,10 @@ def draw_figures(
     loss_figures: bool = True,
     pet: bool = True,
 ) -> dict[str, Path]:
-    """Figures 1 and 3-7 of the paper from the study's tables, as PNG and HTML.
+    """Figures 1-7 of the paper from the study's tables, as PNG and HTML.
 
     ``loss_figures=False`` leaves out Figures 1 and 7 (they show the loss, not the results);
-    ``pet=False`` leaves out Figure 3, whose background is the PET.
+    ``pet=False`` leaves out Figures 2 and 3, which need the PET (the SUVmax rule, the background).
     """
     from pcatools import plots
     from pcatools.losses import loss_vs_probability
@@ -430,6 +430,7 @@ def draw_figures(
     if loss_figures:
         figures["figure1"] = plots.figure1()
     if pet:
+        figures["figure2"] = figure2_for_study(study)
         figures["figure3"] = figure3_for_study(study)
     figures["figure4"] = plots.figure4(study.cases)
     figures["figure5"] = plots.figure5(tables["thresholds_patient"], tables["thresholds_lesion"])
@@ -454,25 +455,57 @@ def figure3_case(cases: pd.DataFrame) -> str:
     return str(spread.idxmax()) if len(spread) else str(cases["case_id"].iloc[0])
 
 
+def _case_images(study: StudyResult, case_id: str) -> tuple[Any, np.ndarray, pd.DataFrame]:
+    """PET image, ground-truth mask and prediction rows of one case of a study or evaluation folder."""
+    from pcatools.data.io import load_nifti
+    from pcatools.metrics.evaluate import read_mask
+
+    rows = study.manifest[study.manifest["case_id"].astype(str) == case_id]
+    if rows.empty:
+        raise ValueError(f"case {case_id!r} is not in the manifest of {study.run_dir}")
+    row = rows.iloc[0]
+    if not isinstance(row.get("label"), str) or not row["label"]:
+        raise ValueError(f"case {case_id!r} has no ground-truth label; Figures 2 and 3 need one")
+    pet = load_nifti(row["pet"], "pet")
+    label = np.asarray(read_mask(row["label"], study.label_value, "ground truth").dataobj)
+    return pet, label, study.predictions[study.predictions["case_id"].astype(str) == case_id]
+
+
+def figure2_for_study(study: StudyResult, case_id: str | None = None, model: int = 0) -> Any:
+    """Figure 2 (the SUVmax detection rule drawn on a case) for one case and model of a study.
+
+    ``case_id=None`` picks :func:`figure3_case`; ``model`` is the position of the model among the
+    case's predictions (grid order in a study, ``--pred`` order in an evaluation). Detection uses
+    :mod:`pcatools.metrics` through :func:`pcatools.plots.figure2_data`.
+    """
+    from pcatools import plots
+    from pcatools.metrics.evaluate import read_mask
+
+    case_id = figure3_case(study.cases) if case_id is None else str(case_id)
+    pet, label, preds = _case_images(study, case_id)
+    pick = preds.iloc[model]
+    pred = np.asarray(read_mask(pick["pred"], study.label_value, "prediction").dataobj)
+    name = pick["model"] if "model" in preds.columns else f"{pick['network']}/{pick['loss']}"
+    spacing = tuple(float(z) for z in pet.header.get_zooms()[:3])
+    return plots.figure2(
+        label,
+        pred,
+        np.asarray(pet.dataobj),
+        spacing=spacing,
+        title=f"Figure 2: SUVmax rule, case {case_id}, {name}",
+    )
+
+
 def figure3_for_study(study: StudyResult, case_id: str | None = None) -> Any:
     """Figure 3 (ground truth against every network and loss) for one test case of a study.
 
     ``case_id=None`` picks :func:`figure3_case`. The background is the coronal PET MIP.
     """
     from pcatools import plots
-    from pcatools.data.io import load_nifti
     from pcatools.metrics.evaluate import read_mask
 
     case_id = figure3_case(study.cases) if case_id is None else str(case_id)
-    rows = study.manifest[study.manifest["case_id"].astype(str) == case_id]
-    if rows.empty:
-        raise ValueError(f"case {case_id!r} is not in the manifest of {study.run_dir}")
-    row = rows.iloc[0]
-    if not isinstance(row.get("label"), str) or not row["label"]:
-        raise ValueError(f"case {case_id!r} has no ground-truth label; Figure 3 needs one")
-    pet = load_nifti(row["pet"], "pet")
-    label = np.asarray(read_mask(row["label"], study.label_value, "ground truth").dataobj)
-    preds = study.predictions[study.predictions["case_id"].astype(str) == case_id]
+    pet, label, preds = _case_images(study, case_id)
     masks: dict[tuple[str, str], np.ndarray] = {}
     for network, loss, pred in preds[["network", "loss", "pred"]].itertuples(index=False):
         masks[(str(network), str(loss))] = np.asarray(

@@ -201,7 +201,7 @@ def test_out_holds_a_study_layout_and_says_what_was_compared(evaluated: Path) ->
         assert (evaluated / "results" / f"{name}.csv").is_file(), name
     for ext in ("md", "tex"):
         assert (evaluated / "results" / f"table1.{ext}").is_file()
-    for fig in ("figure3", "figure4", "figure5", "figure6"):
+    for fig in ("figure2", "figure3", "figure4", "figure5", "figure6"):
         assert (evaluated / "figures" / f"{fig}.png").stat().st_size > 10_000, fig
         assert (evaluated / "figures" / f"{fig}.html").is_file()
     readme = (evaluated / "README.md").read_text()
