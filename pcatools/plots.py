@@ -1165,8 +1165,9 @@ def figure6_data(cases: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Figure 6 data: the per-case DSCs by Dmax group, and the median TLA per (group, loss).
 
     ``cases`` is the per-case table with ``dmax_group`` (G0-G3, from
-    :func:`pcatools.stats.dmax_groups`); rows without a group (e.g. single-lesion cases, which have
-    no spread) or without DSC are dropped. The second table has ``dmax_group, loss, median_tla, n``:
+    :func:`pcatools.stats.dmax_groups`); rows without a group (e.g. single-lesion cases, whose Dmax
+    is their one lesion's diameter, when the groups are made of the multiple-lesion cases as in the
+    paper: :func:`pcatools.study.dmax_grouped`'s default) or without DSC are dropped. The second table has ``dmax_group, loss, median_tla, n``:
     the median of ``tla`` over the cases of that group, pooled over networks (TLA is a property of
     the ground truth, so it does not depend on the network).
 
@@ -1235,9 +1236,12 @@ def figure6(cases: pd.DataFrame, title: str | None = None) -> go.Figure:
     fig.update_yaxes(title="median TLA", row=len(nets) + 1, col=1)
     ticktext = groups
     if "dmax_mm" in df.columns and df["dmax_mm"].notna().any():
-        rng = df.groupby("dmax_group")["dmax_mm"].agg(["min", "max"]) / 10.0
+        cases_g = df.drop_duplicates([c for c in ("case_id", "dmax_group") if c in df.columns])
+        rng = cases_g.groupby("dmax_group")["dmax_mm"].agg(["min", "max", "size"])
         ticktext = [
-            f"{g} ({rng.loc[g, 'min']:.0f}-{rng.loc[g, 'max']:.0f} cm)" if g in rng.index else g
+            f"{g} ({rng.loc[g, 'min'] / 10:.1f}-{rng.loc[g, 'max'] / 10:.1f} cm, N = {int(rng.loc[g, 'size'])})"
+            if g in rng.index
+            else g
             for g in groups
         ]
     fig.update_xaxes(categoryorder="array", categoryarray=groups, tickvals=groups, ticktext=ticktext)

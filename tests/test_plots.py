@@ -374,3 +374,25 @@ def test_save_figure_rejects_unknown_formats(all_figures: dict, tmp_path: Path) 
         import plotly.graph_objects as go
 
         plots.static_figure(go.Figure(all_figures["figure7"]))
+
+
+def test_dmax_groups_are_quartiles_of_the_multiple_lesion_cases_and_figure6_names_their_edges() -> None:
+    """Paper 3.4 / Figure 6: G0-G3 are the quartiles of the M cases' Dmax; S cases are left out."""
+    from pcatools.study import dmax_grouped
+
+    m = pd.DataFrame(
+        {"case_id": [f"m{i}" for i in range(8)], "scenario": "M", "dmax_mm": [100.0 + 50 * i for i in range(8)]}
+    )
+    s = pd.DataFrame({"case_id": ["s0", "s1"], "scenario": "S", "dmax_mm": [20.0, 30.0]})
+    cases = pd.concat([m, s], ignore_index=True).assign(network="segresnet", loss="dice", dice=0.5, tla=1.0)
+    grouped = dmax_grouped(cases)
+    assert grouped["dmax_group"].notna().sum() == 8 and set(grouped["case_id"]) == set(m["case_id"])
+    # quartiles of 100..450 by 50: edges 100, 187.5, 275, 362.5, 450 -> two cases per group
+    assert grouped.groupby("dmax_group", observed=True).size().tolist() == [2, 2, 2, 2]
+    every = dmax_grouped(cases, scenario="all")
+    assert every.loc[every["case_id"] == "s0", "dmax_group"].item() == "G0"
+    ticks = list(plots.figure6(grouped).layout.xaxis.ticktext)
+    assert ticks == [
+        "G0 (10.0-15.0 cm, N = 2)", "G1 (20.0-25.0 cm, N = 2)",
+        "G2 (30.0-35.0 cm, N = 2)", "G3 (40.0-45.0 cm, N = 2)",
+    ]  # fmt: skip
