@@ -291,9 +291,9 @@ def name_predictions(items: Iterable[Any]) -> dict[str, Any]:
 def study_case(run_dir: str | os.PathLike[str], case_id: str) -> tuple[dict[str, Path], dict[str, Path]]:
     """A study's case: its ``{ct, pet[, label]}`` files and ``{network__loss: mask}`` of every model.
 
-    Reads the run with :func:`pcatools.study.load_study` (``results/predictions.csv``: one row per
-    case, network and loss, with the case's files and the mask in ``pred``), so that one call
-    opens every model's prediction of a case side by side.
+    Reads the run (or a ``pcatools evaluate`` folder) with :func:`pcatools.study.load_study`
+    (``results/predictions.csv``: one row per case, network and loss, with the case's files and
+    the mask in ``pred``), so that one call opens every model's prediction of a case side by side.
     """
     from pcatools.study import load_study, model_key
 
@@ -317,8 +317,10 @@ def study_case(run_dir: str | os.PathLike[str], case_id: str) -> tuple[dict[str,
     for key, path in paths.items():
         if not path.is_file():
             raise FileNotFoundError(f"{csv}: the {key} file of case {case_id!r} does not exist: {path}")
+    # a model of a `pcatools evaluate` folder named without network/loss has network "" and its name as loss
     preds = name_predictions(
-        (model_key(str(r.network), str(r.loss)), Path(str(r.pred))) for r in rows.itertuples(index=False)
+        (model_key(str(r.network), str(r.loss)) if str(r.network) else str(r.loss), Path(str(r.pred)))
+        for r in rows.itertuples(index=False)
     )
     return paths, preds
 

@@ -351,11 +351,16 @@ def fake_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
     label = np.asarray(nib.load(test["label"]).dataobj)
     affine = nib.load(test["pet"]).affine
     rows = []
-    for loss, mask in (("dice", label), ("l1dfl", np.zeros_like(label))):
-        path = run / "predictions" / f"segresnet__{loss}" / f"{test['case_id']}.nii.gz"
+    # the third is how `pcatools evaluate` lists a model named without network/loss
+    for network, loss, mask in (
+        ("segresnet", "dice", label),
+        ("segresnet", "l1dfl", np.zeros_like(label)),
+        ("", "mine", label),
+    ):
+        path = run / "predictions" / f"{network}__{loss}" / f"{test['case_id']}.nii.gz"
         path.parent.mkdir(parents=True)
         nib.save(nib.Nifti1Image(mask.astype(np.uint8), affine), path)
-        rows.append({**test.to_dict(), "pred": str(path), "network": "segresnet", "loss": loss})
+        rows.append({**test.to_dict(), "pred": str(path), "network": network, "loss": loss})
     (run / "results").mkdir()
     pd.DataFrame(rows).to_csv(run / "results" / "predictions.csv", index=False)
     for name in ("cases", "lesions", "table1"):
@@ -375,6 +380,7 @@ def test_study_case_gives_every_model_of_a_case(fake_study: Path) -> None:
     assert preds == {
         "segresnet__dice": fake_study / "predictions" / "segresnet__dice" / "c02.nii.gz",
         "segresnet__l1dfl": fake_study / "predictions" / "segresnet__l1dfl" / "c02.nii.gz",
+        "mine": fake_study / "predictions" / "__mine" / "c02.nii.gz",
     }
     with pytest.raises(ValueError, match=r"predictions.csv: expected a case id among \['c02'\], found 'c00'"):
         study_case(fake_study, "c00")
@@ -641,10 +647,12 @@ def test_view_study_opens_every_model(
         ["--study", str(fake_study), "c02", "--screenshot", str(tmp_path / "study.png")], monkeypatch
     )
     assert result.exit_code == 0, result.output
-    assert seen["names"] == ["CT", "PET (SUV)", "ground truth", "segresnet__dice", "segresnet__l1dfl"]
-    # the dice model's mask is the ground truth, the l1dfl model's is empty
-    assert seen["headers"][-2:] == ["detected by\nsegresnet__dice", "detected by\nsegresnet__l1dfl"]
-    assert [row[-2:] for row in seen["cells"]] == [["yes", "no"]]
+    models = ["segresnet__dice", "segresnet__l1dfl", "mine"]
+    assert seen["names"] == ["CT", "PET (SUV)", "ground truth", *models]
+    assert len(set(seen["colours"][m] for m in models)) == 3
+    # the dice model's and "mine"'s masks are the ground truth, the l1dfl model's is empty
+    assert seen["headers"][-3:] == [f"detected by\n{m}" for m in models]
+    assert [row[-3:] for row in seen["cells"]] == [["yes", "no", "yes"]]
     bad, _ = _run_view(["--study", str(fake_study), "c00"], monkeypatch)
     assert bad.exit_code == 1 and "expected a case id among ['c02'], found 'c00'" in bad.output
 
