@@ -168,8 +168,9 @@ def pair_cases(
 ) -> tuple[pd.DataFrame, list[str]]:
     """The (case, model) manifest of :func:`evaluate_folders`, paired by case id, and the cases left out.
 
-    Returns a DataFrame with ``case_id, patient_id, model, network, loss, label, pet, pred``
-    (absolute paths; ``pet`` empty without ``suv``) and the sorted ids that some folder lacks.
+    Returns a DataFrame with ``case_id, patient_id, model, network, loss, label, pet, ct, pred``
+    (absolute paths; ``pet`` empty without ``suv``; ``ct`` found beside the SUV or the ground
+    truth for the viewer, empty where there is none) and the sorted ids that some folder lacks.
 
     Raises
     ------
@@ -180,6 +181,11 @@ def pair_cases(
     gt_files = case_files(gt, "label")
     suv_files = case_files(suv, "pet") if suv is not None else None
     pred_files = {m.name: case_files(m.folder, "pred") for m in models}
+    ct_files: dict[str, Path] = {}
+    for source in (suv, gt):  # the CT only serves the viewer: optional
+        if source is not None and not ct_files:
+            with contextlib.suppress(DataError):
+                ct_files = case_files(source, "ct")
     folders = {f"ground truth {gt}": set(gt_files)}
     if suv_files is not None:
         folders[f"SUV {suv}"] = set(suv_files)
@@ -211,6 +217,7 @@ def pair_cases(
             "loss": m.loss,
             "label": str(gt_files[cid].resolve()),
             "pet": str(suv_files[cid].resolve()) if suv_files is not None else "",
+            "ct": str(ct_files[cid].resolve()) if cid in ct_files else "",
             "pred": str(pred_files[m.name][cid].resolve()),
         }
         for m in models
@@ -374,7 +381,7 @@ def evaluate_folders(
     cases = tables.cases
     with _staged(out_path) as stage:
         results = stage / "results"
-        cases_manifest = manifest.drop_duplicates("case_id")[["case_id", "patient_id", "label", "pet"]]
+        cases_manifest = manifest.drop_duplicates("case_id")[["case_id", "patient_id", "label", "pet", "ct"]]
         write_manifest(cases_manifest, stage / "manifest.csv", root=stage)
         for name, table in (("predictions", manifest), ("cases", cases), ("lesions", tables.lesions),
                             ("components", tables.components)):  # fmt: skip

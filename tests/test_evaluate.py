@@ -219,6 +219,15 @@ def test_results_read_back_like_a_study(evaluated: Path) -> None:
     assert sorted(study.manifest["case_id"]) == sorted(LESIONS)
     assert study.cases["network"].tolist() == [""] * 12
     assert study.table("wilcoxon")["p_value"].notna().all()
+    # the CT beside the SUV (nnU-Net channel 0) is recorded for the viewer, which opens every model at once
+    assert all(
+        p.endswith(f"{c}_0000.nii.gz")
+        for c, p in zip(study.manifest["case_id"], study.manifest["ct"], strict=True)
+    )
+    from pcatools.viewer import study_case
+
+    paths, preds = study_case(evaluated, "P003")
+    assert set(paths) == {"ct", "pet", "label"} and list(preds) == ["missed", "extra", "merged"]
 
 
 def test_network_loss_names_fill_both_columns_and_compare_losses(cohort: Path, tmp_path: Path) -> None:

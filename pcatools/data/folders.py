@@ -14,8 +14,9 @@ sort order**. :func:`case_files` finds the files of one role in one folder, whic
   ==========  =====================================================================================
   ``label``,  ``<id>``, ``<id>_pred``, ``<id>_seg``, ``<id>_label``; MONAI's ``SaveImage`` folders
   ``pred``    ``<id>/<id>_seg`` (``separate_folder=True``, its default) as well
-  ``pet``     ``<id>_0001`` (nnU-Net channel 1; ``<id>_0000``, the CT, is skipped), ``<id>_pet``,
+  ``pet``     ``<id>_0001`` (nnU-Net channel 1; other channels are skipped), ``<id>_pet``,
               ``<id>_suv``, ``<id>``
+  ``ct``      ``<id>_0000`` (nnU-Net channel 0; other channels are skipped), ``<id>_ct``
   ==========  =====================================================================================
 
 Two files that give one case id are an error naming both, so nothing is silently dropped.
@@ -30,21 +31,33 @@ from typing import Literal
 
 from pcatools.data.io import DataError, detect_layout, find_layout_cases
 
-FolderRole = Literal["label", "pet", "pred"]
+FolderRole = Literal["label", "pet", "pred", "ct"]
 
 _NIFTI = re.compile(r"^(?P<stem>.+)\.nii(?:\.gz)?$")
-_MASK_SUFFIXES = ("_pred", "_seg", "_label")
-_PET_SUFFIXES = ("_0001", "_pet", "_suv", "_SUV")
-_SKIPPED_PET = re.compile(r"^.+_(?!0001)\d{4}$")  # other nnU-Net channels (the CT is _0000)
-_ROLE_WORDS = {"label": "ground-truth mask", "pet": "PET (SUV)", "pred": "prediction"}
+_SUFFIXES: dict[str, tuple[str, ...]] = {
+    "label": ("_pred", "_seg", "_label"),
+    "pred": ("_pred", "_seg", "_label"),
+    "pet": ("_0001", "_pet", "_suv", "_SUV"),
+    "ct": ("_0000", "_ct", "_CT"),
+}
+_CHANNEL = re.compile(r"^.+_(?P<channel>\d{4})$")  # an nnU-Net image channel
+_CHANNELS = {"pet": "0001", "ct": "0000"}
+_ROLE_WORDS = {"label": "ground-truth mask", "pet": "PET (SUV)", "pred": "prediction", "ct": "CT"}
 
 
 def _case_id(stem: str, role: FolderRole) -> str | None:
     """Case id of a plain-folder file stem, or None for files of another role (other nnU-Net channels)."""
-    if role == "pet" and _SKIPPED_PET.match(stem):
+    channel = _CHANNEL.match(stem)
+    if role in _CHANNELS and channel and channel["channel"] != _CHANNELS[role]:
         return None
-    suffixes: tuple[str, ...] = _PET_SUFFIXES if role == "pet" else _MASK_SUFFIXES
-    for suffix in suffixes:
+    if (
+        role == "pet"
+        and stem.endswith(_SUFFIXES["ct"])
+        or role == "ct"
+        and not stem.endswith(_SUFFIXES["ct"])
+    ):
+        return None  # a CT beside the PET (or anything but a CT) is not this role's file
+    for suffix in _SUFFIXES[role]:
         if stem.endswith(suffix) and len(stem) > len(suffix):
             return stem[: -len(suffix)]
     return stem
@@ -67,7 +80,7 @@ def _plain_files(root: Path, role: FolderRole) -> dict[str, Path]:
             case_id = _case_id(m["stem"], role) if m else None
             if case_id is not None:
                 add(case_id, path)
-        elif path.is_dir() and role != "pet":  # MONAI SaveImage: <id>/<id>_seg.nii.gz
+        elif path.is_dir() and role in ("label", "pred"):  # MONAI SaveImage: <id>/<id>_seg.nii.gz
             inner = [p for p in sorted(path.iterdir()) if p.is_file() and _NIFTI.match(p.name)]
             ids = [_case_id(_NIFTI.match(p.name)["stem"], role) for p in inner]  # type: ignore[index]
             for p, case_id in zip(inner, ids, strict=True):
@@ -83,9 +96,9 @@ def case_files(root: str | os.PathLike[str], role: FolderRole) -> dict[str, Path
     ----------
     root : path-like
         A dataset root in a known layout, or a plain folder of NIfTI files.
-    role : {"label", "pet", "pred"}
-        Ground-truth masks, PET in SUV, or predicted masks. A dataset root's layout is used for
-        ``label`` and ``pet``; predictions are always a plain folder.
+    role : {"label", "pet", "pred", "ct"}
+        Ground-truth masks, PET in SUV, predicted masks or CT. A dataset root's layout is used for
+        ``label``, ``pet`` and ``ct``; predictions are always a plain folder.
 
     Returns
     -------
