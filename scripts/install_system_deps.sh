@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Debian/Ubuntu packages that the GUI tests (napari + PyQt6 under Xvfb) need.
+# Debian/Ubuntu packages that the GUI tests (napari + PyQt6 under Xvfb, JupyterLab in chromium) need.
 #
 # - xvfb: the virtual X server that tests/test_viewer.py starts (Xvfb :99 or a free display).
 # - libxkbcommon-x11-0, libxcb-*: the Qt 6 "xcb" platform plugin's shared libraries
@@ -7,10 +7,13 @@
 #   "Could not load the Qt platform plugin xcb").
 # - libgl1, libegl1: OpenGL for vispy (napari's canvas); Mesa renders in software under Xvfb.
 # - libdbus-1-3, libfontconfig1: loaded by QtGui / QtDBus at start-up.
+# - chromium, fonts-dejavu-core: the browser that tests/test_jupyterlab.py drives with Playwright
+#   (executable_path=chromium, so `playwright install` never downloads a browser of its own) to
+#   check the README's JupyterLab command in a real browser; the fonts give its screenshots text.
 #
 # Idempotent: does nothing when every package is already installed. Runs apt-get directly as root,
 # or through sudo otherwise. Static PNG export of the figures uses matplotlib (pcatools.plots),
-# so no browser (chromium / kaleido) is needed.
+# so the figures need no browser (kaleido); only the JupyterLab test does.
 set -euo pipefail
 
 PACKAGES=(
@@ -32,6 +35,7 @@ PACKAGES=(
   libdbus-1-3
   libfontconfig1
   fonts-dejavu-core
+  chromium
 )
 
 if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then

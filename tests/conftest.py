@@ -44,6 +44,20 @@ def repo_root() -> Path:
     return REPO
 
 
+@pytest.fixture(scope="session")
+def ci_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny study run (profile ``ci``) shared by the results notebooks.
+
+    Here rather than in one test file so that the notebook tests and the JupyterLab browser test
+    use the same study.
+    """
+    from pcatools.study import run_study
+
+    run_dir = tmp_path_factory.mktemp("ci_study") / "run"
+    run_study(run_dir, profile="ci", seed=0, progress=False)
+    return run_dir
+
+
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
     """Xvfb gets SIGTERM when the test process ends (Linux prctl PR_SET_PDEATHSIG)."""
     try:

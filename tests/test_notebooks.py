@@ -15,7 +15,8 @@ from tests.conftest import REPO
 
 NOTEBOOKS = REPO / "notebooks"
 
-# Parameters each notebook runs with in CI (``run_dir`` is filled in with the shared tiny study).
+# Parameters each notebook runs with in CI (``run_dir`` is filled in with the shared tiny study,
+# the ``ci_study`` fixture of tests/conftest.py).
 CI_PARAMETERS: dict[str, dict[str, object]] = {
     "00_quickstart": {"profile": "ci"},
     "01_data": {"n_cases": 3, "spacing": 6.0, "patch": 32},
@@ -65,16 +66,6 @@ def test_notebook_is_paired_stripped_and_parameterised(name: str) -> None:
     assert len(tagged) == 1, f"{name}: expected exactly one cell tagged 'parameters', found {len(tagged)}"
     first_md = next(c.source for c in nb.cells if c.cell_type == "markdown")
     assert "pcatools" in first_md or "Figure" in first_md or "Table" in first_md
-
-
-@pytest.fixture(scope="session")
-def ci_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny study run (profile ``ci``) shared by the results notebooks."""
-    from pcatools.study import run_study
-
-    run_dir = tmp_path_factory.mktemp("ci_study") / "run"
-    run_study(run_dir, profile="ci", seed=0, progress=False)
-    return run_dir
 
 
 @pytest.mark.xdist_group("notebooks")
