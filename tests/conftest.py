@@ -46,16 +46,37 @@ def repo_root() -> Path:
 
 @pytest.fixture(scope="session")
 def ci_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny study run (profile ``ci``) shared by the results notebooks.
+    """A tiny study run (profile ``ci``) shared by the results notebooks and the JupyterLab browser test.
 
-    Here rather than in one test file so that the notebook tests and the JupyterLab browser test
-    use the same study.
+    Made once per test session even under pytest-xdist: the workers share the base temporary
+    folder's parent, and a file lock lets the first one build the study while the others wait
+    and then read it (pytest-xdist's documented pattern), so two workers never build it at once
+    on the 2 cores.
     """
+    from filelock import FileLock
+
     from pcatools.study import run_study
 
-    run_dir = tmp_path_factory.mktemp("ci_study") / "run"
-    run_study(run_dir, profile="ci", seed=0, progress=False)
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # this session's folder
+    run_dir = shared / "ci_study" / "run"
+    with FileLock(str(shared / "ci_study.lock")):
+        if not (run_dir / "results" / "table1.csv").is_file():
+            run_study(run_dir, profile="ci", seed=0, progress=False)
     return run_dir
+
+
+@pytest.fixture(scope="session")
+def ci_evaluation(ci_study: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny study's six models evaluated with ``pcatools evaluate`` (the user's path for own models)."""
+    from pcatools.evaluation import evaluate_folders, study_predictions
+
+    out = tmp_path_factory.mktemp("ci_evaluation") / "evaluation"
+    data = ci_study / "data"
+    evaluate_folders(
+        out, data, study_predictions(ci_study), suv=data, allow_missing=True, workers=0, progress=False
+    )
+    return out
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec

@@ -33,7 +33,11 @@ CI_PARAMETERS: dict[str, dict[str, object]] = {
     "05_scenarios": {},
     "06_volume": {},
     "07_dissemination": {},
+    "08_your_predictions": {},  # study_dir and out_dir are filled in with the shared tiny study
 }
+
+# the results notebooks also read a `pcatools evaluate` folder (the ``ci_evaluation`` fixture)
+EVALUATION_NOTEBOOKS = ("04_overall", "05_scenarios", "06_volume", "07_dissemination")
 
 
 def _notebook_names() -> list[str]:
@@ -68,17 +72,10 @@ def test_notebook_is_paired_stripped_and_parameterised(name: str) -> None:
     assert "pcatools" in first_md or "Figure" in first_md or "Table" in first_md
 
 
-@pytest.mark.xdist_group("notebooks")
-@pytest.mark.slow
-@pytest.mark.parametrize("name", _notebook_names())
-def test_notebook_executes(name: str, ci_study: Path, tmp_path: Path, xvfb_display: str | None) -> None:
+def _execute(name: str, params: dict[str, object], tmp_path: Path) -> Path:
+    """Run a notebook with papermill in ``tmp_path``; returns the executed notebook's path."""
     import papermill as pm
 
-    params = dict(CI_PARAMETERS[name])
-    if name != "01_data":  # 01 reads data, not a study
-        params.setdefault("run_dir", str(ci_study))
-    if name == "02_l1_weights" and xvfb_display is None:
-        params["show_napari"] = False
     out = tmp_path / f"{name}.out.ipynb"
     env_cwd = os.getcwd()
     # Four times (CI runs of 2026-11-27) 01_data hung in its ipywidgets cell (`widgets.interact`
@@ -112,3 +109,44 @@ def test_notebook_executes(name: str, ci_study: Path, tmp_path: Path, xvfb_displ
     finally:
         os.chdir(env_cwd)
     assert out.exists()
+    return out
+
+
+def _output_text(path: Path) -> str:
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    parts = []
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            parts.append(str(output.get("text", "")))
+            parts += [str(v) for k, v in output.get("data", {}).items() if k.startswith("text/")]
+    return "\n".join(parts)
+
+
+@pytest.mark.xdist_group("notebooks")
+@pytest.mark.slow
+@pytest.mark.parametrize("name", _notebook_names())
+def test_notebook_executes(name: str, ci_study: Path, tmp_path: Path, xvfb_display: str | None) -> None:
+    params = dict(CI_PARAMETERS[name])
+    if name == "08_your_predictions":
+        params.update(study_dir=str(ci_study), out_dir=str(tmp_path / "evaluation"))
+    elif name != "01_data":  # 01 reads data, not a study
+        params.setdefault("run_dir", str(ci_study))
+    if name in ("02_l1_weights", "08_your_predictions") and xvfb_display is None:
+        params["show_napari"] = False
+    out = _execute(name, params, tmp_path)
+    if name == "08_your_predictions":
+        text = _output_text(out)
+        assert "pcatools evaluate" in text and "segresnet/l1dfl" in text  # the command and the models
+        assert (tmp_path / "evaluation" / "evaluation.json").is_file()
+        assert ("napari: case" in text) == (xvfb_display is not None), text[-2000:]
+
+
+@pytest.mark.xdist_group("notebooks")
+@pytest.mark.slow
+@pytest.mark.parametrize("name", EVALUATION_NOTEBOOKS)
+def test_results_notebook_reads_an_evaluation_folder(name: str, ci_evaluation: Path, tmp_path: Path) -> None:
+    out = _execute(name, {**CI_PARAMETERS[name], "run_dir": str(ci_evaluation)}, tmp_path)
+    if name == "04_overall":  # the evaluation's own Wilcoxon table: its first model against the others
+        assert "attention_unet/dice" in _output_text(out)
