@@ -31,6 +31,7 @@ profile = "demo"  # "demo": ~20 min on 2 CPU cores; "paper": the paper's setting
 # %%
 import numpy as np
 import torch
+from IPython.display import Markdown
 
 from pcatools import plots, stats
 from pcatools.data.phantom import make_case
@@ -54,13 +55,22 @@ for name in ("dice", "dice_focal", "l1dfl"):
     print(f"{name:>10}: {float(build_loss(name)(logits, label)):.4f}")
 
 # %% [markdown]
+# Why the values differ in scale: DL (0.53) is the mean of a foreground Dice loss near 1, because
+# the 0.1 haze summed over 2.6 million voxels swamps the 9 lesion voxels, and a background one of
+# 0.05; DFL adds a focal term of only 0.0005 (`(1 - p_t)^2 = 0.01` on every haze voxel); and L1DFL
+# (0.06) is ten times smaller because its L1 weights (eq. 4-10) give each lesion voxel, whose error
+# of 0.3 is rare, about 300,000 times the weight of a haze voxel, whose error of 0.1 is common, so
+# its weighted Dice (eq. 11) counts the lesions found and hardly the haze (`pcatools.losses`,
+# `docs/losses.md`).
+
+# %% [markdown]
 # ## The study: Table 1 and Figure 4
 # `ensure_study` reads `run_dir` when it holds a finished study, else runs the profile there
 # (the command-line equivalent is `pcatools study runs/demo --profile demo`).
 
 # %%
 study = ensure_study(run_dir, profile=profile)
-stats.table1_markdown(study.table1)
+Markdown(stats.table1_markdown(study.table1))
 
 # %%
 plots.figure4(study.cases[study.cases["scenario"].isin(["S", "M"])])

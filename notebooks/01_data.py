@@ -38,14 +38,13 @@ from pathlib import Path
 
 import ipywidgets as widgets
 import numpy as np
-import pandas as pd
 import plotly.express as px
 from IPython.display import display
 
 from pcatools.data import discover_cases, eval_transforms, load_case, train_transforms
-from pcatools.data.phantom import PAPER, make_cohort
+from pcatools.data.phantom import make_cohort
 from pcatools.data.phantom.figure import plot_cases
-from pcatools.metrics import lesion_table
+from pcatools.data.phantom.summary import cohort_lesions, cohort_vs_paper
 
 if data_dir is None:
     root = Path("data") / f"phantom_{n_cases}_{spacing:g}mm"
@@ -58,7 +57,8 @@ manifest[[c for c in ("case_id", "patient_id", "shape", "spacing", "n_lesions", 
 # %% [markdown]
 # ## Coronal PET MIPs beside CT
 # Inverted grey PET MIP (SUV 0-10) with the lesion outlines in red, and the coronal CT slice through
-# the largest lesion. Kidneys, salivary glands and bladder are bright, as in every PSMA scan; the
+# the largest lesion; the title counts the lesions (18-connected components of the label, as every
+# metric does). Kidneys, salivary glands and bladder are bright, as in every PSMA scan; the
 # small focal spots outside the red outlines are the physiological "hard negatives" (ureters,
 # ganglia, bowel) that tempt a model into false positives.
 
@@ -80,41 +80,20 @@ def show_mip(case_id: str) -> None:
     display(fig)
 
 
-widgets.interact(show_mip, case_id=picker)
+# interact shows the widget and returns show_mip; `_ =` keeps that from printing as the cell's value
+_ = widgets.interact(show_mip, case_id=picker)
 
 # %% [markdown]
 # ## Lesion statistics against the paper (section 2.1)
 # Lesions are the 18-connected components of the label; volume in ml, SUVmax and SUVmean from the
-# PET. With a few cases the means are noisy; `tests/test_phantom.py` checks 200+ draws.
+# PET (`pcatools.data.phantom.summary`: `cohort_lesions`, then `cohort_vs_paper` beside the
+# paper's 380 scans; sample SDs, none for lesions per scan). With a few cases the means are noisy;
+# `tests/test_phantom.py` checks 200+ draws.
 
 # %%
 all_cases = [load_case(r) for r in manifest.to_dict("records")]
-lesions = pd.concat(
-    [
-        lesion_table(c.label, c.label, c.pet, c.spacing).assign(case_id=c.case_id)
-        for c in all_cases
-        if c.label is not None
-    ],
-    ignore_index=True,
-)
-summary = pd.DataFrame(
-    {
-        "this cohort": [
-            len(lesions) / len(manifest),
-            f"{lesions['volume_ml'].mean():.2f} ± {lesions['volume_ml'].std():.2f}",
-            f"{lesions['suvmax'].mean():.2f} ± {lesions['suvmax'].std():.2f}",
-            f"{lesions['suvmean'].mean():.2f} ± {lesions['suvmean'].std():.2f}",
-        ],
-        "paper (380 scans)": [
-            PAPER.n_lesions / PAPER.n_scans,
-            f"{PAPER.volume_mean_ml:.2f} ± {PAPER.volume_sd_ml:.2f}",
-            f"{PAPER.suvmax_mean:.2f} ± {PAPER.suvmax_sd:.2f}",
-            f"{PAPER.suvmean_mean:.2f} ± {PAPER.suvmean_sd:.2f}",
-        ],
-    },
-    index=["lesions per scan", "volume (ml)", "SUVmax", "SUVmean"],
-)
-summary
+lesions = cohort_lesions(all_cases)
+cohort_vs_paper(lesions, n_scans=len(all_cases)).round(2)
 
 # %% [markdown]
 # ## Preprocessing (section 2.3)

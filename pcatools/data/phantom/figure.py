@@ -21,14 +21,45 @@ def _coronal(a: np.ndarray) -> np.ndarray:
     return a[::-1, :].T[::-1, :]
 
 
+def largest_lesion_slice(label: np.ndarray | None) -> tuple[int, int | None]:
+    """Number of lesions of a 0/1 mask and the coronal index ``y`` through its largest one.
+
+    Lesions are the 18-connected components (:func:`pcatools.data.io.count_lesions`), so the
+    figure counts what every metric counts, for loaded cases as for generated ones; ``y`` is
+    the coronal slice holding the most voxels of the component with the most voxels (the
+    first such slice on ties), so the slice always cuts that lesion. ``(0, None)`` without
+    lesions.
+
+    Examples
+    --------
+    >>> m = np.zeros((4, 6, 4), np.uint8); m[0, 1, 0] = 1; m[2:4, 3:5, 2] = 1; m[2, 4, 3] = 1
+    >>> largest_lesion_slice(m)
+    (2, 4)
+    """
+    import cc3d
+
+    if label is None:
+        return 0, None
+    labels, n = cc3d.connected_components(np.asarray(label, dtype=np.uint8), connectivity=18, return_N=True)
+    if n == 0:
+        return 0, None
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)
+    sizes[0] = 0
+    largest = labels == int(np.argmax(sizes))
+    return int(n), int(np.argmax(largest.sum(axis=(0, 2))))
+
+
 def plot_cases(
     cases: Sequence[Case], suv_max: float = 10.0, ct_window: tuple[float, float] = (-400.0, 600.0)
 ) -> Any:
     """Matplotlib figure: per case a coronal PET MIP (inverted grey, SUV 0..``suv_max``, lesion outlines
     red) beside the coronal CT slice through its largest lesion (or the body centre).
 
-    Returns the ``matplotlib.figure.Figure`` (the caller saves it). Radiological convention: the
-    patient's right on the viewer's left.
+    Lesions are counted and the slice chosen on the label (:func:`largest_lesion_slice`), not on
+    ``case.meta``, which only generated cases fill. Returns the ``matplotlib.figure.Figure``,
+    already closed in pyplot: a notebook shows it once, as the cell's value (an open figure
+    would be drawn a second time by the inline backend), and repeated calls leave no open
+    figures behind. Radiological convention: the patient's right on the viewer's left.
     """
     import matplotlib
 
@@ -57,14 +88,10 @@ def plot_cases(
             aspect=aspect,
             interpolation="nearest",
         )
-        lesions = case.meta.get("lesions", [])
-        if case.label is not None and case.label.any():
+        n_les, j_lesion = largest_lesion_slice(case.label)
+        if case.label is not None and n_les:
             ax_pet.contour(_coronal(case.label.max(axis=1)), levels=[0.5], colors="red", linewidths=0.7)
-        if lesions:
-            big = max(lesions, key=lambda r: r["volume_ml"])
-            j = int(round((big["center_y_mm"] - case.affine[1, 3]) / case.affine[1, 1]))
-        else:
-            j = case.ct.shape[1] // 2
+        j = case.ct.shape[1] // 2 if j_lesion is None else j_lesion
         ax_ct.imshow(
             _coronal(case.ct[:, j, :]),
             cmap="gray",
@@ -75,7 +102,6 @@ def plot_cases(
         )
         if case.label is not None and case.label[:, j, :].any():
             ax_ct.contour(_coronal(case.label[:, j, :]), levels=[0.5], colors="red", linewidths=0.7)
-        n_les = len(lesions)
         ax_pet.set_title(f"{case.case_id}\nPET MIP, {n_les} lesion{'s' if n_les != 1 else ''}", fontsize=8)
         ax_ct.set_title(f"CT, coronal\ny = {case.affine[1, 3] + j * case.affine[1, 1]:.0f} mm", fontsize=8)
         for ax in (ax_pet, ax_ct):
@@ -87,6 +113,7 @@ def plot_cases(
         fontsize=9,
     )
     fig.tight_layout()
+    plt.close(fig)
     return fig
 
 
