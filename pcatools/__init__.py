@@ -1,3 +1,67 @@
-"""pcatools: reference toolkit for loss-function research in PSMA PET/CT lesion segmentation."""
+"""pcatools: reference toolkit for loss-function research in PSMA PET/CT lesion segmentation.
+
+The common entry points are offered here, e.g. ``from pcatools import run_study, evaluate_folders``;
+each is imported from its module on first use (module ``__getattr__``), so that ``import pcatools``
+stays fast and does not import torch, MONAI or napari. ``docs/api.md`` lists the whole public API
+by module.
+"""
+
+from __future__ import annotations
+
+import importlib
+import types
+from typing import Any
 
 __version__ = "0.1.0"
+
+#: entry point -> the module that defines it
+_LAZY = {
+    # data in
+    "dicom_pet_to_suv": "pcatools.data.suv",
+    "convert_study": "pcatools.data.dicom",
+    "load_case": "pcatools.data.io",
+    "discover_cases": "pcatools.data.io",
+    "case_files": "pcatools.data.folders",
+    "make_splits": "pcatools.data.splits",
+    "make_case": "pcatools.data.phantom",
+    "make_cohort": "pcatools.data.phantom",
+    # losses, networks, training, inference
+    "L1DiceFocalLoss": "pcatools.losses",
+    "build_loss": "pcatools.losses",
+    "build_model": "pcatools.models",
+    "train": "pcatools.training",
+    "predict_manifest": "pcatools.inference",
+    # evaluation and statistics
+    "evaluate_case": "pcatools.metrics",
+    "lesion_table": "pcatools.metrics",
+    "evaluate_cohort": "pcatools.metrics",
+    "evaluate_folders": "pcatools.evaluation",
+    "table1": "pcatools.stats",
+    # the study, the viewer
+    "run_study": "pcatools.study",
+    "load_study": "pcatools.study",
+    "ensure_study": "pcatools.study",
+    "view_case": "pcatools.viewer",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    """Import an entry point of :data:`_LAZY` from its module on first use (PEP 562)."""
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # later look-ups skip __getattr__
+        return value
+    raise AttributeError(f"module 'pcatools' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The entry points, the dunders and the subpackages imported so far: what ``dir(pcatools)`` and
+    tab completion list, without this file's own helpers (``importlib``, ``Any``)."""
+    loaded = [
+        n
+        for n, v in globals().items()
+        if isinstance(v, types.ModuleType) and v.__name__.startswith("pcatools.")
+    ]
+    return sorted({*__all__, *(n for n in globals() if n.startswith("__")), *loaded})
