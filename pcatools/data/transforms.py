@@ -54,8 +54,11 @@ paper does before computing metrics (2.7).
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
-from collections.abc import Hashable, Mapping, Sequence
+import warnings
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -90,6 +93,37 @@ PAPER_CT_RANGE: tuple[float, float] = (-1000.0, 3000.0)
 _RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
 
 
+class _DropMessage(logging.Filter):
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.text not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _without_gpu_codec_notices() -> Iterator[None]:
+    """Silence MONAI's notices that the optional nvImageCodec DICOM decoder is absent.
+
+    ``LoadImaged`` builds every MONAI reader, the DICOM one included, even when only
+    ``NibabelReader`` is used, so each construction logs "nvImageCodec is not available" and warns
+    that the decoder plugin did not register; neither concerns NIfTI reading.
+    """
+    logger = logging.getLogger("monai.data.nvimgcodec_pydicom_plugin")
+    drop = _DropMessage("nvImageCodec is not available")
+    logger.addFilter(drop)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", message="NvImgCodecPydicomReader: nvImageCodec decoder plugin did not register",
+                category=UserWarning,
+            )  # fmt: skip
+            yield
+    finally:
+        logger.removeFilter(drop)
+
+
 def _check_triple(value: Sequence[float], name: str, integer: bool = False) -> tuple[Any, Any, Any]:
     values = tuple(value)
     if len(values) != 3 or not all(isinstance(v, int | float) and math.isfinite(v) and v > 0 for v in values):
@@ -121,15 +155,15 @@ def _preprocess(
     """Steps 1-5 of the module docstring (shared by training and evaluation)."""
     keys = list(KEYS)
     missing = allow_missing_label
-    steps: list[MapTransform] = [
-        LoadImaged(
+    with _without_gpu_codec_notices():
+        load = LoadImaged(
             keys,
             reader="NibabelReader",
             ensure_channel_first=True,
             image_only=True,
             allow_missing_keys=missing,
         )
-    ]
+    steps: list[MapTransform] = [load]
     if variant == "paper":
         steps.append(
             ScaleIntensityRanged("ct", a_min=ct_range[0], a_max=ct_range[1], b_min=0.0, b_max=1.0, clip=True)

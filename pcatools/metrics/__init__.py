@@ -4,7 +4,8 @@ Modules: :mod:`~pcatools.metrics.components` (checks, 18-connected labelling, ov
 :mod:`~pcatools.metrics.overlap` (DSC, eq. 13 and 16), :mod:`~pcatools.metrics.detection`
 (TP/FP/FN criteria, F1 eq. 14), :mod:`~pcatools.metrics.burden` (MTV, TMTV, TLA, SUV statistics),
 :mod:`~pcatools.metrics.dmax` (eq. 15), :mod:`~pcatools.metrics.autopet` (FPV, FNV, Dice) and
-:mod:`~pcatools.metrics.evaluate` (``evaluate_case``, ``lesion_table``, ``evaluate_cohort``).
+:mod:`~pcatools.metrics.evaluate` (``evaluate_case``, ``lesion_table``, ``component_table``,
+``evaluate_cohort``, ``evaluate_cohort_tables``).
 Definitions, edge cases and choices: ``docs/metrics.md``.
 """
 
@@ -29,22 +30,30 @@ from pcatools.metrics.detection import CRITERIA, Detection, detect, f1_score
 from pcatools.metrics.dmax import dmax, dmax_bruteforce, dmax_points, max_pairwise_distance, voxel_distance
 from pcatools.metrics.evaluate import (
     CASE_COLUMNS,
+    COMPONENT_COLUMNS,
     LESION_COLUMNS,
+    CohortTables,
+    component_table,
     evaluate_case,
     evaluate_cohort,
+    evaluate_cohort_tables,
     lesion_table,
+    read_mask,
 )
 from pcatools.metrics.overlap import dice, dice_from_counts, lesion_dice
 
 __all__ = [
     "CASE_COLUMNS",
+    "COMPONENT_COLUMNS",
     "CONNECTIVITY",
     "CRITERIA",
     "LESION_COLUMNS",
+    "CohortTables",
     "Components",
     "Detection",
     "autopet_from_components",
     "autopet_metrics",
+    "component_table",
     "components",
     "detect",
     "dice",
@@ -54,6 +63,7 @@ __all__ = [
     "dmax_points",
     "evaluate_case",
     "evaluate_cohort",
+    "evaluate_cohort_tables",
     "f1_score",
     "false_negative_volume",
     "false_positive_volume",
@@ -63,6 +73,7 @@ __all__ = [
     "lesion_table",
     "max_pairwise_distance",
     "mtv_ml",
+    "read_mask",
     "scenario",
     "tla",
     "tmtv_ml",
