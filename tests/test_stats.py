@@ -291,3 +291,26 @@ def test_mixed_model_recovers_known_effects():
     assert out.loc["Intercept", "estimate"] == pytest.approx(0.4, abs=0.05)
     assert out.loc["patient_var", "estimate"] == pytest.approx(0.01, rel=0.5)
     assert out["n_groups"].iloc[0] == 60
+
+
+def test_table1_keeps_the_paper_order_for_display_labels_and_appearance_order_for_others():
+    rng = np.random.default_rng(0)
+    rows = []
+    for loss in ("L1DFL", "DL", "DFL", "zeta", "alpha"):  # display labels, then unknown names
+        for case in range(6):
+            rows.append({"network": "SegResNet", "loss": loss, "case_id": f"c{case}", "dice": rng.random(),
+                         "tp": 1, "fp": 0, "fn": 0, "f1": 1.0})  # fmt: skip
+    table = stats.table1(pd.DataFrame(rows), reference="L1DFL", ci=False)
+    assert table["Loss"].tolist() == ["DL", "DFL", "L1DFL", "zeta", "alpha"]
+
+
+def test_wilcoxon_one_group_compares_the_reference_model_with_every_other():
+    cases = pd.DataFrame(
+        {"case_id": ["a", "b", "c", "d"] * 3, "model": ["m1"] * 4 + ["m2"] * 4 + ["m3"] * 4,
+         "dice": [0.9, 0.8, 0.7, 0.95, 0.1, 0.2, 0.3, 0.15, 0.5, 0.9, 0.6, 0.99]}
+    )  # fmt: skip
+    out = stats.wilcoxon_vs(cases, reference="m1", by=None, loss_col="model")
+    assert list(out.columns) == ["reference", "model", "n", "statistic", "p_value", "p_holm"]
+    expected = sps.wilcoxon([0.9, 0.8, 0.7, 0.95], [0.1, 0.2, 0.3, 0.15], alternative="greater")
+    assert out["model"].tolist() == ["m2", "m3"]
+    assert out["p_value"].iloc[0] == pytest.approx(expected.pvalue)
