@@ -242,24 +242,27 @@ class StudyResult:
 
 
 def versions() -> dict[str, str]:
-    """Versions of the packages a run depends on (written to ``versions.json``)."""
-    import platform
+    """Versions of the packages a run depends on (written to ``versions.json``).
 
-    import monai
-    import numpy
-    import torch
+    Read from the installed packages' metadata, so that recording them does not import torch
+    (seconds) into commands that never use it, such as ``pcatools evaluate``; the CUDA version
+    is recorded when torch is already loaded.
+    """
+    import platform
+    import sys
+    from importlib.metadata import PackageNotFoundError, version
 
     import pcatools
 
-    return {
-        "python": platform.python_version(),
-        "pcatools": pcatools.__version__,
-        "torch": torch.__version__,
-        "cuda": str(torch.version.cuda),
-        "monai": monai.__version__,
-        "numpy": numpy.__version__,
-        "pandas": pd.__version__,
-    }
+    out = {"python": platform.python_version(), "pcatools": pcatools.__version__}
+    for name in ("torch", "monai", "numpy", "pandas"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    torch = sys.modules.get("torch")
+    out["cuda"] = str(torch.version.cuda) if torch is not None else "not loaded"
+    return out
 
 
 def _yaml_ready(obj: Any) -> Any:
@@ -424,7 +427,6 @@ def draw_figures(
     ``pet=False`` leaves out Figures 2 and 3, which need the PET (the SUVmax rule, the background).
     """
     from pcatools import plots
-    from pcatools.losses import loss_vs_probability
 
     figures: dict[str, Any] = {}
     if loss_figures:
@@ -436,6 +438,8 @@ def draw_figures(
     figures["figure5"] = plots.figure5(tables["thresholds_patient"], tables["thresholds_lesion"])
     figures["figure6"] = plots.figure6(tables["dmax_groups"])
     if loss_figures:
+        from pcatools.losses import loss_vs_probability  # torch: only for the loss figures
+
         figures["figure7"] = plots.figure7(loss_vs_probability())
     # One shared plotly.min.js beside the HTML files: they open offline and stay small.
     from plotly.offline import get_plotlyjs
@@ -521,6 +525,7 @@ def run_study(
     data_dir: str | os.PathLike[str] | None = None,
     seed: int = 0,
     progress: bool = True,
+    restart: bool = False,
     **overrides: Any,
 ) -> StudyResult:
     """Run the paper's grid (networks x losses) end to end into ``run_dir``.
@@ -536,23 +541,85 @@ def run_study(
         A dataset in the autoPET, nnU-Net or flat layout; ``None`` makes the synthetic cohort.
     seed
         Seed of the cohort, the split, and training.
+    restart
+        Start over: move everything the run folder holds (but the synthetic cohort in ``data/``,
+        which is remade only where its settings changed) to ``run_dir/replaced/<time>/`` first.
+        Without it, a run folder whose ``config.yaml`` has other settings is refused, listing
+        them; continuing would mix models trained one way with results computed another.
+        ``workers``, ``networks`` and ``losses`` may change (a grid can grow), the rest may not.
     **overrides
         Any :class:`StudyProfile` field, e.g. ``epochs=5`` or ``networks=("segresnet",)``.
 
     Returns
     -------
     StudyResult
+
+    Raises
+    ------
+    RunSettingsError
+        The run folder holds a study (or a model) with other settings; the message lists them.
     """
+    import logging
+
+    from pcatools.training.loop import RunSettingsError
+    from pcatools.training.run_files import (
+        REPLACED_DIR,
+        describe_differences,
+        set_aside,
+        setting_differences,
+    )
+
     prof = get_profile(profile, **overrides)
     run = Path(run_dir).resolve()
+    data = str(Path(data_dir).resolve()) if data_dir is not None else None
+    config = {"profile": dataclasses.asdict(prof), "data_dir": data, "seed": seed}
+    start_over = (
+        f"pass restart=True (pcatools study --restart) to move its files to {run / REPLACED_DIR}/ and start "
+        "over, or use another run folder"
+    )
+    old_config = run / "config.yaml"
+    if restart and run.is_dir():
+        moved = set_aside(run, sorted(p.name for p in run.iterdir() if p.name not in ("data", REPLACED_DIR)))
+        if moved is not None:
+            logging.getLogger("pcatools.study").warning(
+                "study %s: the earlier files were moved to %s", run, moved
+            )
+    elif old_config.is_file():
+        try:
+            old = yaml.safe_load(old_config.read_text())
+            before = {**old["profile"], "data_dir": old["data_dir"], "seed": old["seed"]}
+        except (yaml.YAMLError, TypeError, KeyError) as err:
+            raise RunSettingsError(
+                f"study {run}: {old_config} cannot be read ({type(err).__name__}: "
+                f"{str(err).splitlines()[0] if str(err) else ''}); {start_over}",
+                run,
+                {},
+            ) from None
+        if before["data_dir"] is not None:
+            before["data_dir"] = str(Path(before["data_dir"]).resolve())
+        now = {**_yaml_ready(config["profile"]), "data_dir": data, "seed": seed}
+        free = ("name", "workers", "networks", "losses")  # change nothing a finished model or result holds
+        diffs = setting_differences(before, now, [k for k in now if k in before and k not in free])
+        if diffs:
+            listing = describe_differences(diffs)
+            raise RunSettingsError(
+                f"study {run} was run with other settings ({listing}); {start_over}", run, diffs
+            )
     run.mkdir(parents=True, exist_ok=True)
-    config = {"profile": dataclasses.asdict(prof), "data_dir": data_dir, "seed": seed}
     write_text_atomic(run / "config.yaml", yaml.safe_dump(_yaml_ready(config), sort_keys=False))
     write_text_atomic(run / "versions.json", json.dumps(versions(), indent=2))
 
     manifest = prepare_data(run, prof, data_dir, seed, progress)
     split = split_manifest(run, manifest, prof, seed)
-    checkpoints = train_grid(run, split, prof, seed, progress)
+    try:
+        checkpoints = train_grid(run, split, prof, seed, progress)
+    except RunSettingsError as err:  # a model folder trained with other settings than the study's
+        listing = describe_differences(err.differences)
+        raise RunSettingsError(
+            f"study {run}: model {err.run_dir.name} was trained with other settings ({listing}); {start_over}",
+            err.run_dir,
+            err.differences,
+        ) from None
     preds = predict_grid(run, split, checkpoints, prof, progress)
 
     from pcatools.metrics import evaluate_cohort
