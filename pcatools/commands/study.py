@@ -26,25 +26,43 @@ def run(
     loss: list[str] | None = typer.Option(None, help="Restrict to these losses (repeatable)."),
     workers: int | None = typer.Option(None, help="Data-loading workers."),
     progress: bool = typer.Option(True, help="Show progress bars."),
+    restart: bool = typer.Option(
+        False,
+        "--restart",
+        help="Start over: move the run folder's models, predictions and results to RUN_DIR/replaced/<time>/ "
+        "(needed to re-run a folder with other settings).",
+    ),
 ) -> None:
-    """Run the study grid (2 networks x 3 losses): split, train, predict, evaluate, statistics, figures."""
+    """Run the study grid (2 networks x 3 losses): split, train, predict, evaluate, statistics, figures.
+
+    Re-running continues where a run stopped; with other settings than the run folder holds it is
+    refused (listing them) unless --restart is given.
+    """
     import time
 
     from pcatools.study import run_study
+    from pcatools.training import CheckpointError
+    from pcatools.training.run_files import RunBusyError
 
     start = time.perf_counter()
-    result = run_study(
-        run_dir,
-        profile=profile,
-        data_dir=data_dir,
-        seed=seed,
-        progress=progress,
-        epochs=epochs,
-        n_cases=n_cases,
-        networks=tuple(network) if network else None,
-        losses=tuple(loss) if loss else None,
-        workers=workers,
-    )
+    try:
+        result = run_study(
+            run_dir,
+            profile=profile,
+            data_dir=data_dir,
+            seed=seed,
+            progress=progress,
+            restart=restart,
+            epochs=epochs,
+            n_cases=n_cases,
+            networks=tuple(network) if network else None,
+            losses=tuple(loss) if loss else None,
+            workers=workers,
+        )
+    except (CheckpointError, RunBusyError, ValueError, OSError, FloatingPointError) as err:
+        # other settings than the run folder's, bad data, a model folder in use, a full disk: one line each
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(code=1) from None
     from pcatools.stats import table1_markdown
 
     typer.echo(table1_markdown(result.table1))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 
@@ -71,7 +71,16 @@ def load_config(path: Path) -> dict[str, Any]:
 
     if not path.is_file():
         raise typer.BadParameter(f"config file {path} does not exist")
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        mark, opened = getattr(err, "problem_mark", None), getattr(err, "context_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        context = getattr(err, "context", None)
+        if context and opened is not None:  # e.g. where an unclosed bracket was opened
+            problem += f", {context} at line {opened.line + 1}"
+        raise typer.BadParameter(f"config {path}{where}: not valid YAML ({problem})") from None
     if not isinstance(data, dict):
         raise typer.BadParameter(f"config {path}: expected a YAML mapping, found {type(data).__name__}")
     allowed = (set(inspect.signature(train).parameters) | set(DATA_KEYS)) - {"callbacks"}
@@ -148,7 +157,8 @@ def run(
     sw_mode: str | None = typer.Option(None, help="Sliding-window blending: gaussian | constant."),
     resume: str | None = typer.Option(
         None,
-        help="yes (default: continue from last.pt), no (start over), prev (continue from last.prev.pt) or a checkpoint path.",
+        help="yes (default: continue from last.pt, or from last.prev.pt where last.pt is gone), no (start over; "
+        "the earlier run's files move to RUN_DIR/replaced/<time>/), prev (continue from last.prev.pt) or a checkpoint path.",
     ),
     max_steps_per_epoch: int | None = typer.Option(None, help="Cap on steps per epoch (CPU demos)."),
     max_epochs_this_call: int | None = typer.Option(None, help="Stop after this many epochs (resume later)."),
@@ -180,70 +190,83 @@ def run(
     import logging
 
     from pcatools.training import CheckpointError, train
+    from pcatools.training.run_files import RunBusyError
 
-    settings: dict[str, Any] = load_config(config) if config is not None else {}
-    given = {
-        "data_dir": data_dir,
-        "manifest": manifest,
-        "run_dir": run_dir,
-        "model": model,
-        "loss": loss,
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "lr": lr,
-        "warmup_epochs": warmup_epochs,
-        "weight_decay": weight_decay,
-        "val_every": val_every,
-        "num_samples": num_samples,
-        "seed": seed,
-        "amp": amp,
-        "workers": workers,
-        "cache_rate": cache_rate,
-        "sw_batch_size": sw_batch_size,
-        "overlap": overlap,
-        "sw_mode": sw_mode,
-        "max_steps_per_epoch": max_steps_per_epoch,
-        "max_epochs_this_call": max_epochs_this_call,
-        "device": device,
-        "deterministic": deterministic,
-    }
-    settings.update({k: v for k, v in given.items() if v is not None})
-    if patch_size is not None:
-        settings["patch_size"] = patch_size
-    if spacing is not None:
-        settings["spacing"] = spacing
-    if "patch_size" in settings:
-        settings["patch_size"] = parse_triple(settings["patch_size"], int, "patch_size")
-    if "spacing" in settings:
-        settings["spacing"] = parse_triple(settings["spacing"], float, "spacing")
-    for key, items in (
-        ("model_overrides", model_override),
-        ("loss_overrides", loss_override),
-        ("transform_overrides", transform_override),
-    ):
-        if items:
-            settings[key] = {**dict(settings.get(key) or {}), **parse_overrides(items)}
-    if resume is not None:
-        settings["resume"] = {"yes": True, "true": True, "no": False, "false": False}.get(
-            resume.lower(), resume
-        )
-    settings["progress"] = progress
-    if settings.get("run_dir") is None:
-        settings["run_dir"] = (
-            Path("runs") / f"{settings.get('model', 'segresnet')}__{settings.get('loss', 'l1dfl')}"
-        )
+    try:
+        settings: dict[str, Any] = load_config(config) if config is not None else {}
+        given = {
+            "data_dir": data_dir,
+            "manifest": manifest,
+            "run_dir": run_dir,
+            "model": model,
+            "loss": loss,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "lr": lr,
+            "warmup_epochs": warmup_epochs,
+            "weight_decay": weight_decay,
+            "val_every": val_every,
+            "num_samples": num_samples,
+            "seed": seed,
+            "amp": amp,
+            "workers": workers,
+            "cache_rate": cache_rate,
+            "sw_batch_size": sw_batch_size,
+            "overlap": overlap,
+            "sw_mode": sw_mode,
+            "max_steps_per_epoch": max_steps_per_epoch,
+            "max_epochs_this_call": max_epochs_this_call,
+            "device": device,
+            "deterministic": deterministic,
+        }
+        settings.update({k: v for k, v in given.items() if v is not None})
+        if patch_size is not None:
+            settings["patch_size"] = patch_size
+        if spacing is not None:
+            settings["spacing"] = spacing
+        if "patch_size" in settings:
+            settings["patch_size"] = parse_triple(settings["patch_size"], int, "patch_size")
+        if "spacing" in settings:
+            settings["spacing"] = parse_triple(settings["spacing"], float, "spacing")
+        for key, items in (
+            ("model_overrides", model_override),
+            ("loss_overrides", loss_override),
+            ("transform_overrides", transform_override),
+        ):
+            if items:
+                settings[key] = {**dict(settings.get(key) or {}), **parse_overrides(items)}
+        if resume is not None:
+            settings["resume"] = {"yes": True, "true": True, "no": False, "false": False}.get(
+                resume.lower(), resume
+            )
+        settings["progress"] = progress
+        if settings.get("run_dir") is None:
+            settings["run_dir"] = (
+                Path("runs") / f"{settings.get('model', 'segresnet')}__{settings.get('loss', 'l1dfl')}"
+            )
 
+        table = prepare_manifest(settings, progress)
+    except typer.BadParameter as err:  # a bad option or config file
+        _fail(err.message, code=2)
+    except ValueError as err:  # the dataset or manifest (DataError): names the file
+        _fail(str(err))
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    table = prepare_manifest(settings, progress)
     kwargs = {k: v for k, v in settings.items() if k not in DATA_KEYS}
     try:
         result = train(table, settings["run_dir"], **kwargs)
-    except (CheckpointError, ValueError, FileNotFoundError) as err:
-        typer.echo(f"pcatools train: {err}", err=True)
-        raise typer.Exit(code=1) from err
+    except (CheckpointError, RunBusyError, ValueError, OSError, FloatingPointError) as err:
+        # bad settings or data, a run folder in use or with nothing to continue from, a full disk,
+        # a diverged loss: each message names the file, case or setting
+        _fail(str(err))
     if int(os.environ.get("RANK", "0")) == 0:
         state = "finished" if result.completed else "stopped (resumable)"
         typer.echo(
             f"{state}: {len(result.history)} epochs in {result.run_dir}; best validation DSC "
             f"{result.best_metric:.4f} at epoch {result.best_epoch} -> {result.best_checkpoint}"
         )
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    """Print one ``error:`` line and exit (1: the data or the run failed; 2: a bad option or config file)."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code=code)

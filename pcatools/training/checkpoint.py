@@ -16,7 +16,11 @@ A training run folder holds
 Policy on a corrupt ``last.pt`` (decided here, documented in :func:`pcatools.training.train`):
 loading raises :class:`CheckpointError` naming the file and pointing at ``last.prev.pt``; it
 never silently falls back. ``train(..., resume="prev")`` continues from ``last.prev.pt`` when the
-user asks for it; ``resume=False`` starts over.
+user asks for it; ``resume=False`` starts over. A ``last.pt`` that is gone (not corrupt) is
+replaced by a readable ``last.prev.pt`` with a warning (:mod:`pcatools.training.loop`).
+
+A checkpoint that cannot be written (disk full) raises :class:`CheckpointWriteError`, one line
+naming the file, and leaves the file it would have replaced as it was.
 
 Checkpoints are plain dicts of tensors, numbers, strings, lists and tuples, so they load with
 ``torch.load(weights_only=True)`` (no arbitrary code runs when a checkpoint is opened).
@@ -37,6 +41,7 @@ from pcatools._atomic import atomic_path
 __all__ = [
     "CHECKPOINT_FORMAT",
     "CheckpointError",
+    "CheckpointWriteError",
     "capture_rng_state",
     "load_checkpoint",
     "previous_path",
@@ -53,6 +58,15 @@ _REQUIRED = {
 
 class CheckpointError(RuntimeError):
     """A checkpoint file cannot be read or is not a pcatools checkpoint (the message names it)."""
+
+
+class CheckpointWriteError(CheckpointError, OSError):
+    """A checkpoint cannot be written (disk full, folder not writable); the file it would replace is kept.
+
+    An ``OSError`` as well, since that is what a failed write is; torch reports one as a
+    ``RuntimeError`` from its zip writer (``inline_container.cc``), which names neither the file nor
+    the cause.
+    """
 
 
 def _first_line(err: BaseException) -> str:
@@ -134,21 +148,36 @@ def save_checkpoint(
     -------
     Path
         ``path``.
+
+    Raises
+    ------
+    CheckpointWriteError
+        The file cannot be written (disk full, folder not writable): one line naming it.
+    CheckpointError
+        The file written does not read back.
     """
     final = Path(path)
     payload = {"format": CHECKPOINT_FORMAT, **state}
-    with atomic_path(final) as tmp:
-        torch.save(payload, tmp)
-        if verify:
-            try:
-                torch.load(tmp, map_location="cpu", weights_only=True)
-            except Exception as err:
-                raise CheckpointError(
-                    f"the checkpoint just written for {final} does not read back ({type(err).__name__}: "
-                    f"{_first_line(err)}); {final} is left as it was"
-                ) from err
-        if keep_previous and final.exists():
-            os.replace(final, previous_path(final))
+    try:
+        with atomic_path(final) as tmp:
+            torch.save(payload, tmp)
+            if verify:
+                try:
+                    torch.load(tmp, map_location="cpu", weights_only=True)
+                except Exception as err:
+                    raise CheckpointError(
+                        f"the checkpoint just written for {final} does not read back ({type(err).__name__}: "
+                        f"{_first_line(err)}); {final} is left as it was"
+                    ) from err
+            if keep_previous and final.exists():
+                os.replace(final, previous_path(final))
+    except CheckpointError:
+        raise
+    except (RuntimeError, OSError) as err:  # torch's zip writer reports a full disk as a RuntimeError
+        raise CheckpointWriteError(
+            f"cannot write checkpoint {final}: disk full or not writable ({type(err).__name__}: "
+            f"{_first_line(err)}); {final} is left as it was"
+        ) from err
     return final
 
 
@@ -180,8 +209,8 @@ def load_checkpoint(
         raise FileNotFoundError(f"checkpoint {p} does not exist")
     prev = previous_path(p)
     hint = (
-        f" The previous good checkpoint is kept at {prev}: pass resume='prev' to continue from it "
-        f"(or resume=False to start over)."
+        f" The previous good checkpoint is kept at {prev}: pass resume='prev' (pcatools train --resume prev) "
+        f"to continue from it, or resume=False (--resume no) to start over."
         if prev.is_file()
         else ""
     )

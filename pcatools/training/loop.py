@@ -39,7 +39,20 @@ epoch, which took 2 s per epoch on a 16-core GPU machine (about 15 % of a paper 
 
 A corrupt ``last.pt`` raises :class:`~pcatools.training.checkpoint.CheckpointError` naming the
 file; nothing falls back silently. ``resume="prev"`` continues from ``last.prev.pt`` (the copy
-kept by every save), ``resume=False`` starts over, a path resumes from that file.
+kept by every save), ``resume=False`` starts over, a path resumes from that file. Where
+``last.pt`` is gone, ``resume=True`` continues from ``last.prev.pt`` if it reads, with a warning,
+and otherwise refuses a folder that holds an earlier run (history or checkpoints): a run's
+history is never overwritten without a word. Starting over (``resume=False``) moves the earlier
+run's files to ``run_dir/replaced/<time>/``; a ``best.pt`` from an epoch after the checkpoint a
+run continues from is moved there as well.
+
+Before the first epoch
+----------------------
+Every ``train`` and ``val`` case is loaded once with :func:`pcatools.data.io.check_cases` (the
+checks :func:`~pcatools.data.io.discover_cases` runs: one voxel grid, finite values, 0/1 labels,
+readable files), so a bad case is one error naming it and its file, whatever made the manifest.
+The run folder is locked (``train.lock``, :func:`~pcatools.training.run_files.run_lock`) while a
+run trains in it: a second ``train`` on the same folder is refused.
 
 Several GPUs / processes
 ------------------------
@@ -75,6 +88,7 @@ from torch import nn
 
 from pcatools.data.manifest import read_manifest
 from pcatools.training.checkpoint import (
+    CheckpointError,
     capture_rng_state,
     load_checkpoint,
     previous_path,
@@ -82,11 +96,23 @@ from pcatools.training.checkpoint import (
     save_checkpoint,
 )
 from pcatools.training.distributed import DistContext, all_reduce_sum, cleanup_distributed, setup_distributed
-from pcatools.training.run_files import history_frame, plain, versions, write_history, write_run_files
+from pcatools.training.run_files import (
+    REPLACED_DIR,
+    describe_differences,
+    earlier_run,
+    history_frame,
+    run_lock,
+    set_aside,
+    setting_differences,
+    versions,
+    write_history,
+    write_run_files,
+)
 
 __all__ = [
     "EpochSampler",
     "EpochSeededDataset",
+    "RunSettingsError",
     "TrainEvent",
     "TrainResult",
     "default_workers",
@@ -117,6 +143,18 @@ IDENTITY_KEYS = (
     "seed",
     "transform_overrides",
 )
+
+
+class RunSettingsError(ValueError):
+    """Resuming a run with other run-defining settings (:data:`IDENTITY_KEYS`) than it was started with.
+
+    ``run_dir`` and ``differences`` (``{key: (old, new)}``) let callers such as
+    :func:`pcatools.study.run_study` name their own way of starting over.
+    """
+
+    def __init__(self, message: str, run_dir: Path, differences: Mapping[str, tuple[Any, Any]]) -> None:
+        super().__init__(message)
+        self.run_dir, self.differences = Path(run_dir), dict(differences)
 
 
 @dataclass
@@ -248,23 +286,12 @@ def train_loader(
 
 
 def _files(rows: pd.DataFrame, with_label: bool = True) -> list[dict[str, str]]:
+    """MONAI data dicts of the rows: the image paths, and ``case_id`` so that errors can name the case."""
     keys = ("ct", "pet", "label") if with_label else ("ct", "pet")
-    return [{k: str(getattr(r, k)) for k in keys} for r in rows.itertuples(index=False)]
-
-
-def _check_rows(rows: pd.DataFrame, split: str) -> None:
-    missing_label = rows["label"].isna() | (rows["label"].astype(str).str.len() == 0)
-    if missing_label.any():
-        ids = rows.loc[missing_label, "case_id"].astype(str).tolist()[:5] if "case_id" in rows else []
-        raise ValueError(
-            f"{int(missing_label.sum())} {split} case(s) have no label file (e.g. {ids}); training needs labels"
-        )
-    for col in ("ct", "pet", "label"):
-        absent = [p for p in rows[col].astype(str) if not os.path.isfile(p)]
-        if absent:
-            raise FileNotFoundError(
-                f"{len(absent)} {split} file(s) of column {col!r} do not exist, first: {absent[0]}"
-            )
+    return [
+        {"case_id": str(getattr(r, "case_id", i)), **{k: str(getattr(r, k)) for k in keys}}
+        for i, r in enumerate(rows.itertuples(index=False))
+    ]
 
 
 def _plain_tensor(x: Any) -> torch.Tensor:
@@ -303,30 +330,91 @@ def lr_factor(epoch: int, epochs: int, warmup_epochs: int = 0) -> float:
 
 
 def _config_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
-    diffs = {}
-    for key in IDENTITY_KEYS:
-        default = IDENTITY_DEFAULTS.get(key)  # keys added later: runs written before lack them
-        a, b = plain(old.get(key, default)), plain(new.get(key, default))
-        if a != b:
-            diffs[key] = (a, b)
-    return diffs
+    return setting_differences(old, new, IDENTITY_KEYS, IDENTITY_DEFAULTS)
 
 
-def _resume_path(run_dir: Path, resume: bool | str | os.PathLike[str]) -> Path | None:
+def _start_over_hint(run_dir: Path) -> str:
+    return (
+        f"start over with resume=False (pcatools train --resume no), which moves the earlier run's files to "
+        f"{run_dir / REPLACED_DIR}/, or use another run folder"
+    )
+
+
+def _resume_state(
+    run_dir: Path, resume: bool | str | os.PathLike[str]
+) -> tuple[Path | None, dict[str, Any] | None]:
+    """The checkpoint a run continues from and its state, or ``(None, None)`` for a new run.
+
+    ``resume=True`` takes ``last.pt``; where it is gone but ``last.prev.pt`` reads, that one, with a
+    warning. A folder with an earlier run's history or checkpoints but nothing to continue from is
+    refused: starting at epoch 0 there would overwrite its history without a word.
+    """
     last = run_dir / "last.pt"
+    prev = previous_path(last)
     if resume is False:
-        return None
+        return None, None
     if resume is True:
-        return last if last.exists() else None
+        if last.exists():
+            return last, load_checkpoint(last, map_location="cpu", kind="last")
+        if prev.is_file():
+            try:
+                state = load_checkpoint(prev, map_location="cpu", kind="last")
+            except CheckpointError as err:
+                raise CheckpointError(
+                    f"{last} is missing and the previous checkpoint cannot be used ({err}); "
+                    f"{_start_over_hint(run_dir)}"
+                ) from None
+            log.warning(
+                "%s is missing: continuing from the previous checkpoint %s (epoch %d)",
+                last,
+                prev,
+                state["epoch"],
+            )
+            return prev, state
+        found = earlier_run(run_dir)
+        if found:
+            raise CheckpointError(
+                f"run folder {run_dir} holds an earlier run ({', '.join(found)}) but no last.pt or "
+                f"last.prev.pt to continue from; {_start_over_hint(run_dir)}"
+            )
+        return None, None
     if isinstance(resume, str) and resume == "prev":
-        prev = previous_path(last)
         if not prev.is_file():
             raise FileNotFoundError(f"resume='prev' but {prev} does not exist")
-        return prev
+        return prev, load_checkpoint(prev, map_location="cpu", kind="last")
     path = Path(resume)
     if not path.is_file():
         raise FileNotFoundError(f"resume={str(resume)!r}: checkpoint {path} does not exist")
-    return path
+    return path, load_checkpoint(path, map_location="cpu", kind="last")
+
+
+def _set_aside_stale_best(run_dir: Path, start_epoch: int) -> bool:
+    """Move ``best.pt`` aside when it is not from the history being continued (an epoch after the
+    checkpoint, or unreadable), so that a result never points at a model of an abandoned run.
+
+    Returns whether it did; the weights of the checkpoint's best epoch are then gone (that
+    ``best.pt`` replaced them), so the caller lets the next validation write a new ``best.pt``.
+    """
+    best = run_dir / "best.pt"
+    if not best.is_file():
+        return False
+    try:
+        epoch: int | None = int(load_checkpoint(best, map_location="cpu", kind="best")["epoch"])
+    except CheckpointError:
+        epoch = None
+    if epoch is not None and epoch <= start_epoch:
+        return False
+    target = set_aside(run_dir, ["best.pt"])
+    found = "unreadable" if epoch is None else f"from epoch {epoch}"
+    log.warning(
+        "%s is %s, after the checkpoint this run continues from (epoch %d): moved to %s; the next "
+        "validation writes a new one",
+        best,
+        found,
+        start_epoch,
+        target,
+    )
+    return True
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -365,6 +453,9 @@ def _validate_args(
     sw_mode: str,
     model: str,
     model_overrides: Mapping[str, Any],
+    loss: str,
+    loss_overrides: Mapping[str, Any],
+    transform_overrides: Mapping[str, Any],
 ) -> None:
     from pcatools.models import min_input_multiple
 
@@ -388,6 +479,7 @@ def _validate_args(
         raise ValueError(f"train: spacing must be positive (mm), got {spacing}")
     if sw_mode not in ("gaussian", "constant"):
         raise ValueError(f"train: sw_mode must be 'gaussian' or 'constant', got {sw_mode!r}")
+    _check_overrides(model, model_overrides, loss, loss_overrides, transform_overrides)
     multiple = min_input_multiple(model, **dict(model_overrides))
     bad = [p for p in patch_size if p % multiple]
     if bad:
@@ -395,6 +487,48 @@ def _validate_args(
             f"train: every patch_size entry must be a multiple of {multiple} for {model!r} "
             f"(its down-sampling factor), got patch_size={patch_size}"
         )
+
+
+def _check_overrides(
+    model: str,
+    model_overrides: Mapping[str, Any],
+    loss: str,
+    loss_overrides: Mapping[str, Any],
+    transform_overrides: Mapping[str, Any],
+) -> None:
+    """Refuse override keys the network, the loss or the transforms do not take, naming the allowed ones.
+
+    Otherwise a mistyped key surfaces as a ``TypeError`` deep inside MONAI's constructors.
+    """
+    from monai.networks.nets import AttentionUnet, SegResNet
+
+    from pcatools.data.transforms import train_transforms
+    from pcatools.losses import build_loss
+    from pcatools.models import model_defaults
+
+    network = SegResNet if "blocks_down" in model_defaults(model) else AttentionUnet
+    for what, given, signature, reserved in (
+        ("model_overrides", model_overrides, inspect.signature(network), {"in_channels", "out_channels"}),
+        (
+            "transform_overrides",
+            transform_overrides,
+            inspect.signature(train_transforms),
+            {"spacing", "patch_size", "num_samples"},
+        ),
+    ):
+        allowed = sorted(set(signature.parameters) - reserved)
+        unknown = sorted(set(given) - set(allowed))
+        if unknown:
+            owner = f"{model!r} ({network.__name__})" if what == "model_overrides" else "train_transforms"
+            raise ValueError(
+                f"train: {what} {unknown} are not arguments of {owner}; allowed: {', '.join(allowed)}"
+            )
+    try:
+        build_loss(loss, **dict(loss_overrides))
+    except TypeError as err:
+        raise ValueError(
+            f"train: loss_overrides {sorted(loss_overrides)} do not fit loss {loss!r} ({err})"
+        ) from None
 
 
 def train(
@@ -480,7 +614,8 @@ def train(
         ``True``: continue from ``run_dir/last.pt`` if it exists; ``False``: start over;
         ``"prev"``: continue from ``run_dir/last.prev.pt`` (after a corrupt ``last.pt``); a path:
         continue from that checkpoint. Resuming with changed run-defining settings
-        (:data:`IDENTITY_KEYS`) raises ``ValueError``.
+        (:data:`IDENTITY_KEYS`) raises :class:`RunSettingsError`. See "Exact resume" in the
+        module docstring for a ``last.pt`` that is gone and for starting over.
     progress
         tqdm bars (rank 0).
     max_steps_per_epoch
@@ -515,10 +650,19 @@ def train(
     ------
     CheckpointError
         ``last.pt`` (or the checkpoint given) is corrupt; the message names it and the kept
-        ``last.prev.pt``.
+        ``last.prev.pt``. Or the folder holds an earlier run with nothing to continue from.
+        :class:`~pcatools.training.checkpoint.CheckpointWriteError` (also an ``OSError``): a
+        checkpoint cannot be written (disk full).
+    DataError
+        A ``train`` or ``val`` case fails :func:`pcatools.data.io.check_cases` (names the case and file).
+    RunSettingsError
+        Resuming with changed run-defining settings (a ``ValueError``; lists them).
     ValueError
-        Bad settings, a manifest without ``split`` or without ``train`` rows, or resuming with
-        changed settings.
+        Bad settings or overrides, a manifest without ``split`` or without ``train`` rows.
+    RunBusyError
+        Another process trains in ``run_dir``.
+    FloatingPointError
+        A non-finite training loss (names the epoch, step and the batch's cases).
 
     Examples
     --------
@@ -529,6 +673,7 @@ def train(
     from monai.data import CacheDataset
     from monai.utils import set_determinism
 
+    from pcatools.data.io import check_cases
     from pcatools.data.transforms import eval_transforms, train_transforms
     from pcatools.losses import build_loss
     from pcatools.models import build_model
@@ -540,11 +685,25 @@ def train(
     loss_kw = dict(loss_overrides or {})
     tf_kw = dict(transform_overrides or {})
     _validate_args(
-        epochs, batch_size, val_every, num_samples, overlap, patch, spc, cache_rate, sw_mode, model, model_kw
+        epochs,
+        batch_size,
+        val_every,
+        num_samples,
+        overlap,
+        patch,
+        spc,
+        cache_rate,
+        sw_mode,
+        model,
+        model_kw,
+        loss,
+        loss_kw,
+        tf_kw,
     )
 
     run = Path(run_dir)
     ctx = setup_distributed(device)
+    held = contextlib.ExitStack()  # the run folder's lock (rank 0), released when train returns or fails
     try:
         dev = ctx.device
         use_amp = (dev.type == "cuda") if amp is None else bool(amp)
@@ -585,7 +744,7 @@ def train(
             "device": str(dev),
             "world_size": ctx.world_size,
             "run_dir": str(run),
-            "manifest": manifest if not isinstance(manifest, pd.DataFrame) else "<DataFrame>",
+            "manifest": os.fspath(manifest) if not isinstance(manifest, pd.DataFrame) else "<DataFrame>",
         }
 
         table = read_manifest(manifest)
@@ -593,34 +752,47 @@ def train(
             raise ValueError(
                 "train: the manifest has no 'split' column; make one with pcatools.data.splits.make_splits"
             )
-        missing_cols = [c for c in ("ct", "pet", "label") if c not in table]
-        if missing_cols:
-            raise ValueError(
-                f"train: the manifest lacks columns {missing_cols} (found {list(table.columns)})"
-            )
         train_rows = table[table["split"] == "train"]
         val_rows = table[table["split"] == "val"]
         if train_rows.empty:
             raise ValueError(
                 f"train: no rows with split == 'train' (splits found: {sorted(table['split'].astype(str).unique())})"
             )
-        _check_rows(train_rows, "train")
-        if not val_rows.empty:
-            _check_rows(val_rows, "val")
+        show = progress and ctx.is_main
 
-        # ---- resume state (read before anything is written) -------------------------------------
-        ckpt_path = _resume_path(run, resume)
-        state: dict[str, Any] | None = None
-        if ckpt_path is not None:
-            state = load_checkpoint(ckpt_path, map_location="cpu", kind="last")
+        def check_data() -> None:  # the checks discover_cases runs, on the rows training reads
+            check_cases(
+                pd.concat([train_rows, val_rows]),
+                progress=show,
+                require_labels=True,
+                resample_ct=bool(tf_kw.get("resample_ct", False)),
+                workers=max(1, n_workers),
+            )
+
+        # A new run's data are checked before its folder is made; an existing folder is locked first
+        # (another run may be writing it) and its data checked when an epoch is left to run.
+        checked = not run.exists()
+        if checked:
+            check_data()
+        if ctx.is_main:
+            held.enter_context(run_lock(run))
+
+        # ---- resume state (read under the lock, before anything is written) ----------------------
+        ckpt_path, state = _resume_state(run, resume)
+        if state is not None:
             diffs = _config_differences(state["config"], config)
             if diffs:
-                listing = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diffs.items())
-                raise ValueError(
-                    f"train: {ckpt_path} belongs to a run with other settings ({listing}). "
-                    f"Use another run_dir, or resume=False to start over in {run}."
+                listing = describe_differences(diffs)
+                raise RunSettingsError(
+                    f"train: {ckpt_path} belongs to a run with other settings ({listing}); use another run "
+                    f"folder, or {_start_over_hint(run)}",
+                    run,
+                    diffs,
                 )
         start_epoch = int(state["epoch"]) if state else 0
+        has_work = start_epoch < epochs and (max_epochs_this_call is None or max_epochs_this_call > 0)
+        if has_work and not checked:
+            check_data()
 
         # ---- seeds, model, optimiser ----------------------------------------------------------
         set_determinism(seed=seed)
@@ -657,16 +829,19 @@ def train(
             )
 
         if ctx.is_main:
-            run.mkdir(parents=True, exist_ok=True)
+            if ckpt_path is None:  # a new run
+                moved = set_aside(run) if earlier_run(run) else None
+                if moved is not None:
+                    log.warning("starting over in %s: the earlier run's files were moved to %s", run, moved)
+            elif _set_aside_stale_best(run, start_epoch):
+                best_metric, best_epoch = math.nan, 0  # the next validation writes best.pt
             write_run_files(run, config, table)
 
         # ---- data (cached only when there is an epoch left to run: a finished run returns at once) ---
-        has_work = start_epoch < epochs and (max_epochs_this_call is None or max_epochs_this_call > 0)
         eval_params = set(inspect.signature(eval_transforms).parameters)
         eval_kw = {k: v for k, v in tf_kw.items() if k in eval_params}
         train_tf = train_transforms(spacing=spc, patch_size=patch, num_samples=num_samples, **tf_kw)
         val_tf = eval_transforms(spacing=spc, **eval_kw)
-        show = progress and ctx.is_main
         # the random transforms only crop and resample (never write into the cache): no copy
         train_ds = CacheDataset(
             _files(train_rows) if has_work else [],
@@ -802,6 +977,7 @@ def train(
             config=config,
         )
     finally:
+        held.close()
         cleanup_distributed(ctx)
 
 
@@ -846,9 +1022,10 @@ def _train_epoch(
             logits = model(inputs)
         loss = loss_fn(logits.float(), labels)
         if not torch.isfinite(loss):
+            cases = ", ".join(sorted({str(c) for c in batch.get("case_id", [])})) or "unknown"
             raise FloatingPointError(
-                f"non-finite training loss ({loss.item()}) at epoch {epoch}, step {steps + 1}; "
-                f"the last checkpoint is kept"
+                f"non-finite training loss ({loss.item()}) at epoch {epoch}, step {steps + 1}, on a batch "
+                f"of cases {cases}; the last checkpoint is kept"
             )
         scaler.scale(loss).backward()
         scaler.step(optimizer)

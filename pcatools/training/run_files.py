@@ -1,12 +1,16 @@
-"""The files of a training run folder that are not checkpoints: config, versions, split, history."""
+"""The files of a training run folder that are not checkpoints: config, versions, split, history;
+the folder's lock, and setting an earlier run's files aside."""
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import json
 import math
 import os
 import platform
-from collections.abc import Mapping
+import socket
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +22,42 @@ from pcatools.data.manifest import write_manifest
 
 __all__ = [
     "HISTORY_COLUMNS",
+    "LOCK_NAME",
+    "RUN_OUTPUTS",
+    "RunBusyError",
+    "earlier_run",
     "history_frame",
     "plain",
     "read_config",
+    "run_lock",
+    "set_aside",
+    "describe_differences",
+    "setting_differences",
     "versions",
     "write_history",
     "write_run_files",
 ]
+
+LOCK_NAME = "train.lock"
+"""The lock file of a run folder (:func:`run_lock`)."""
+
+RUN_OUTPUTS = (
+    "last.pt",
+    "last.prev.pt",
+    "best.pt",
+    "history.csv",
+    "tensorboard",
+    "config.yaml",
+    "versions.json",
+    "split.csv",
+)
+"""What a training run writes in its folder (:func:`set_aside` moves these when a run starts over)."""
+
+RUN_RESULTS = ("last.pt", "last.prev.pt", "best.pt", "history.csv")
+"""The files that hold a run's training (:func:`earlier_run`); the others are rewritten at every start."""
+
+REPLACED_DIR = "replaced"
+"""Sub-folder of a run folder that receives the files of runs started over (:func:`set_aside`)."""
 
 HISTORY_COLUMNS = (
     "epoch",
@@ -57,6 +90,42 @@ def plain(obj: Any) -> Any:
     if hasattr(obj, "item") and not isinstance(obj, str | bytes):
         return obj.item()
     return obj
+
+
+def setting_differences(
+    old: Mapping[str, Any],
+    new: Mapping[str, Any],
+    keys: Iterable[str],
+    defaults: Mapping[str, Any] | None = None,
+) -> dict[str, tuple[Any, Any]]:
+    """``{key: (old, new)}`` for each of ``keys`` whose values differ once made YAML-plain (:func:`plain`).
+
+    ``defaults`` stand in for keys a side lacks (settings added after a run folder was written),
+    so that such a folder still compares equal to a run with the default.
+
+    Examples
+    --------
+    >>> setting_differences({"lr": 0.1, "size": (2, 2)}, {"lr": 0.2, "size": [2, 2]}, ["lr", "size"])
+    {'lr': (0.1, 0.2)}
+    """
+    defaults = defaults or {}
+    out = {}
+    for key in keys:
+        a, b = plain(old.get(key, defaults.get(key))), plain(new.get(key, defaults.get(key)))
+        if a != b:
+            out[key] = (a, b)
+    return out
+
+
+def describe_differences(differences: Mapping[str, tuple[Any, Any]]) -> str:
+    """``{key: (old, new)}`` as one line for messages.
+
+    Examples
+    --------
+    >>> describe_differences({"lr": (0.003, 0.001), "epochs": (2, 4)})
+    'lr: 0.003 -> 0.001; epochs: 2 -> 4'
+    """
+    return "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in differences.items())
 
 
 def versions() -> dict[str, str]:
@@ -107,3 +176,85 @@ def history_frame(history: list[dict[str, Any]]) -> pd.DataFrame:
     rows = [{c: r.get(c, math.nan) for c in HISTORY_COLUMNS} for r in history]
     df = pd.DataFrame(rows, columns=list(HISTORY_COLUMNS))
     return df.astype({"epoch": "int64"}) if len(df) else df
+
+
+class RunBusyError(RuntimeError):
+    """Another process is training in the run folder (the message names the folder and that process)."""
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: str | os.PathLike[str]) -> Iterator[Path]:
+    """Hold the run folder's exclusive lock (``run_dir/train.lock``) while the block runs.
+
+    Two runs writing one folder would interleave their checkpoints and history. The lock is an
+    ``fcntl.flock`` (``msvcrt.locking`` on Windows) on the open file, which the operating system
+    releases when the holder exits or is killed, so a lock left by a dead process never blocks.
+    The file itself stays (removing it would race with the next run taking it); it holds the
+    process id and host of the last holder, for the message.
+
+    Raises
+    ------
+    RunBusyError
+        Another open lock on the file (another process, or another ``train`` in this one).
+    """
+    run = Path(run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    path = run / LOCK_NAME
+    handle = open(path, "a+")  # noqa: SIM115 (kept open for as long as the lock is held)
+    try:
+        try:
+            _lock(handle)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "an unknown process"
+            raise RunBusyError(
+                f"run folder {run} is in use by another training ({holder}, lock {path}); wait for it to "
+                f"finish or use another run folder"
+            ) from None
+        stamp = datetime.datetime.now().isoformat(timespec="seconds")
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {stamp}")
+        handle.flush()
+        yield path
+    finally:
+        handle.close()  # closing the file releases the lock
+
+
+def _lock(handle: Any) -> None:
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        import msvcrt
+
+        handle.seek(0)
+        msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+        return
+    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def earlier_run(run_dir: str | os.PathLike[str]) -> list[str]:
+    """The names of :data:`RUN_RESULTS` present in ``run_dir``: empty where no run has trained there."""
+    return [n for n in RUN_RESULTS if (Path(run_dir) / n).exists()]
+
+
+def set_aside(run_dir: str | os.PathLike[str], names: Sequence[str] = RUN_OUTPUTS) -> Path | None:
+    """Move the files ``names`` of ``run_dir`` (those that exist) into ``run_dir/replaced/<time>/``.
+
+    A run that starts over in its folder keeps the earlier run's history and checkpoints there
+    instead of overwriting them. Returns the folder they went to, or None when none existed.
+    """
+    run = Path(run_dir)
+    present = [n for n in names if (run / n).exists()]
+    if not present:
+        return None
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    target = run / REPLACED_DIR / stamp
+    n = 1
+    while target.exists():
+        n += 1
+        target = run / REPLACED_DIR / f"{stamp}-{n}"
+    target.mkdir(parents=True)
+    for name in present:
+        os.replace(run / name, target / name)
+    return target
