@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv at the repository root and install pcatools with every extra (viewer, notebooks, dev).
+# Create .venv at the repository root and install pcatools with every extra (viewer, notebooks, dev, nnunet).
 # torch is pinned to the CPU build (requirements-cpu.txt); GPU users: see README "GPU".
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +10,11 @@ fi
 . .venv/bin/activate
 python -m pip install -q --upgrade pip
 python -m pip install -q -r "${PCATOOLS_TORCH_REQUIREMENTS:-requirements-cpu.txt}"
-python -m pip install -q -e ".[viewer,notebooks,dev]"
+# nnunetv2 (extra nnunet) needs timm, which needs torchvision, whose newest release would replace torch
+# with another build (multi-GB CUDA): pin torch to the build installed above while installing the extras.
+TORCH_PIN=$(mktemp)
+python -c "import torch; print('torch==' + torch.__version__)" > "$TORCH_PIN"
+python -m pip install -q -c "$TORCH_PIN" -e ".[viewer,notebooks,dev,nnunet]"
+rm -f "$TORCH_PIN"
 python -m ipykernel install --sys-prefix --name python3 >/dev/null
 echo "pcatools $(python -c 'import pcatools; print(pcatools.__version__)') installed in $(pwd)/.venv"

@@ -1,0 +1,43 @@
+"""The paper's losses inside nnU-Net (nnunetv2): trainers, their installation, datasets and the pipeline.
+
+- :mod:`~pcatools.nnunet.trainers`: ``nnUNetTrainerL1DFL`` and ``nnUNetTrainerDiceFocal``, nnU-Net's
+  ``nnUNetTrainer`` with only ``_build_loss`` replaced (the baseline is ``nnUNetTrainer`` itself);
+- :mod:`~pcatools.nnunet.install`: the module that lets ``nnUNetv2_train -tr nnUNetTrainerL1DFL``
+  find them, written into nnU-Net's package and removed again;
+- :mod:`~pcatools.nnunet.dataset`: a phantom or discovered cohort as an nnU-Net raw dataset;
+- :mod:`~pcatools.nnunet.run`: plan and preprocess, train and predict through nnU-Net's API.
+
+Needs the ``nnunet`` extra (``pip install 'pcatools[nnunet]'``, the nnU-Net version it was tested
+with) for everything but :func:`export_dataset`; the trainer classes are imported on first use, so
+importing this package does not import nnU-Net. See ``docs/nnunet.md``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pcatools.nnunet.dataset import export_dataset
+from pcatools.nnunet.install import install_trainers, uninstall_trainers
+from pcatools.nnunet.run import LOSSES, nnunet_paths, plan_and_preprocess, predict, train, trainer_class
+
+__all__ = [
+    "LOSSES",
+    "export_dataset",
+    "install_trainers",
+    "nnUNetTrainerDiceFocal",
+    "nnUNetTrainerL1DFL",
+    "nnunet_paths",
+    "plan_and_preprocess",
+    "predict",
+    "train",
+    "trainer_class",
+    "uninstall_trainers",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("nnUNetTrainerL1DFL", "nnUNetTrainerDiceFocal"):
+        from pcatools.nnunet import trainers
+
+        return getattr(trainers, name)
+    raise AttributeError(f"module 'pcatools.nnunet' has no attribute {name!r}")

@@ -1,0 +1,322 @@
+"""nnU-Net's pipeline from Python: plan and preprocess, train with a pcatools loss, predict.
+
+Each function calls nnU-Net's own API (``nnunetv2.experiment_planning.plan_and_preprocess_api``,
+the trainer classes, ``nnUNetPredictor``) the way its command-line entry points do, with the
+``nnUNet_raw`` / ``nnUNet_preprocessed`` / ``nnUNet_results`` folders given as arguments (or taken
+from those environment variables) instead of only from the environment.
+
+:func:`train` instantiates the trainer class directly, as ``nnunetv2.run.run_training`` does after
+its lookup by name, so it needs nothing written into nnU-Net's package; :func:`predict` resolves the
+pcatools trainer names a checkpoint records the same way (nnU-Net's lookup only falls back to the
+classes it finds in its package). Results land where ``nnUNetv2_train`` puts them,
+``nnUNet_results/DatasetNNN_Name/<Trainer>__nnUNetPlans__<configuration>/fold_<k>``, so
+``nnUNetv2_predict`` and ``nnUNetv2_find_best_configuration`` read them as nnU-Net's own.
+
+nnU-Net starts worker processes with the ``spawn`` method, which re-imports the main module:
+call these functions from under ``if __name__ == "__main__":`` in a script (a notebook, pytest
+and the ``pcatools`` command are fine).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["LOSSES", "nnunet_paths", "plan_and_preprocess", "predict", "train", "trainer_class"]
+
+LOSSES = {"l1dfl": "nnUNetTrainerL1DFL", "dice_focal": "nnUNetTrainerDiceFocal", "dice_ce": "nnUNetTrainer"}
+"""Loss name -> nnU-Net trainer class name; ``dice_ce`` is nnU-Net's stock trainer (Dice + cross-entropy)."""
+
+_PATH_VARS = {"raw": "nnUNet_raw", "preprocessed": "nnUNet_preprocessed", "results": "nnUNet_results"}
+
+
+def trainer_class(loss: str) -> type:
+    """The nnU-Net trainer class that trains with ``loss`` (``l1dfl``, ``dice_focal`` or ``dice_ce``)."""
+    if loss not in LOSSES:
+        raise ValueError(f"loss: expected one of {tuple(LOSSES)}, found {loss!r}")
+    if loss == "dice_ce":
+        from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+        return nnUNetTrainer
+    from pcatools.nnunet import trainers
+
+    cls: type = getattr(trainers, LOSSES[loss])
+    return cls
+
+
+@contextlib.contextmanager
+def nnunet_paths(
+    raw: str | os.PathLike[str] | None = None,
+    preprocessed: str | os.PathLike[str] | None = None,
+    results: str | os.PathLike[str] | None = None,
+    **extra: str | None,
+) -> Iterator[None]:
+    """Set nnU-Net's folder variables (and ``extra`` variables) for the duration; ``None`` keeps the current value.
+
+    nnU-Net reads them from ``os.environ`` when it uses them (and its spawned workers inherit
+    them), so setting them here is enough.
+    """
+    values = {
+        _PATH_VARS[k]: v for k, v in (("raw", raw), ("preprocessed", preprocessed), ("results", results))
+    }
+    values.update(extra)
+    saved = {k: os.environ.get(k) for k in values}
+    try:
+        for key, value in values.items():
+            if value is not None:
+                os.environ[key] = str(Path(value).resolve()) if key in _PATH_VARS.values() else str(value)
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+
+
+def _require(var: str) -> Path:
+    value = os.environ.get(var)
+    if not value:
+        raise ValueError(f"{var} is not set: pass the folder (--{var.split('_')[1]}) or export {var}")
+    return Path(value)
+
+
+def _dataset_name(dataset: int | str) -> str:
+    """``DatasetNNN_Name`` of an id or name, nnU-Net's lookup over the three folders (a ``ValueError`` when absent)."""
+    from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
+
+    try:
+        name: str = maybe_convert_to_dataset_name(dataset)
+    except RuntimeError as err:
+        raise ValueError(str(err).splitlines()[0]) from None
+    return name
+
+
+def _device(device: str | None) -> Any:
+    import torch
+
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device: expected cpu, cuda or mps, found {device!r}")
+    return torch.device(device)
+
+
+def _workers(workers: int | None) -> int:
+    return max(1, min(8, os.cpu_count() or 1) if workers is None else int(workers))
+
+
+def plan_and_preprocess(
+    dataset_id: int,
+    *,
+    raw: str | os.PathLike[str] | None = None,
+    preprocessed: str | os.PathLike[str] | None = None,
+    configurations: Sequence[str] = ("3d_fullres",),
+    workers: int | None = None,
+    verify: bool = True,
+) -> Path:
+    """``nnUNetv2_plan_and_preprocess -d ID -c CONFIGS`` through nnU-Net's API; returns the preprocessed dataset folder.
+
+    Fingerprint (with nnU-Net's dataset integrity check when ``verify``), ``ExperimentPlanner``
+    plans (``nnUNetPlans``) and preprocessing of ``configurations``. A ``splits_final.json`` in
+    the raw dataset (as :func:`pcatools.nnunet.export_dataset` writes) is copied beside the plans,
+    so that training uses its patient-level folds instead of nnU-Net's random ones.
+    """
+    from nnunetv2.experiment_planning.plan_and_preprocess_api import (
+        extract_fingerprints,
+        plan_experiments,
+        preprocess,
+    )
+
+    n = _workers(workers)
+    with nnunet_paths(raw=raw, preprocessed=preprocessed):
+        raw_root, pre_root = _require("nnUNet_raw"), _require("nnUNet_preprocessed")
+        name = _dataset_name(int(dataset_id))
+        extract_fingerprints(
+            [int(dataset_id)], num_processes=n, check_dataset_integrity=verify, verbose=False
+        )
+        plan_experiments([int(dataset_id)])
+        preprocess(
+            [int(dataset_id)], configurations=tuple(configurations), num_processes=[n] * len(configurations)
+        )
+    splits = raw_root / name / "splits_final.json"
+    if splits.is_file():
+        shutil.copyfile(splits, pre_root / name / "splits_final.json")
+    return pre_root / name
+
+
+@contextlib.contextmanager
+def _data_workers(workers: int | None) -> Iterator[None]:
+    """``nnUNet_n_proc_DA`` = ``workers`` for the duration (0: augmentation in the training process)."""
+    with nnunet_paths(nnUNet_n_proc_DA=None if workers is None else str(int(workers))):
+        yield
+
+
+def train(
+    dataset: int | str,
+    configuration: str = "3d_fullres",
+    fold: int | str = 0,
+    loss: str = "l1dfl",
+    *,
+    device: str | None = None,
+    epochs: int | None = None,
+    iterations: int | None = None,
+    val_iterations: int | None = None,
+    validate: bool = True,
+    continue_training: bool = False,
+    plans_identifier: str = "nnUNetPlans",
+    preprocessed: str | os.PathLike[str] | None = None,
+    results: str | os.PathLike[str] | None = None,
+    workers: int | None = None,
+) -> Path:
+    """Train one fold with ``loss`` as ``nnUNetv2_train DATASET CONFIG FOLD -tr <trainer>`` does; returns the model folder.
+
+    Parameters
+    ----------
+    dataset : int or str
+        Dataset id or ``DatasetNNN_Name``.
+    configuration, fold
+        nnU-Net configuration (``3d_fullres``, ``2d`` ...) and fold (0-4 or ``"all"``).
+    loss : {"l1dfl", "dice_focal", "dice_ce"}
+        The trainer (:data:`LOSSES`).
+    device : {"cpu", "cuda", "mps"}, optional
+        Default: cuda when available, else cpu.
+    epochs, iterations, val_iterations : int, optional
+        The trainer's ``num_epochs``, ``num_iterations_per_epoch``, ``num_val_iterations_per_epoch``
+        (nnU-Net: 1000, 250, 50).
+    validate : bool
+        Run nnU-Net's final validation (sliding-window prediction of the fold's validation cases) as
+        ``nnUNetv2_train`` does.
+    continue_training : bool
+        Resume from the fold's latest checkpoint (``--c``).
+    preprocessed, results : path-like, optional
+        ``nnUNet_preprocessed`` / ``nnUNet_results`` (default: the environment variables).
+    workers : int, optional
+        Data-augmentation processes (``nnUNet_n_proc_DA``; 0: in this process).
+
+    Returns
+    -------
+    Path
+        ``nnUNet_results/DatasetNNN_Name/<Trainer>__<plans>__<configuration>`` (``fold_<k>`` inside).
+    """
+    from batchgenerators.utilities.file_and_folder_operations import load_json
+    from nnunetv2.run.run_training import maybe_load_checkpoint
+
+    cls = trainer_class(loss)
+    dev = _device(device)
+    if fold != "all":
+        fold = int(fold)
+    for label, value in (("epochs", epochs), ("iterations", iterations), ("val_iterations", val_iterations)):
+        if value is not None and (int(value) != value or value < 1):
+            raise ValueError(f"{label}: expected a positive integer, found {value!r}")
+    with nnunet_paths(preprocessed=preprocessed, results=results), _data_workers(workers):
+        pre_root = _require("nnUNet_preprocessed")
+        _require("nnUNet_results")
+        name = _dataset_name(dataset)
+        plans_file = pre_root / name / f"{plans_identifier}.json"
+        if not plans_file.is_file():
+            raise FileNotFoundError(f"{plans_file} not found: plan and preprocess dataset {name} first")
+        plans = load_json(str(plans_file))
+        plans["continue_training"] = continue_training
+        dataset_json = load_json(str(pre_root / name / "dataset.json"))
+        trainer = cls(
+            plans=plans, configuration=configuration, fold=fold, dataset_json=dataset_json, device=dev
+        )
+        for attr, value in (
+            ("num_epochs", epochs),
+            ("num_iterations_per_epoch", iterations),
+            ("num_val_iterations_per_epoch", val_iterations),
+        ):
+            if value is not None:
+                setattr(trainer, attr, int(value))
+        maybe_load_checkpoint(trainer, continue_training, False)
+        trainer.run_training()
+        if validate:
+            trainer.perform_actual_validation(False)
+    return Path(trainer.output_folder_base)
+
+
+@contextlib.contextmanager
+def _pcatools_trainers_findable() -> Iterator[None]:
+    """Let ``nnUNetPredictor`` resolve the pcatools trainer names a checkpoint records, without the shim installed."""
+    import nnunetv2.inference.predict_from_raw_data as predictor_module
+
+    original = predictor_module.recursive_find_trainer_class_by_name
+
+    def find(name: str) -> Any:
+        for loss, cls_name in LOSSES.items():
+            if name == cls_name and loss != "dice_ce":
+                return trainer_class(loss)
+        return original(name)
+
+    predictor_module.recursive_find_trainer_class_by_name = find
+    try:
+        yield
+    finally:
+        predictor_module.recursive_find_trainer_class_by_name = original
+
+
+def predict(
+    model_dir: str | os.PathLike[str],
+    images: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    folds: Sequence[int | str] | None = None,
+    checkpoint: str = "checkpoint_final.pth",
+    device: str | None = None,
+    tta: bool = True,
+    step_size: float = 0.5,
+    workers: int | None = None,
+    progress: bool = True,
+) -> Path:
+    """``nnUNetv2_predict`` with nnU-Net's ``nnUNetPredictor``: ``images`` (``<case>_0000/_0001.nii.gz``) -> ``out/<case>.nii.gz``.
+
+    Parameters
+    ----------
+    model_dir : path-like
+        A trained model folder, ``<Trainer>__<plans>__<configuration>`` (what :func:`train` returns).
+    images : path-like
+        Folder of nnU-Net image files (e.g. the raw dataset's ``imagesTs``).
+    out : path-like
+        Prediction folder (created): one label map per case on the image's grid, plus nnU-Net's
+        ``dataset.json``, ``plans.json`` and ``predict_from_raw_data_args.json``.
+    folds : sequence, optional
+        Folds to ensemble (default: every fold with ``checkpoint``).
+    checkpoint : str
+        ``checkpoint_final.pth`` or ``checkpoint_best.pth``.
+    device : {"cpu", "cuda", "mps"}, optional
+        Default: cuda when available, else cpu.
+    tta : bool
+        nnU-Net's mirroring test-time augmentation (``--disable_tta`` turns it off).
+    step_size : float
+        Sliding-window step as a fraction of the patch (nnU-Net: 0.5).
+    workers : int, optional
+        Preprocessing and export processes (default: CPUs, at most 8).
+    """
+    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+
+    model = Path(model_dir)
+    if not (model / "plans.json").is_file():
+        raise FileNotFoundError(f"{model}: not a trained nnU-Net model folder (no plans.json)")
+    n = _workers(workers)
+    dev = _device(device)
+    predictor = nnUNetPredictor(
+        tile_step_size=step_size, use_gaussian=True, use_mirroring=tta,
+        perform_everything_on_device=dev.type == "cuda", device=dev, verbose=False,
+        verbose_preprocessing=False, allow_tqdm=progress,
+    )  # fmt: skip
+    use_folds = None if folds is None else tuple(f if f == "all" else int(f) for f in folds)
+    with _pcatools_trainers_findable():
+        predictor.initialize_from_trained_model_folder(
+            str(model), use_folds=use_folds, checkpoint_name=checkpoint
+        )
+    Path(out).mkdir(parents=True, exist_ok=True)
+    predictor.predict_from_files(
+        str(images), str(out), save_probabilities=False, overwrite=True,
+        num_processes_preprocessing=n, num_processes_segmentation_export=n,
+    )  # fmt: skip
+    return Path(out)

@@ -1,0 +1,153 @@
+"""nnU-Net trainers that train with the paper's losses: ``nnUNetTrainerL1DFL`` and ``nnUNetTrainerDiceFocal``.
+
+Each subclasses nnU-Net's ``nnUNetTrainer`` and replaces only ``_build_loss``, so planning,
+preprocessing, network, augmentation, optimiser, schedule and inference stay nnU-Net's own:
+
+* ``nnUNetTrainerL1DFL``: :class:`pcatools.losses.L1DiceFocalLoss` (L1DFL, eq. 12);
+* ``nnUNetTrainerDiceFocal``: :class:`pcatools.losses.DiceFocalLoss` (DFL, eq. 3, softmax focal);
+* the Dice+CE baseline is nnU-Net's ``nnUNetTrainer`` itself (``DC_and_CE_loss``), unchanged.
+
+Deep supervision. ``_build_loss`` calls nnU-Net's own ``nnUNetTrainer._build_loss`` and puts the
+pcatools loss into the ``DeepSupervisionWrapper`` it returns, so the scale weights are exactly
+nnU-Net's (``1 / 2^i``, the lowest scale zeroed, or ``1e-6`` under DDP, normalised to sum 1)
+rather than a copy that could drift from the installed version. Each scale's loss is computed on
+that scale alone: L1DFL's histogram of ``Delta`` is taken over each output separately.
+
+Tensors. nnU-Net hands the loss logits ``(b, c, *spatial)`` and integer labels ``(b, 1, *spatial)``
+(float dtype at the downsampled scales), which is what both pcatools losses take: they apply the
+softmax over the ``c`` channels and one-hot the labels themselves, background included (the
+paper's definition), so nothing is converted here. Both disable autocast and compute in float32.
+
+Settings. nnU-Net instantiates a trainer from its class name alone (``-tr NAME``), so the loss
+settings are class attributes, each overridden by an environment variable where it is set:
+
+=====================  ==============================  ==================================
+class attribute        environment variable            default
+=====================  ==============================  ==================================
+``loss_bin_width``     ``PCATOOLS_NNUNET_BIN_WIDTH``   ``None``: 0.1 (paper), 0.05 (reference code)
+``loss_gamma``         ``PCATOOLS_NNUNET_GAMMA``       2.0 (focal exponent, both losses)
+``loss_convention``    ``PCATOOLS_NNUNET_CONVENTION``  ``"paper"`` (or ``"reference-code"``)
+=====================  ==============================  ==================================
+
+nnU-Net names the output folder after the class, so a run with other settings should be a
+subclass (``class nnUNetTrainerL1DFL_bw005(nnUNetTrainerL1DFL): loss_bin_width = 0.05``), which
+keeps the runs apart; the loss actually built is written to nnU-Net's training log.
+
+Refused configurations. Region-based training (sigmoid outputs over overlapping regions) and an
+``ignore`` label in ``dataset.json``: L1DFL and DFL are defined on softmax probabilities over
+exclusive classes, and every voxel enters the L1 histogram and the Dice sums, so an unlabelled
+voxel has no meaning in them; ``_build_loss`` raises a one-line ``ValueError`` for both.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar
+
+try:
+    from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
+    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+except ImportError as err:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        f"pcatools.nnunet.trainers needs nnU-Net (nnunetv2): pip install 'pcatools[nnunet]' ({err})"
+    ) from err
+from torch import nn
+
+from pcatools.losses import build_loss
+
+__all__ = [
+    "ENV_BIN_WIDTH",
+    "ENV_CONVENTION",
+    "ENV_GAMMA",
+    "PcatoolsLossTrainer",
+    "nnUNetTrainerDiceFocal",
+    "nnUNetTrainerL1DFL",
+    "loss_settings",
+]
+
+ENV_BIN_WIDTH = "PCATOOLS_NNUNET_BIN_WIDTH"
+ENV_GAMMA = "PCATOOLS_NNUNET_GAMMA"
+ENV_CONVENTION = "PCATOOLS_NNUNET_CONVENTION"
+_CONVENTIONS = ("paper", "reference-code")
+
+
+def _env_float(name: str) -> float | None:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"{name}: expected a number, found {raw!r}") from None
+
+
+def loss_settings(trainer: Any) -> dict[str, Any]:
+    """``{"bin_width", "gamma", "convention"}`` of a trainer (class or instance): environment first, then class.
+
+    Examples
+    --------
+    >>> loss_settings(nnUNetTrainerL1DFL)  # doctest: +SKIP
+    {'bin_width': None, 'gamma': 2.0, 'convention': 'paper'}
+    """
+    bin_width = _env_float(ENV_BIN_WIDTH)
+    gamma = _env_float(ENV_GAMMA)
+    convention = os.environ.get(ENV_CONVENTION, "").strip() or trainer.loss_convention
+    if convention not in _CONVENTIONS:
+        raise ValueError(f"loss convention: expected one of {_CONVENTIONS}, found {convention!r}")
+    return {
+        "bin_width": trainer.loss_bin_width if bin_width is None else bin_width,
+        "gamma": float(trainer.loss_gamma if gamma is None else gamma),
+        "convention": convention,
+    }
+
+
+class PcatoolsLossTrainer(nnUNetTrainer):
+    """Base of the pcatools trainers: nnU-Net's ``nnUNetTrainer`` with ``_build_loss`` swapped for ``loss_name``."""
+
+    loss_name: ClassVar[str] = ""
+    loss_bin_width: ClassVar[float | None] = None
+    loss_gamma: ClassVar[float] = 2.0
+    loss_convention: ClassVar[str] = "paper"
+
+    def build_pcatools_loss(self) -> nn.Module:
+        """The pcatools loss of one deep-supervision scale, with this trainer's settings and class count."""
+        s = loss_settings(self)
+        n_classes = self.label_manager.num_segmentation_heads
+        if self.loss_name == "l1dfl":
+            return build_loss(
+                "l1dfl", bin_width=s["bin_width"], gamma=s["gamma"], convention=s["convention"],
+                num_classes=n_classes,
+            )  # fmt: skip
+        return build_loss(self.loss_name, gamma=s["gamma"])
+
+    def _build_loss(self) -> nn.Module:
+        name = type(self).__name__
+        if self.label_manager.has_regions:
+            raise ValueError(
+                f"{name}: region-based training (dataset.json 'regions_class_order') is not supported: "
+                f"{self.loss_name} needs softmax over exclusive classes; train with nnUNetTrainer"
+            )
+        if self.label_manager.has_ignore_label:
+            raise ValueError(
+                f"{name}: dataset.json declares an ignore label ({self.label_manager.ignore_label}); "
+                f"{self.loss_name} counts every voxel (no unlabelled voxels), so it is refused; train with nnUNetTrainer"
+            )
+        loss = self.build_pcatools_loss()
+        self.print_to_log_file(f"pcatools loss ({type(self).__name__}): {loss!r}")
+        stock = super()._build_loss()  # nnU-Net's DC_and_CE, wrapped with nnU-Net's deep-supervision weights
+        if isinstance(stock, DeepSupervisionWrapper):
+            stock.loss = loss
+            return stock
+        return loss
+
+
+class nnUNetTrainerL1DFL(PcatoolsLossTrainer):
+    """nnU-Net trained with the L1-weighted Dice Focal Loss (paper eq. 12), bin width 0.1, gamma 2."""
+
+    loss_name = "l1dfl"
+
+
+class nnUNetTrainerDiceFocal(PcatoolsLossTrainer):
+    """nnU-Net trained with the Dice Focal Loss (paper eq. 3, softmax focal, gamma 2): L1DFL without the weights."""
+
+    loss_name = "dice_focal"
