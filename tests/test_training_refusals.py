@@ -55,7 +55,7 @@ TINY_CLI = [
 ]  # fmt: skip
 
 
-def invoke(*args: str) -> Any:
+def invoke(*args: str | Path) -> Any:
     """``pcatools ARGS`` in this process; a traceback in the output fails the test."""
     result = CliRunner().invoke(app, [str(a) for a in args])
     assert "Traceback" not in result.output, result.output

@@ -759,7 +759,7 @@ def check_cases(
                 f"{unlabelled[0]}: expected a label file (training needs one), found none "
                 f"({len(unlabelled)} case(s) without a label)"
             )
-    rows = table.to_dict("records")
+    rows = [{str(k): v for k, v in r.items()} for r in table.to_dict("records")]
 
     def one(i: int) -> None:
         try:
