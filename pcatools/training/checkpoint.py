@@ -70,7 +70,13 @@ class CheckpointWriteError(CheckpointError, OSError):
 
 
 def _first_line(err: BaseException) -> str:
+    """The cause of ``err`` in one line; for torch's ``weights_only`` refusal, its reason (the first
+    line there only advises ``weights_only=False``, which must not be done with a file one does not trust)."""
     text = str(err).strip()
+    marker = "WeightsUnpickler error:"
+    if marker in text:
+        detail = " ".join(text.split(marker, 1)[1].split("Check the documentation")[0].split())
+        return f"not loadable with weights_only=True: {detail.split('. Please use')[0]}"
     return text.splitlines()[0] if text else ""
 
 

@@ -361,7 +361,7 @@ def _resume_state(
                 state = load_checkpoint(prev, map_location="cpu", kind="last")
             except CheckpointError as err:
                 raise CheckpointError(
-                    f"{last} is missing and the previous checkpoint cannot be used ({err}); "
+                    f"{last} is missing and the previous checkpoint cannot be used ({str(err).rstrip('.')}); "
                     f"{_start_over_hint(run_dir)}"
                 ) from None
             log.warning(
