@@ -20,6 +20,7 @@ import torch
 import yaml
 
 from pcatools.data.case import Case, write_case
+from pcatools.data.errors import DataError
 from pcatools.training import (
     CheckpointError,
     TrainEvent,
@@ -382,7 +383,7 @@ def test_bad_arguments(cohort: pd.DataFrame, tmp_path: Path) -> None:
         train(cohort.drop(columns="split"), tmp_path / "a", **TINY)
     with pytest.raises(ValueError, match="no rows with split == 'train'"):
         train(cohort.assign(split="test"), tmp_path / "b", **TINY)
-    with pytest.raises(FileNotFoundError, match="column 'pet' do not exist"):
+    with pytest.raises(DataError, match=r"manifest: \d+ pet file\(s\) not found, first: case '\w+': .*missing.nii.gz"):
         train(cohort.assign(pet=str(tmp_path / "missing.nii.gz")), tmp_path / "c", **TINY)
     with pytest.raises(ValueError, match="amp=True needs a CUDA device"):
         train(cohort, tmp_path / "d", **{**TINY, "amp": True})
