@@ -99,7 +99,7 @@ def export_dataset(
             test_fraction=test_fraction, pet_normalization=pet_norm, link=link,
             workers=None if workers == 0 else workers, progress=progress,
         )  # fmt: skip
-    except (DataError, *_ERRORS) as err:
+    except (DataError, ValueError, OSError, ImportError) as err:
         raise _fail(err) from None
     import json
 

@@ -44,6 +44,7 @@ import os
 import re
 import shutil
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -188,7 +189,7 @@ def export_dataset(
                 "n_cases": int(n_cases),
                 "spacing_mm": float(spacing),
             }
-            place = os.replace
+            place: Callable[[str, Path], object] = os.replace
         else:
             from pcatools.data.io import discover_cases
 
@@ -212,14 +213,15 @@ def export_dataset(
             raise ValueError("export_dataset: no training case left; lower test_fraction or add cases")
 
         ds = stage / folder_name
-        rows = []
-        for row in splits.itertuples(index=False):
-            part = "Ts" if row.split == "test" else "Tr"
-            paths = layout_paths(ds, str(row.case_id), "nnunet", split=part)
+        rows: list[dict[str, Any]] = []
+        for row in splits.to_dict("records"):
+            paths = layout_paths(
+                ds, str(row["case_id"]), "nnunet", split="Ts" if row["split"] == "test" else "Tr"
+            )
             for role, path in paths.items():
                 path.parent.mkdir(parents=True, exist_ok=True)
-                place(getattr(row, role), path)
-            rows.append({**row._asdict(), **{k: str(v) for k, v in paths.items()}})
+                place(row[role], path)
+            rows.append({str(k): v for k, v in row.items()} | {k: str(v) for k, v in paths.items()})
         table = pd.DataFrame(rows)
         n_train = int((table["split"] == "train").sum())
         info = {

@@ -133,7 +133,9 @@ def plan_and_preprocess(
     )
 
     n = _workers(workers)
-    with nnunet_paths(raw=raw, preprocessed=preprocessed):
+    # nnU-Net's planner calls torch.set_num_threads(nnUNet_n_proc_DA), which refuses 0 (augmentation in process)
+    da = None if os.environ.get("nnUNet_n_proc_DA", "").strip() != "0" else "1"
+    with nnunet_paths(raw=raw, preprocessed=preprocessed, nnUNet_n_proc_DA=da):
         raw_root, pre_root = _require("nnUNet_raw"), _require("nnUNet_preprocessed")
         name = _dataset_name(int(dataset_id))
         extract_fingerprints(
