@@ -31,7 +31,14 @@ from typing import Any
 
 from torch import nn
 
-__all__ = ["MODEL_NAMES", "build_model", "count_parameters", "model_defaults", "min_input_multiple"]
+__all__ = [
+    "MODEL_NAMES",
+    "build_model",
+    "count_parameters",
+    "min_input_multiple",
+    "model_defaults",
+    "network_class",
+]
 
 MODEL_NAMES = ("segresnet", "attention_unet", "attention_unet_reference")
 
@@ -86,6 +93,22 @@ def model_defaults(name: str) -> dict[str, Any]:
     return dict(_DEFAULTS[_canonical(name)])
 
 
+def network_class(name: str) -> type[nn.Module]:
+    """The MONAI class :func:`build_model` constructs for ``name``: ``SegResNet`` or ``AttentionUnet``.
+
+    One place says which class a name builds, so that the arguments an override may set are read
+    from the same constructor that :func:`build_model` calls (``pcatools train`` refuses the others).
+
+    Examples
+    --------
+    >>> network_class("attention_unet_reference").__name__
+    'AttentionUnet'
+    """
+    from monai.networks.nets import AttentionUnet, SegResNet
+
+    return SegResNet if _canonical(name) == "segresnet" else AttentionUnet
+
+
 def build_model(name: str, in_channels: int = 2, out_channels: int = 2, **overrides: Any) -> nn.Module:
     """Build one of the study's networks (paper section 2.4).
 
@@ -113,9 +136,8 @@ def build_model(name: str, in_channels: int = 2, out_channels: int = 2, **overri
     >>> net(torch.zeros(1, 2, 16, 16, 16)).shape
     torch.Size([1, 2, 16, 16, 16])
     """
-    from monai.networks.nets import AttentionUnet, SegResNet
-
     key = _canonical(name)
+    network = network_class(key)
     params = dict(_DEFAULTS[key])
     unknown_spatial = overrides.get("spatial_dims", 3)
     if unknown_spatial != 3:
@@ -140,13 +162,13 @@ def build_model(name: str, in_channels: int = 2, out_channels: int = 2, **overri
                 f"build_model('segresnet'): blocks_up needs one entry fewer than blocks_down, found "
                 f"blocks_down={params['blocks_down']} and blocks_up={params['blocks_up']}"
             )
-        return SegResNet(in_channels=in_channels, out_channels=out_channels, **params)
+        return network(in_channels=in_channels, out_channels=out_channels, **params)
     if len(params["strides"]) != len(params["channels"]) - 1:
         raise ValueError(
             f"build_model({key!r}): strides needs one entry fewer than channels, found "
             f"channels={params['channels']} and strides={params['strides']}"
         )
-    return AttentionUnet(in_channels=in_channels, out_channels=out_channels, **params)
+    return network(in_channels=in_channels, out_channels=out_channels, **params)
 
 
 def min_input_multiple(name: str, **overrides: Any) -> int:

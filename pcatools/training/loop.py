@@ -500,13 +500,11 @@ def _check_overrides(
 
     Otherwise a mistyped key surfaces as a ``TypeError`` deep inside MONAI's constructors.
     """
-    from monai.networks.nets import AttentionUnet, SegResNet
-
     from pcatools.data.transforms import train_transforms
     from pcatools.losses import build_loss
-    from pcatools.models import model_defaults
+    from pcatools.models import network_class
 
-    network = SegResNet if "blocks_down" in model_defaults(model) else AttentionUnet
+    network = network_class(model)
     for what, given, signature, reserved in (
         ("model_overrides", model_overrides, inspect.signature(network), {"in_channels", "out_channels"}),
         (
