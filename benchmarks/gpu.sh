@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every GPU measurement of issue 5 in one call of under 9 minutes (8 min 40 s of caps) (each part has its own time cap):
+# Every GPU measurement of issues 5 and 18 in one call of under 10 minutes (9 min 25 s of caps) (each part has its own time cap):
 #
 #   1. training steps/s at 128^3, batch 2, 4, 8, AMP, SegResNet and Attention U-Net
 #      (+ the same step with MONAI's DiceFocalLoss at batch 2: the cost of L1DFL in a step)  <= 100 s
@@ -11,6 +11,9 @@
 #   5. python benchmarks/gpu_study.py: the demo study end to end on CUDA (train with AMP, predict,
 #      evaluate, figures; 8 epochs of 10 steps per model), its re-run, and an interrupted
 #      training resumed (2026-11-27: the full 40 epochs did not fit 170 s)                 <= 200 s
+#   6. python benchmarks/nnunet_loss.py: one nnU-Net train_step (AMP) at 128^3, batch 2, with L1DFL
+#      and DFL against nnU-Net's default Dice+CE (time and peak memory ratios; needs nnunetv2,
+#      the nnunet extra; alone: python benchmarks/nnunet_loss.py --device cuda --patch 128 128 128)  <= 45 s
 #
 # Figures are printed and written to benchmarks/results/gpu-<date>.txt (with the GPU's name).
 # Usage: bash benchmarks/gpu.sh            (PYTHON=/path/to/python to choose the interpreter)
@@ -25,12 +28,12 @@ cd "$(dirname "$0")/.."
 if [ "${1:-}" = "--dry-run" ]; then
     DEV=(--device cpu --no-amp); SIZE=32; BATCHES=(1 2); STEPS=(--warmup 1 --steps 1); WORKERS=2; CASES=2
     CASE_SHAPE=(48 48 64); PSTEPS=3; WB=(64 64 96); ROI=32; LOSS_ARGS=(--device cpu --shape 1 2 32 32 32 --repeats 1)
-    STUDY_ARGS=(--profile ci)
+    STUDY_ARGS=(--profile ci); NNUNET_ARGS=(--device cpu --patch 32 32 32 --repeats 1)
     OUT_DIR=/tmp; TAG=gpu-dryrun
 else
     DEV=(--device cuda --amp); SIZE=128; BATCHES=(2 4 8); STEPS=(--warmup 3 --steps 10); WORKERS=8; CASES=8
     CASE_SHAPE=(256 256 400); PSTEPS=24; WB=(352 352 480); ROI=128; LOSS_ARGS=(--device cuda)
-    STUDY_ARGS=(--profile demo --epochs 8)
+    STUDY_ARGS=(--profile demo --epochs 8); NNUNET_ARGS=(--device cuda --patch 128 128 128 --batch 2 --repeats 3)
     OUT_DIR=benchmarks/results; TAG=gpu
 fi
 
@@ -76,6 +79,7 @@ part() {  # part <seconds> <title> <command...>: run with a time cap, report its
         --no-steps-bench --no-inference --workers "${WORKERS}" --pipeline-cases "${CASES}" --pipeline-size "${SIZE}" \
         --case-shape "${CASE_SHAPE[@]}" --pipeline-steps "${PSTEPS}"
     part 200 "study end to end" "${PYTHON}" benchmarks/gpu_study.py "${STUDY_ARGS[@]}"
+    part 45 "nnU-Net train_step: L1DFL vs Dice+CE" "${PYTHON}" benchmarks/nnunet_loss.py "${NNUNET_ARGS[@]}"
     echo
     echo "# total $(( $(date +%s) - START )) s"
 } 2>&1 | tee "${OUT}"

@@ -46,54 +46,6 @@ def _need_nnunet() -> Any:
     return nnunetv2
 
 
-def _plans(n_stages: int = 5) -> dict[str, Any]:
-    """Minimal nnU-Net plans for one ``3d_fullres`` configuration (PlainConvUNet, as nnU-Net plans the phantom)."""
-    strides = [[1, 1, 1]] + [[2, 2, 2]] * (n_stages - 1)
-    return {
-        "dataset_name": "Dataset999_Test",
-        "plans_name": "nnUNetPlans",
-        "original_median_spacing_after_transp": [8.0, 8.0, 8.0],
-        "original_median_shape_after_transp": [32, 32, 32],
-        "image_reader_writer": "SimpleITKIO",
-        "transpose_forward": [0, 1, 2],
-        "transpose_backward": [0, 1, 2],
-        "experiment_planner_used": "ExperimentPlanner",
-        "label_manager": "LabelManager",
-        "configurations": {
-            "3d_fullres": {
-                "data_identifier": "nnUNetPlans_3d_fullres",
-                "preprocessor_name": "DefaultPreprocessor",
-                "batch_size": 2,
-                "patch_size": [32, 32, 32],
-                "spacing": [8.0, 8.0, 8.0],
-                "normalization_schemes": ["CTNormalization", "NoNormalization"],
-                "use_mask_for_norm": [False, False],
-                "batch_dice": False,
-                "architecture": {
-                    "network_class_name": "dynamic_network_architectures.architectures.unet.PlainConvUNet",
-                    "arch_kwargs": {
-                        "n_stages": n_stages,
-                        "features_per_stage": [4 * 2**i for i in range(n_stages)],
-                        "conv_op": "torch.nn.modules.conv.Conv3d",
-                        "kernel_sizes": [[3, 3, 3]] * n_stages,
-                        "strides": strides,
-                        "n_conv_per_stage": [1] * n_stages,
-                        "n_conv_per_stage_decoder": [1] * (n_stages - 1),
-                        "conv_bias": True,
-                        "norm_op": "torch.nn.modules.instancenorm.InstanceNorm3d",
-                        "norm_op_kwargs": {"eps": 1e-05, "affine": True},
-                        "dropout_op": None,
-                        "dropout_op_kwargs": None,
-                        "nonlin": "torch.nn.LeakyReLU",
-                        "nonlin_kwargs": {"inplace": True},
-                    },
-                    "_kw_requires_import": ["conv_op", "norm_op", "dropout_op", "nonlin"],
-                },
-            }
-        },
-    }
-
-
 DATASET_JSON = {
     "channel_names": {"0": "CT", "1": "noNorm"},
     "labels": {"background": 0, "lesion": 1},
@@ -102,16 +54,11 @@ DATASET_JSON = {
 }
 
 
-def _trainer(
-    cls: type, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dataset_json: dict | None = None
-) -> Any:
-    monkeypatch.setenv("nnUNet_results", str(tmp_path / "results"))
-    plans = _plans()
-    plans["continue_training"] = False
-    return cls(
-        plans=plans, configuration="3d_fullres", fold=0, dataset_json=dataset_json or DATASET_JSON,
-        device=torch.device("cpu"),
-    )  # fmt: skip
+def _trainer(cls: type, tmp_path: Path, dataset_json: dict | None = None) -> Any:
+    """A trainer on nnU-Net plans for a 64^3 patch (5 stages: 4 deep-supervision outputs), no dataset needed."""
+    from pcatools.nnunet.trainers import standalone_trainer
+
+    return standalone_trainer(cls, tmp_path / "results", (64, 64, 64), dataset_json or DATASET_JSON)
 
 
 def _scales(c: int = 2, seed: int = 0) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -125,17 +72,15 @@ def _scales(c: int = 2, seed: int = 0) -> tuple[list[torch.Tensor], list[torch.T
     return outputs, targets
 
 
-def test_l1dfl_trainer_loss_is_l1dfl_at_every_scale_with_nnunet_weights(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_l1dfl_trainer_loss_is_l1dfl_at_every_scale_with_nnunet_weights(tmp_path: Path) -> None:
     _need_nnunet()
     from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
     from pcatools.nnunet import nnUNetTrainerL1DFL
 
-    loss = _trainer(nnUNetTrainerL1DFL, tmp_path, monkeypatch)._build_loss()
-    stock = _trainer(nnUNetTrainer, tmp_path, monkeypatch)._build_loss()
+    loss = _trainer(nnUNetTrainerL1DFL, tmp_path)._build_loss()
+    stock = _trainer(nnUNetTrainer, tmp_path)._build_loss()
     assert isinstance(loss, DeepSupervisionWrapper)
     assert loss.weight_factors == stock.weight_factors  # nnU-Net's own weights
     assert loss.weight_factors == pytest.approx((4 / 7, 2 / 7, 1 / 7, 0.0), abs=1e-12)  # 1/2^i, last 0, sum 1
@@ -151,11 +96,11 @@ def test_l1dfl_trainer_loss_is_l1dfl_at_every_scale_with_nnunet_weights(
     torch.testing.assert_close(loss(outputs, targets), by_hand, rtol=1e-6, atol=0)
 
 
-def test_dice_focal_trainer_loss_is_pcatools_dfl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dice_focal_trainer_loss_is_pcatools_dfl(tmp_path: Path) -> None:
     _need_nnunet()
     from pcatools.nnunet import nnUNetTrainerDiceFocal
 
-    loss = _trainer(nnUNetTrainerDiceFocal, tmp_path, monkeypatch)._build_loss()
+    loss = _trainer(nnUNetTrainerDiceFocal, tmp_path)._build_loss()
     dfl = DiceFocalLoss(gamma=2.0)
     outputs, targets = _scales(seed=1)
     for o, t in zip(outputs, targets, strict=True):
@@ -166,12 +111,12 @@ def test_dice_focal_trainer_loss_is_pcatools_dfl(tmp_path: Path, monkeypatch: py
     torch.testing.assert_close(loss(outputs, targets), by_hand, rtol=1e-6, atol=0)
 
 
-def test_three_classes_take_multiclass_l1dfl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_three_classes_take_multiclass_l1dfl(tmp_path: Path) -> None:
     _need_nnunet()
     from pcatools.nnunet import nnUNetTrainerL1DFL
 
     three = {**DATASET_JSON, "labels": {"background": 0, "lesion": 1, "organ": 2}}
-    loss = _trainer(nnUNetTrainerL1DFL, tmp_path, monkeypatch, three)._build_loss()
+    loss = _trainer(nnUNetTrainerL1DFL, tmp_path, three)._build_loss()
     o = torch.randn(2, 3, 8, 8, 8, generator=torch.Generator().manual_seed(2))
     t = torch.randint(0, 3, (2, 1, 8, 8, 8), generator=torch.Generator().manual_seed(3))
     assert torch.equal(loss.loss(o, t), L1DiceFocalLoss(num_classes=3)(o, t))
@@ -191,13 +136,13 @@ def test_settings_come_from_class_attributes_then_environment(
     for var in (ENV_BIN_WIDTH, ENV_GAMMA, ENV_CONVENTION):
         monkeypatch.delenv(var, raising=False)
     assert loss_settings(nnUNetTrainerL1DFL) == {"bin_width": None, "gamma": 2.0, "convention": "paper"}
-    built = _trainer(nnUNetTrainerL1DFL_bw02, tmp_path, monkeypatch)._build_loss().loss
+    built = _trainer(nnUNetTrainerL1DFL_bw02, tmp_path)._build_loss().loss
     assert (built.bin_width, built.gamma, built.convention) == (0.2, 1.0, "paper")
 
     monkeypatch.setenv(ENV_BIN_WIDTH, "0.05")
     monkeypatch.setenv(ENV_GAMMA, "3")
     monkeypatch.setenv(ENV_CONVENTION, "reference-code")
-    built = _trainer(nnUNetTrainerL1DFL_bw02, tmp_path, monkeypatch)._build_loss().loss
+    built = _trainer(nnUNetTrainerL1DFL_bw02, tmp_path)._build_loss().loss
     assert repr(built) == repr(L1DiceFocalLoss(bin_width=0.05, gamma=3.0, convention="reference-code"))
 
     monkeypatch.setenv(ENV_GAMMA, "two")
@@ -222,12 +167,12 @@ def test_settings_come_from_class_attributes_then_environment(
     ids=["ignore-label", "regions"],
 )
 def test_ignore_label_and_regions_are_refused(
-    labels: dict, extra: dict, message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    labels: dict, extra: dict, message: str, tmp_path: Path
 ) -> None:
     _need_nnunet()
     from pcatools.nnunet import nnUNetTrainerL1DFL
 
-    trainer = _trainer(nnUNetTrainerL1DFL, tmp_path, monkeypatch, {**DATASET_JSON, "labels": labels, **extra})
+    trainer = _trainer(nnUNetTrainerL1DFL, tmp_path, {**DATASET_JSON, "labels": labels, **extra})
     with pytest.raises(ValueError, match=message):
         trainer._build_loss()
 

@@ -42,6 +42,7 @@ voxel has no meaning in them; ``_build_loss`` raises a one-line ``ValueError`` f
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 try:
@@ -63,6 +64,8 @@ __all__ = [
     "nnUNetTrainerDiceFocal",
     "nnUNetTrainerL1DFL",
     "loss_settings",
+    "plans_for_patch",
+    "standalone_trainer",
 ]
 
 ENV_BIN_WIDTH = "PCATOOLS_NNUNET_BIN_WIDTH"
@@ -151,3 +154,109 @@ class nnUNetTrainerDiceFocal(PcatoolsLossTrainer):
     """nnU-Net trained with the Dice Focal Loss (paper eq. 3, softmax focal, gamma 2): L1DFL without the weights."""
 
     loss_name = "dice_focal"
+
+
+def plans_for_patch(
+    patch_size: Sequence[int] = (64, 64, 64), spacing_mm: float = 2.0, batch_size: int = 2
+) -> dict[str, Any]:
+    """nnU-Net plans with one ``3d_fullres`` configuration for a cubic-ish patch, no dataset needed.
+
+    The network is the ``PlainConvUNet`` nnU-Net's ``ExperimentPlanner`` builds: stride 2 in every
+    axis until the smallest side is 4 voxels, 32 features doubling per stage up to 320, two 3x3x3
+    convolutions per stage, instance norm, leaky ReLU; ``batch_dice`` False. So a trainer (and its
+    loss and network) can be made without planning a dataset (tests, benchmarks).
+
+    Examples
+    --------
+    >>> plans_for_patch((64, 64, 64))["configurations"]["3d_fullres"]["architecture"]["arch_kwargs"]["features_per_stage"]
+    [32, 64, 128, 256, 320]
+    """
+    patch = [int(p) for p in patch_size]
+    if len(patch) != 3 or min(patch) < 8:
+        raise ValueError(f"patch_size: expected three sizes >= 8, found {tuple(patch_size)}")
+    n_stages = 1
+    while min(patch) // 2 ** (n_stages - 1) > 4:
+        n_stages += 1
+    if any(p % 2 ** (n_stages - 1) for p in patch):
+        raise ValueError(
+            f"patch_size: every side must be divisible by {2 ** (n_stages - 1)}, found {tuple(patch)}"
+        )
+    arch = {
+        "n_stages": n_stages,
+        "features_per_stage": [min(32 * 2**i, 320) for i in range(n_stages)],
+        "conv_op": "torch.nn.modules.conv.Conv3d",
+        "kernel_sizes": [[3, 3, 3]] * n_stages,
+        "strides": [[1, 1, 1]] + [[2, 2, 2]] * (n_stages - 1),
+        "n_conv_per_stage": [2] * n_stages,
+        "n_conv_per_stage_decoder": [2] * (n_stages - 1),
+        "conv_bias": True,
+        "norm_op": "torch.nn.modules.instancenorm.InstanceNorm3d",
+        "norm_op_kwargs": {"eps": 1e-05, "affine": True},
+        "dropout_op": None,
+        "dropout_op_kwargs": None,
+        "nonlin": "torch.nn.LeakyReLU",
+        "nonlin_kwargs": {"inplace": True},
+    }
+    return {
+        "dataset_name": "Dataset999_Standalone",
+        "plans_name": "nnUNetPlans",
+        "original_median_spacing_after_transp": [spacing_mm] * 3,
+        "original_median_shape_after_transp": patch,
+        "image_reader_writer": "SimpleITKIO",
+        "transpose_forward": [0, 1, 2],
+        "transpose_backward": [0, 1, 2],
+        "experiment_planner_used": "ExperimentPlanner",
+        "label_manager": "LabelManager",
+        "configurations": {
+            "3d_fullres": {
+                "data_identifier": "nnUNetPlans_3d_fullres",
+                "preprocessor_name": "DefaultPreprocessor",
+                "batch_size": int(batch_size),
+                "patch_size": patch,
+                "spacing": [spacing_mm] * 3,
+                "normalization_schemes": ["CTNormalization", "NoNormalization"],
+                "use_mask_for_norm": [False, False],
+                "batch_dice": False,
+                "architecture": {
+                    "network_class_name": "dynamic_network_architectures.architectures.unet.PlainConvUNet",
+                    "arch_kwargs": arch,
+                    "_kw_requires_import": ["conv_op", "norm_op", "dropout_op", "nonlin"],
+                },
+            }
+        },
+    }
+
+
+PSMA_DATASET_JSON = {
+    "channel_names": {"0": "CT", "1": "noNorm"},
+    "labels": {"background": 0, "lesion": 1},
+    "numTraining": 1,
+    "file_ending": ".nii.gz",
+}
+"""``dataset.json`` of an exported PSMA dataset (:mod:`pcatools.nnunet.dataset`)."""
+
+
+def standalone_trainer(
+    cls: type,
+    results: str | os.PathLike[str],
+    patch_size: Sequence[int] = (64, 64, 64),
+    dataset_json: dict[str, Any] | None = None,
+    device: str = "cpu",
+) -> Any:
+    """A trainer of class ``cls`` on :func:`plans_for_patch` plans, its log and output folder under ``results``.
+
+    nnU-Net's trainer wants plans, a ``dataset.json`` and an ``nnUNet_results`` folder; this gives
+    it all three without a dataset, so its ``_build_loss()`` and, after ``initialize()``, its
+    ``network``, ``loss`` and ``train_step`` can be used as nnU-Net uses them.
+    """
+    import torch
+
+    from pcatools.nnunet.run import nnunet_paths
+
+    plans = plans_for_patch(patch_size)
+    plans["continue_training"] = False
+    with nnunet_paths(results=results):
+        return cls(
+            plans=plans, configuration="3d_fullres", fold=0, dataset_json=dataset_json or PSMA_DATASET_JSON,
+            device=torch.device(device),
+        )  # fmt: skip
