@@ -18,6 +18,13 @@ Here:
    foreground probability map too, float32 on the same grid (``<case_id>_probs.nii.gz``), for
    the viewer's L1 layers.
 
+Provenance: :func:`predict_manifest` records what made each mask in ``provenance.json`` beside
+the masks (the checkpoint's SHA-256, the sliding-window window, overlap and blending, whether
+probability maps were written, and the path, size and modification time of the CT and PET), and
+reuses an existing mask only where the record matches the request; a folder holding masks made
+otherwise is refused unless ``overwrite`` replaces them, so that one model's masks are never taken
+for another's.
+
 Reading chosen where the paper is vague: the argmax is taken on the training grid and the
 label map is resampled with nearest neighbour (the public code inverts the logits with
 linear interpolation and takes the argmax after; both agree where the grids coincide).
@@ -25,8 +32,13 @@ linear interpolation and takes the argmax after; both agree where the grids coin
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import hashlib
+import json
+import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, overload
 
@@ -38,6 +50,10 @@ from torch import nn
 
 __all__ = [
     "PROBS_SUFFIX",
+    "PROVENANCE_NAME",
+    "PredictionMismatchError",
+    "PredictionWriteError",
+    "file_sha256",
     "load_model",
     "predict_case",
     "predict_manifest",
@@ -45,9 +61,84 @@ __all__ = [
     "sliding_window_logits",
 ]
 
+log = logging.getLogger("pcatools.inference")
+
 _MODES = ("gaussian", "constant")
 PROBS_SUFFIX = "_probs"
 """Added to the case id for the probability map beside a mask: ``<case_id>_probs.nii.gz``."""
+
+PROVENANCE_NAME = "provenance.json"
+"""The file in a prediction folder that records what made each mask (:func:`predict_manifest`)."""
+
+PROVENANCE_FORMAT = "pcatools-predictions/1"
+
+#: Record fields that must match for a mask to be reused, with how a difference is described.
+_COMPARED = {
+    "checkpoint_sha256": "by another checkpoint",
+    "roi_size": "with roi_size {old}",
+    "overlap": "with overlap {old}",
+    "mode": "with mode {old!r}",
+    "ct": "from another CT file (path, size or time)",
+    "pet": "from another PET file (path, size or time)",
+}
+
+
+class PredictionMismatchError(ValueError):
+    """The output folder holds masks made by another checkpoint, with other options or from other
+    input files than asked; ``overwrite=True`` (``pcatools predict --overwrite``) replaces them.
+
+    ``out_dir`` and ``differences`` (``{case_id: what differs}``) let callers such as a study name
+    their own way of starting over.
+    """
+
+    def __init__(self, message: str, out_dir: Path, differences: Mapping[str, str]) -> None:
+        super().__init__(message)
+        self.out_dir, self.differences = Path(out_dir), dict(differences)
+
+
+class PredictionWriteError(OSError):
+    """A mask, probability map or record cannot be written (disk full, folder not writable).
+
+    An ``OSError`` because that is what it is; the message names the file. Masks written before it
+    are complete and recorded (every file is written atomically), so a re-run continues.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+_SHA256_CACHE: dict[tuple[str, int, int], str] = {}
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 (hex) of a file, read in 1 MiB chunks; remembered per (path, size, mtime) in this process.
+
+    What made a prediction is recorded by the checkpoint's content, not its name (a ``best.pt``
+    is replaced as training goes on); the cache spares hashing one checkpoint again for every call
+    of a run, such as a study predicting with each of its models again.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.NamedTemporaryFile(delete=False) as f:
+    ...     _ = f.write(b"abc")
+    >>> file_sha256(f.name)[:16]
+    'ba7816bf8f01cfea'
+    """
+    p = os.path.abspath(path)
+    st = os.stat(p)
+    key = (p, st.st_size, st.st_mtime_ns)
+    if key not in _SHA256_CACHE:
+        digest = hashlib.sha256()
+        with open(p, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+        _SHA256_CACHE[key] = digest.hexdigest()
+    return _SHA256_CACHE[key]
 
 
 def probs_path(mask_path: str | os.PathLike[str]) -> Path:
@@ -64,23 +155,43 @@ def probs_path(mask_path: str | os.PathLike[str]) -> Path:
     return p.with_name(p.name[: -len(".nii.gz")] + PROBS_SUFFIX + ".nii.gz")
 
 
-def _check_sw(roi_size: Sequence[int], overlap: float, mode: str, sw_batch_size: int) -> tuple[int, ...]:
-    roi = tuple(int(r) for r in roi_size)
-    if len(roi) != 3 or any(r < 1 for r in roi):
-        raise ValueError(f"roi_size must be 3 positive integers (x, y, z), got {tuple(roi_size)}")
-    if not 0.0 <= float(overlap) < 1.0:
-        raise ValueError(f"overlap must be in [0, 1), got {overlap}")
-    if mode not in _MODES:
-        raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
-    if int(sw_batch_size) < 1:
-        raise ValueError(f"sw_batch_size must be >= 1, got {sw_batch_size}")
+def _check_sw(
+    roi_size: Sequence[int] | None = None,
+    overlap: float | None = None,
+    mode: str | None = None,
+    sw_batch_size: int | None = None,
+) -> tuple[int, ...] | None:
+    """Check the sliding-window settings given (``None`` = not given); return ``roi_size`` as a tuple.
+
+    ``pcatools predict`` checks its options here before anything is loaded (a bad option exits 2),
+    and :func:`predict_manifest` the settings it resolves from the checkpoint, with the same rules.
+    """
+    roi = None
+    if roi_size is not None:
+        roi = tuple(int(r) for r in roi_size)
+        if len(roi) != 3 or any(r < 1 for r in roi):
+            raise ValueError(f"roi_size must be 3 positive integers (x, y, z), found {tuple(roi_size)}")
+    if overlap is not None and not 0.0 <= float(overlap) < 1.0:
+        raise ValueError(f"overlap must be in [0, 1), found {overlap}")
+    if mode is not None and mode not in _MODES:
+        raise ValueError(f"mode must be one of {_MODES}, found {mode!r}")
+    if sw_batch_size is not None and int(sw_batch_size) < 1:
+        raise ValueError(f"sw_batch_size must be >= 1, found {sw_batch_size}")
     return roi
 
 
 def _device(device: str | torch.device | None) -> torch.device:
+    """The device to predict on (``None``: CUDA if available), refusing a CUDA device that is not there
+    (torch would fail on the first tensor moved, deep in the model)."""
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"device: expected cpu, cuda or cuda:N, found {device!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device: {device!r} asked, but torch finds no CUDA device here; use cpu")
+    return dev
 
 
 def sliding_window_logits(
@@ -106,7 +217,8 @@ def sliding_window_logits(
     """
     from monai.inferers import sliding_window_inference
 
-    roi = _check_sw(roi_size, overlap, mode, sw_batch_size)
+    _check_sw(roi_size, overlap, mode, sw_batch_size)
+    roi = tuple(int(r) for r in roi_size)
     if image.ndim != 5:
         raise ValueError(f"image must be (B, C, X, Y, Z), found shape {tuple(image.shape)}")
     dev = _device(device)
@@ -285,20 +397,70 @@ def load_model(
 
     The config (model name and overrides, channels, spacing, patch size, transform settings,
     sliding-window settings) is the one :func:`pcatools.training.train` stored.
+
+    Raises
+    ------
+    CheckpointError
+        The file is not a readable pcatools checkpoint, its config does not build a network, or
+        its weights do not fit the network the config builds: one line naming the checkpoint, the
+        first parameter that differs with both shapes, and the config's model settings (instead of
+        torch's list of every mismatch, hundreds of lines for a SegResNet).
     """
     from pcatools.models import build_model
-    from pcatools.training.checkpoint import load_checkpoint
+    from pcatools.training.checkpoint import CheckpointError, load_checkpoint
 
     state = load_checkpoint(checkpoint, map_location="cpu")
-    config = dict(state["config"])
-    net = build_model(
-        config["model"],
-        in_channels=int(config.get("in_channels", 2)),
-        out_channels=int(config.get("out_channels", 2)),
-        **dict(config.get("model_overrides") or {}),
-    )
+    config = state["config"]
+    if not isinstance(config, Mapping) or "model" not in config:
+        raise CheckpointError(
+            f"checkpoint {checkpoint}: expected a config with a 'model' entry, found {config!r}"
+        )
+    config = dict(config)
+    settings = _model_settings(config)
+    try:
+        net = build_model(
+            config["model"],
+            in_channels=int(config.get("in_channels", 2)),
+            out_channels=int(config.get("out_channels", 2)),
+            **dict(config.get("model_overrides") or {}),
+        )
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(
+            f"checkpoint {checkpoint}: its config's model settings ({settings}) do not build a network "
+            f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
+        ) from None
+    problem = _weights_problem(net, state["model"])
+    if problem is not None:
+        raise CheckpointError(
+            f"checkpoint {checkpoint}: its weights do not fit the network its config describes: {problem} "
+            f"(config: {settings})"
+        )
     net.load_state_dict(state["model"])
     return net.to(_device(device)).eval(), config
+
+
+def _model_settings(config: Mapping[str, Any]) -> str:
+    """The config entries that decide a network's shape, as one line for messages."""
+    keys = ("model", "model_overrides", "in_channels", "out_channels")
+    return ", ".join(f"{k} {config.get(k)!r}" for k in keys)
+
+
+def _weights_problem(net: nn.Module, weights: Any) -> str | None:
+    """The first difference between ``net``'s parameters and the stored ``weights``, or ``None``."""
+    if not isinstance(weights, Mapping):
+        return f"expected a dict of tensors, found {type(weights).__name__}"
+    expected = net.state_dict()
+    for name, tensor in expected.items():
+        if name not in weights:
+            return f"parameter {name} {tuple(tensor.shape)} of the network is not in the checkpoint"
+        stored = tuple(getattr(weights[name], "shape", ()))
+        if stored != tuple(tensor.shape):
+            return f"parameter {name} has shape {stored} in the checkpoint and {tuple(tensor.shape)} in the network"
+    extra = [k for k in weights if k not in expected]
+    if extra:
+        shape = tuple(getattr(weights[extra[0]], "shape", ()))
+        return f"the checkpoint's parameter {extra[0]} {shape} is not in the network ({len(extra)} such)"
+    return None
 
 
 def _eval_transform_from_config(config: Mapping[str, Any]) -> Any:
@@ -309,6 +471,70 @@ def _eval_transform_from_config(config: Mapping[str, Any]) -> Any:
     params = set(inspect.signature(eval_transforms).parameters)
     extra = {k: v for k, v in dict(config.get("transform_overrides") or {}).items() if k in params}
     return eval_transforms(spacing=tuple(config.get("spacing", (2.0, 2.0, 2.0))), **extra)
+
+
+def _input_record(path: str) -> dict[str, Any]:
+    """Path, size and modification time of an input image (``None`` where it cannot be read)."""
+    full = os.path.abspath(path) if path else ""
+    try:
+        st = os.stat(full)
+    except OSError:
+        return {"path": full, "size": None, "mtime_ns": None}
+    return {"path": full, "size": int(st.st_size), "mtime_ns": int(st.st_mtime_ns)}
+
+
+def _difference(old: Any, new: Mapping[str, Any]) -> str | None:
+    """How the mask ``old`` records was made otherwise than ``new`` asks, or ``None`` when it can be reused.
+
+    A mask made with probability maps serves a request without them (the mask is the same); the
+    reverse is a difference, since the maps are missing.
+    """
+    if not isinstance(old, Mapping):
+        return f"of unknown origin (no record in {PROVENANCE_NAME})"
+    for key, phrase in _COMPARED.items():
+        if old.get(key) != new[key]:
+            return phrase.format(old=old.get(key))
+    if new["save_probs"] and not old.get("save_probs"):
+        return "without probability maps (save_probs)"
+    return None
+
+
+def _describe(differences: Mapping[str, str], shown: int = 3) -> str:
+    """``{case_id: phrase}`` as ``"2 by another checkpoint (a, b); 1 with overlap 0.5 (c)"``."""
+    groups: dict[str, list[str]] = {}
+    for case_id, phrase in differences.items():
+        groups.setdefault(phrase, []).append(case_id)
+    parts = []
+    for phrase, ids in groups.items():
+        listed = ", ".join(ids[:shown]) + (", ..." if len(ids) > shown else "")
+        parts.append(f"{len(ids)} {phrase} ({listed})")
+    return "; ".join(parts)
+
+
+def _read_provenance(out: Path) -> dict[str, Any]:
+    """The mask records of ``out/provenance.json`` by case id; none where the file is absent or unreadable
+    (its masks then count as of unknown origin, which only ``overwrite`` replaces)."""
+    try:
+        data = json.loads((out / PROVENANCE_NAME).read_text())
+    except (OSError, ValueError):
+        return {}
+    masks = data.get("masks") if isinstance(data, dict) and data.get("format") == PROVENANCE_FORMAT else None
+    return dict(masks) if isinstance(masks, dict) else {}
+
+
+@contextlib.contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """Turn a failed write of ``path`` into one :class:`PredictionWriteError` line naming it."""
+    try:
+        yield
+    except PredictionWriteError:
+        raise
+    except OSError as err:
+        cause = f"[Errno {err.errno}] {err.strerror}" if err.errno else str(err)
+        raise PredictionWriteError(
+            f"cannot write {path}: disk full or not writable ({type(err).__name__}: {cause}); the masks "
+            f"written before it are complete and recorded in {PROVENANCE_NAME}, a re-run continues"
+        ) from None
 
 
 def predict_manifest(
@@ -324,8 +550,15 @@ def predict_manifest(
     overwrite: bool = False,
     progress: bool = True,
     save_probs: bool = False,
+    check_inputs: bool = True,
 ) -> pd.DataFrame:
     """Predict every case of a manifest with a checkpoint; masks go to ``out_dir/<case_id>.nii.gz``.
+
+    Every mask written is recorded in ``out_dir/provenance.json``: the checkpoint's SHA-256
+    (:func:`file_sha256`), ``roi_size``, ``overlap``, ``mode``, ``save_probs``, and the path, size
+    and modification time of the case's CT and PET. An existing mask is reused only where its
+    record matches this call (the same checkpoint content, options and input files), because a
+    folder of masks reused without a check turned a second model's predictions into the first's.
 
     Parameters
     ----------
@@ -335,32 +568,54 @@ def predict_manifest(
     manifest
         DataFrame or CSV with ``case_id, ct, pet`` (``label`` optional).
     out_dir
-        Output folder (created). Also receives ``predictions.csv`` (the manifest + ``pred``).
+        Output folder (created). Also receives ``predictions.csv`` (the manifest + ``pred``) and
+        ``provenance.json``.
     roi_size, overlap, mode, sw_batch_size
         Sliding-window settings; ``None`` takes the training run's (window = training patch).
     device, amp
         As in :func:`predict_case`.
     overwrite
-        Re-predict cases whose mask exists (default: skip them; masks are written atomically,
-        so an existing file is complete).
+        Predict every case again, replacing masks made otherwise (default: reuse a mask made by
+        the same checkpoint and options, refuse one made otherwise). Masks are written
+        atomically and recorded after they are complete, so an existing recorded mask is whole.
     progress
-        tqdm bar.
+        tqdm bars.
     save_probs
         Also write each case's foreground probability map (float32, the mask's grid, see
         :func:`predict_case`) to :func:`probs_path` of its mask, ``<case_id>_probs.nii.gz``, for
         ``pcatools view --probs`` (the L1 layers); a case whose map is missing is predicted again.
+    check_inputs
+        Check the cases to predict with :func:`pcatools.data.io.check_cases` first (files read
+        whole, one voxel grid, finite values), so that a bad case is one error naming it and its
+        file instead of a mask of zeros around a NaN or a MONAI traceback. ``False`` only for a
+        table that :func:`~pcatools.data.io.discover_cases` has just checked the same way.
 
     Returns
     -------
     pandas.DataFrame
         The manifest with a column ``pred`` (path of each mask, str) and, with ``save_probs``,
-        ``probs`` (path of each probability map).
+        ``probs`` (path of each probability map). ``attrs["reused"]`` and ``attrs["predicted"]``
+        count the masks reused and written.
+
+    Raises
+    ------
+    PredictionMismatchError
+        Without ``overwrite``: masks in ``out_dir`` made by another checkpoint, with other options,
+        from other input files, or with no record (a ``ValueError``; the message counts them by
+        reason).
+    CheckpointError
+        The checkpoint cannot be read, or its weights do not fit its config (:func:`load_model`).
+    DataError
+        A case to predict fails :func:`~pcatools.data.io.check_cases` (names the case and file).
+    PredictionWriteError
+        A file cannot be written (disk full); an ``OSError`` naming the file.
     """
     from tqdm.auto import tqdm
 
     from pcatools._atomic import write_text_atomic
-    from pcatools.data.case import save_nifti
-    from pcatools.training.loop import read_manifest
+    from pcatools.data.case import save_nifti, save_niftis
+    from pcatools.data.io import check_cases
+    from pcatools.data.manifest import read_manifest
 
     table = read_manifest(manifest)
     for col in ("case_id", "ct", "pet"):
@@ -380,38 +635,106 @@ def predict_manifest(
                 f"predict_manifest: case ids {clashes[:5]} would be overwritten by the probability maps "
                 f"<case_id>{PROBS_SUFFIX}.nii.gz of other cases; rename them or predict without save_probs"
             )
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    read_manifest(
+        table, check_files=("ct", "pet")
+    )  # a missing image: one line naming it, before the model loads
     dev = _device(device)
     model, config = load_model(checkpoint, dev)
-    roi = tuple(roi_size) if roi_size is not None else tuple(config.get("patch_size", (128, 128, 128)))
+    roi = tuple(int(r) for r in (roi_size if roi_size is not None else config.get("patch_size", (128,) * 3)))
     ov = float(config.get("overlap", 0.25) if overlap is None else overlap)
     md = str(config.get("sw_mode", "gaussian") if mode is None else mode)
     swb = int(config.get("sw_batch_size", 4) if sw_batch_size is None else sw_batch_size)
     _check_sw(roi, ov, md, swb)
     tf = _eval_transform_from_config(config)
-    preds: list[str] = []
-    prob_paths: list[str] = []
-    for case_id, row in tqdm(
-        zip(ids, table.to_dict("records"), strict=True),
-        total=len(table),
-        desc="predict",
-        disable=not progress,
-    ):
+
+    out = Path(out_dir)
+    with _writing(out):
+        out.mkdir(parents=True, exist_ok=True)
+    records = _read_provenance(out)
+    rows = table.to_dict("records")
+    sha = file_sha256(checkpoint)
+    wanted: dict[str, dict[str, Any]] = {}
+    reuse: set[str] = set()
+    differences: dict[str, str] = {}
+    for case_id, row in zip(ids, rows, strict=True):
+        wanted[case_id] = {
+            "checkpoint_sha256": sha,
+            "roi_size": list(roi),
+            "overlap": ov,
+            "mode": md,
+            "save_probs": bool(save_probs),
+            "ct": _input_record(str(row["ct"])),
+            "pet": _input_record(str(row["pet"])),
+        }
         target = out / f"{case_id}.nii.gz"
-        probs_target = probs_path(target)
-        if overwrite or not target.exists() or (save_probs and not probs_target.exists()):
-            if save_probs:
-                mask, probs = predict_case(model, row, tf, roi, ov, md, swb, dev, amp, return_probs=True)
-                save_nifti(probs, probs_target)
-            else:
-                mask = predict_case(model, row, tf, roi, ov, md, swb, dev, amp)
-            save_nifti(mask, target)
-        preds.append(str(target))
-        prob_paths.append(str(probs_target))
+        if not target.exists():
+            continue
+        why = _difference(records.get(case_id), wanted[case_id])
+        if why is not None:
+            differences[case_id] = why
+        elif not save_probs or probs_path(target).exists():
+            reuse.add(case_id)
+        # else: made by the same checkpoint and options, its probability map lost: made again
+    if differences and not overwrite:
+        raise PredictionMismatchError(
+            f"prediction folder {out}: {len(differences)} of the {len(ids)} masks to write exist and were not "
+            f"made by checkpoint {checkpoint} with these options and input files: {_describe(differences)}; "
+            f"pass overwrite=True (pcatools predict --overwrite) to replace them, or predict into another folder",
+            out,
+            differences,
+        )
+    todo = [i for i, c in enumerate(ids) if overwrite or c not in reuse]
+    if check_inputs and todo:
+        check_cases(
+            table.iloc[todo],
+            progress=progress,
+            require_labels=False,
+            resample_ct=bool(dict(config.get("transform_overrides") or {}).get("resample_ct", False)),
+            workers=min(4, os.cpu_count() or 1),
+        )
+    provenance = out / PROVENANCE_NAME
+
+    def write_provenance() -> None:
+        with _writing(provenance):
+            write_text_atomic(
+                provenance,
+                json.dumps({"format": PROVENANCE_FORMAT, "masks": records}, indent=1, sort_keys=True) + "\n",
+            )
+
+    # a mask about to be replaced loses its record first: a crash then leaves it of unknown origin,
+    # never recorded as what it is not
+    if any(ids.iloc[i] in records for i in todo):
+        for i in todo:
+            records.pop(ids.iloc[i], None)
+        write_provenance()
+    for i in tqdm(todo, desc="predict", disable=not progress):
+        case_id, row = ids.iloc[i], rows[i]
+        target = out / f"{case_id}.nii.gz"
+        if save_probs:
+            mask, probs = predict_case(model, row, tf, roi, ov, md, swb, dev, amp, return_probs=True)
+            with _writing(target):
+                save_niftis({"probs": probs, "mask": mask}, {"probs": probs_path(target), "mask": target})
+        else:
+            mask = predict_case(model, row, tf, roi, ov, md, swb, dev, amp)
+            with _writing(target):
+                save_nifti(mask, target)
+        records[case_id] = {
+            **wanted[case_id],
+            "checkpoint": os.path.abspath(checkpoint),
+            "sw_batch_size": swb,
+            "device": str(dev),
+            "amp": dev.type == "cuda" and (amp is None or bool(amp)),
+            "written": datetime.datetime.now().isoformat(timespec="seconds"),
+        }
+        write_provenance()
+    n_reused = len(ids) - len(todo)
+    if n_reused:
+        log.info("reused %d masks made by the same checkpoint and options in %s", n_reused, out)
     result = table.copy()
-    result["pred"] = preds
+    result["pred"] = [str(out / f"{c}.nii.gz") for c in ids]
     if save_probs:
-        result["probs"] = prob_paths
-    write_text_atomic(out / "predictions.csv", result.to_csv(index=False))
+        result["probs"] = [str(probs_path(out / f"{c}.nii.gz")) for c in ids]
+    with _writing(out / "predictions.csv"):
+        write_text_atomic(out / "predictions.csv", result.to_csv(index=False))
+    result.attrs.update(reused=n_reused, predicted=len(todo))
     return result

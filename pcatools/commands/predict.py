@@ -12,7 +12,9 @@ NAME = "predict"
 def run(
     checkpoint: Path = typer.Argument(..., help="best.pt / last.pt of a training run."),
     source: Path = typer.Argument(..., help="Manifest CSV (columns case_id, ct, pet) or a dataset folder."),
-    out_dir: Path = typer.Argument(..., help="Output folder: <case_id>.nii.gz and predictions.csv."),
+    out_dir: Path = typer.Argument(
+        ..., help="Output folder: <case_id>.nii.gz, predictions.csv and provenance.json."
+    ),
     split: str | None = typer.Option(
         None, help="Only rows of this split (train, val, test) of a manifest with 'split'."
     ),
@@ -26,7 +28,10 @@ def run(
     sw_batch_size: int | None = typer.Option(None, help="Windows per forward pass."),
     device: str | None = typer.Option(None, help="cpu / cuda (default: CUDA if available)."),
     amp: bool | None = typer.Option(None, "--amp/--no-amp", help="float16 autocast (default: on with CUDA)."),
-    overwrite: bool = typer.Option(False, help="Re-predict cases whose mask exists."),
+    overwrite: bool = typer.Option(
+        False,
+        help="Predict every case again, replacing masks made by another checkpoint or with other options.",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar."),
     save_probs: bool = typer.Option(
         False,
@@ -37,31 +42,41 @@ def run(
 ) -> None:
     """Predict lesion masks (paper 2.7): sliding window, argmax, inverted onto each PET's original grid.
 
-    Writes uint8 NIfTI masks with the PET's affine to OUT_DIR/<case_id>.nii.gz (skipping existing
-    ones unless --overwrite) and OUT_DIR/predictions.csv (the manifest plus a 'pred' column).
-    With --save-probs also the foreground probability maps beside the masks
+    Writes uint8 NIfTI masks with the PET's affine to OUT_DIR/<case_id>.nii.gz, OUT_DIR/predictions.csv
+    (the manifest plus a 'pred' column) and OUT_DIR/provenance.json (the checkpoint's SHA-256, the
+    options and the input files of each mask). A mask already there is reused when the same
+    checkpoint made it with the same options from the same files; masks made otherwise are refused
+    unless --overwrite. The cases to predict are checked first (files whole, one voxel grid, finite
+    values). With --save-probs also the foreground probability maps beside the masks
     (<case_id>_probs.nii.gz, column 'probs'); a mask is 1 exactly where its map is above 0.5.
     """
-    from pcatools.commands.train import parse_triple
-    from pcatools.inference import predict_manifest
+    from pcatools.commands.train import _fail, parse_triple
+    from pcatools.inference import _check_sw, _device, predict_manifest
     from pcatools.training import CheckpointError, read_manifest
 
-    if source.is_dir():
-        from pcatools.data.io import discover_cases
-
-        table = discover_cases(source, progress=progress, require_labels=False)
-    else:
-        table = read_manifest(source)
-    if split is not None:
-        if "split" not in table:
-            typer.echo(f"pcatools predict: --split given but {source} has no 'split' column", err=True)
-            raise typer.Exit(code=1)
-        table = table[table["split"] == split].reset_index(drop=True)
-        if table.empty:
-            typer.echo(f"pcatools predict: no rows with split == {split!r} in {source}", err=True)
-            raise typer.Exit(code=1)
-    roi = parse_triple(roi_size, int, "roi_size") if roi_size is not None else None
+    try:  # the options, before anything is read: a bad one exits 2
+        roi = parse_triple(roi_size, int, "roi_size") if roi_size is not None else None
+        _check_sw(roi, overlap, mode, sw_batch_size)
+        _device(device)
+    except typer.BadParameter as err:
+        _fail(err.message, code=2)
+    except ValueError as err:
+        _fail(str(err), code=2)
     try:
+        if source.is_dir():
+            from pcatools.data.io import discover_cases
+
+            table = discover_cases(source, progress=progress, require_labels=False)
+        else:
+            table = read_manifest(source)
+        if split is not None:
+            if "split" not in table:
+                raise ValueError(f"--split {split}: expected a 'split' column in {source}, found none")
+            table = table[table["split"] == split].reset_index(drop=True)
+            if table.empty:
+                raise ValueError(
+                    f"--split {split}: expected rows with split == {split!r} in {source}, found none"
+                )
         result = predict_manifest(
             checkpoint,
             table,
@@ -75,9 +90,12 @@ def run(
             overwrite=overwrite,
             progress=progress,
             save_probs=save_probs,
+            check_inputs=not source.is_dir(),  # discover_cases has just run the same checks
         )
-    except (CheckpointError, ValueError, FileNotFoundError) as err:
-        typer.echo(f"pcatools predict: {err}", err=True)
-        raise typer.Exit(code=1) from err
+    except (CheckpointError, ValueError, OSError) as err:
+        # a bad checkpoint, case, manifest or folder of other masks, a full disk: each names its file
+        _fail(str(err))
+    if result.attrs.get("reused"):
+        typer.echo(f"reused {result.attrs['reused']} masks made by the same checkpoint and options")
     maps = " and probability maps" if save_probs else ""
     typer.echo(f"{len(result)} masks{maps} in {out_dir} (list: {Path(out_dir) / 'predictions.csv'})")
