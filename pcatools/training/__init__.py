@@ -1,16 +1,22 @@
 """Training (paper section 2.5): the loop, checkpoints with exact resume, and DDP helpers.
 
-- :func:`train` / :class:`TrainResult` / :class:`TrainEvent` (:mod:`pcatools.training.loop`)
-- checkpoints: :func:`save_checkpoint`, :func:`load_checkpoint`, :class:`CheckpointError`
-  (:mod:`pcatools.training.checkpoint`)
+- :func:`train` / :class:`TrainResult` / :class:`TrainEvent`, :class:`RunSettingsError`
+  (:mod:`pcatools.training.loop`)
+- checkpoints: :func:`save_checkpoint`, :func:`load_checkpoint`, :class:`CheckpointError`,
+  :class:`CheckpointWriteError` (:mod:`pcatools.training.checkpoint`)
 - ``torchrun``: :func:`setup_distributed`, :class:`DistContext`, :func:`all_reduce_sum`
   (:mod:`pcatools.training.distributed`)
-- run-folder files: :func:`write_run_files`, :func:`versions` (:mod:`pcatools.training.run_files`)
+- run-folder files: :func:`write_run_files`, :func:`versions`, the folder's lock :func:`run_lock` and
+  :class:`RunBusyError` (:mod:`pcatools.training.run_files`)
+
+The errors are exported here so that a caller catches what :func:`train` refuses without knowing
+which module raises it.
 """
 
 from pcatools.training.checkpoint import (
     CHECKPOINT_FORMAT,
     CheckpointError,
+    CheckpointWriteError,
     capture_rng_state,
     load_checkpoint,
     previous_path,
@@ -28,6 +34,7 @@ from pcatools.training.loop import (
     IDENTITY_KEYS,
     EpochSampler,
     EpochSeededDataset,
+    RunSettingsError,
     TrainEvent,
     TrainResult,
     default_workers,
@@ -37,14 +44,25 @@ from pcatools.training.loop import (
     train,
     train_loader,
 )
-from pcatools.training.run_files import HISTORY_COLUMNS, history_frame, read_config, versions, write_run_files
+from pcatools.training.run_files import (
+    HISTORY_COLUMNS,
+    RunBusyError,
+    history_frame,
+    read_config,
+    run_lock,
+    versions,
+    write_run_files,
+)
 
 __all__ = [
     "CHECKPOINT_FORMAT",
     "HISTORY_COLUMNS",
     "IDENTITY_KEYS",
     "CheckpointError",
+    "CheckpointWriteError",
     "DistContext",
+    "RunBusyError",
+    "RunSettingsError",
     "TrainEvent",
     "TrainResult",
     "all_reduce_sum",
@@ -63,6 +81,7 @@ __all__ = [
     "EpochSeededDataset",
     "read_manifest",
     "restore_rng_state",
+    "run_lock",
     "save_checkpoint",
     "setup_distributed",
     "train",
