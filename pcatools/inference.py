@@ -123,10 +123,10 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
 
     Examples
     --------
-    >>> import tempfile
-    >>> with tempfile.NamedTemporaryFile(delete=False) as f:
-    ...     _ = f.write(b"abc")
-    >>> file_sha256(f.name)[:16]
+    >>> import pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "best.pt"
+    >>> _ = path.write_bytes(b"abc")
+    >>> file_sha256(path)[:16]
     'ba7816bf8f01cfea'
     """
     p = os.path.abspath(path)
