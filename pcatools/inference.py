@@ -473,14 +473,32 @@ def _eval_transform_from_config(config: Mapping[str, Any]) -> Any:
     return eval_transforms(spacing=tuple(config.get("spacing", (2.0, 2.0, 2.0))), **extra)
 
 
-def _input_record(path: str) -> dict[str, Any]:
-    """Path, size and modification time of an input image (``None`` where it cannot be read)."""
+def _input_record(path: str, out: Path) -> dict[str, Any]:
+    """Path (absolute, and relative to the prediction folder ``out``), size and modification time of an
+    input image; size and time are ``None`` where the file cannot be read."""
     full = os.path.abspath(path) if path else ""
+    try:
+        relative = Path(os.path.relpath(full, os.path.abspath(out))).as_posix() if full else ""
+    except ValueError:  # another drive
+        relative = full
     try:
         st = os.stat(full)
     except OSError:
-        return {"path": full, "size": None, "mtime_ns": None}
-    return {"path": full, "size": int(st.st_size), "mtime_ns": int(st.st_mtime_ns)}
+        return {"path": full, "relative": relative, "size": None, "mtime_ns": None}
+    return {"path": full, "relative": relative, "size": int(st.st_size), "mtime_ns": int(st.st_mtime_ns)}
+
+
+def _same_file(old: Any, new: Mapping[str, Any]) -> bool:
+    """Whether an input recorded as ``old`` is the file ``new`` describes: the same size and time (to the
+    nanosecond), and the same absolute path or the same path relative to the prediction folder.
+
+    Either path will do, so that a prediction folder moved alone, or a run folder moved or copied with
+    its images and its predictions inside (a study, whose manifests are relative too), keeps its masks.
+    """
+    if not isinstance(old, Mapping) or new["size"] is None:
+        return False
+    same_path = old.get("path") == new["path"] or old.get("relative") == new["relative"]
+    return same_path and (old.get("size"), old.get("mtime_ns")) == (new["size"], new["mtime_ns"])
 
 
 def _difference(old: Any, new: Mapping[str, Any]) -> str | None:
@@ -492,7 +510,8 @@ def _difference(old: Any, new: Mapping[str, Any]) -> str | None:
     if not isinstance(old, Mapping):
         return f"of unknown origin (no record in {PROVENANCE_NAME})"
     for key, phrase in _COMPARED.items():
-        if old.get(key) != new[key]:
+        same = _same_file(old.get(key), new[key]) if key in ("ct", "pet") else old.get(key) == new[key]
+        if not same:
             return phrase.format(old=old.get(key))
     if new["save_probs"] and not old.get("save_probs"):
         return "without probability maps (save_probs)"
@@ -555,10 +574,11 @@ def predict_manifest(
     """Predict every case of a manifest with a checkpoint; masks go to ``out_dir/<case_id>.nii.gz``.
 
     Every mask written is recorded in ``out_dir/provenance.json``: the checkpoint's SHA-256
-    (:func:`file_sha256`), ``roi_size``, ``overlap``, ``mode``, ``save_probs``, and the path, size
-    and modification time of the case's CT and PET. An existing mask is reused only where its
-    record matches this call (the same checkpoint content, options and input files), because a
-    folder of masks reused without a check turned a second model's predictions into the first's.
+    (:func:`file_sha256`), ``roi_size``, ``overlap``, ``mode``, ``save_probs``, and the path
+    (absolute and relative to ``out_dir``), size and modification time of the case's CT and PET. An existing
+    mask is reused only where its record matches this call (the same checkpoint content, options
+    and input files), because a folder of masks reused without a check turned a second model's
+    predictions into the first's.
 
     Parameters
     ----------
@@ -663,8 +683,8 @@ def predict_manifest(
             "overlap": ov,
             "mode": md,
             "save_probs": bool(save_probs),
-            "ct": _input_record(str(row["ct"])),
-            "pet": _input_record(str(row["pet"])),
+            "ct": _input_record(str(row["ct"]), out),
+            "pet": _input_record(str(row["pet"]), out),
         }
         target = out / f"{case_id}.nii.gz"
         if not target.exists():

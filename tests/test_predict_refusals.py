@@ -125,7 +125,10 @@ def test_second_checkpoint_into_the_first_ones_folder_is_refused_until_overwrite
         np.testing.assert_array_equal(np.asarray(written.dataobj), np.asarray(expected.dataobj))
     records = json.loads((pred / PROVENANCE_NAME).read_text())["masks"]
     assert {r["checkpoint_sha256"] for r in records.values()} == {file_sha256(setup["b"])}
-    assert records["c00"]["pet"]["path"] == table["pet"][0]
+    pet = records["c00"]["pet"]
+    assert (
+        pet["path"] == table["pet"][0] and (pred / pet["relative"]).resolve() == Path(pet["path"]).resolve()
+    )
 
     # the same weights under another name are the same checkpoint
     copy = shutil.copy2(setup["b"], pred.parent / "copy_of_b.pt")
@@ -149,6 +152,18 @@ def test_other_options_are_refused(
     assert result.exit_code == 1
     line = error_line(result)
     assert f"input files: 2 {reason} (c00, c01); pass overwrite=True (pcatools predict --overwrite)" in line
+
+
+def test_images_and_masks_copied_together_are_still_the_same(setup: dict[str, Path], tmp_path: Path) -> None:
+    """A study folder holds its images and masks; a copy of it (times kept) reuses its masks."""
+    shutil.copytree(setup["root"] / "data", tmp_path / "data")
+    shutil.copytree(setup["pred_a"], tmp_path / "pred")
+    table = pd.read_csv(setup["csv"])
+    for col in ("ct", "pet", "label"):
+        table[col] = [str(tmp_path / Path(p).relative_to(setup["root"])) for p in table[col]]
+    table.to_csv(tmp_path / "cases.csv", index=False)
+    result = invoke(*predict_args(setup["a"], tmp_path / "cases.csv", tmp_path / "pred"))
+    assert result.exit_code == 0 and "reused 2 masks" in result.output
 
 
 def test_another_input_file_or_no_record_is_refused(setup: dict[str, Path], pred: Path) -> None:
