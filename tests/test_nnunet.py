@@ -311,6 +311,28 @@ def test_export_dataset_writes_an_nnunet_raw_dataset_with_patient_level_folds(tm
     )
 
 
+def test_export_dataset_from_a_discovered_cohort_links_its_files(tmp_path: Path) -> None:
+    from pcatools.data.phantom import make_cohort
+    from pcatools.nnunet import export_dataset
+
+    source = make_cohort(
+        4, tmp_path / "autopet", layout="autopet", spacing=(8.0,) * 3, workers=1, progress=False
+    )
+    ds = export_dataset(
+        tmp_path / "raw", data_dir=tmp_path / "autopet", test_fraction=0.25, link=True, progress=False
+    )
+    info = json.loads((ds / "dataset.json").read_text())
+    assert info["pcatools"]["source"] == str((tmp_path / "autopet").resolve())
+    assert (info["numTraining"], info["pcatools"]["test_cases"], info["pcatools"]["folds"]) == (3, 1, 3)
+    for row in source.itertuples():
+        split = "Tr" if (ds / "labelsTr" / f"{row.case_id}.nii.gz").exists() else "Ts"
+        assert (ds / f"images{split}" / f"{row.case_id}_0000.nii.gz").samefile(
+            row.ct
+        )  # hard links, not copies
+        assert (ds / f"images{split}" / f"{row.case_id}_0001.nii.gz").samefile(row.pet)
+        assert (ds / f"labels{split}" / f"{row.case_id}.nii.gz").samefile(row.label)
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -325,6 +347,7 @@ def test_export_dataset_writes_an_nnunet_raw_dataset_with_patient_level_folds(tm
             "loss: expected one of ('l1dfl', 'dice_focal', 'dice_ce')",
         ),
         (["train", "501", "3d_fullres", "0", "--device", "tpu"], "device: expected cpu, cuda or mps"),
+        (["train", "501", "3d_fullres", "first"], "fold: expected an integer (0-4) or 'all', found 'first'"),
         (["predict", "MODEL", "IMAGES", "OUT"], "not a trained nnU-Net model folder"),
     ],
 )

@@ -211,7 +211,10 @@ def train(
     cls = trainer_class(loss)
     dev = _device(device)
     if fold != "all":
-        fold = int(fold)
+        try:
+            fold = int(fold)
+        except ValueError:
+            raise ValueError(f"fold: expected an integer (0-4) or 'all', found {fold!r}") from None
     for label, value in (("epochs", epochs), ("iterations", iterations), ("val_iterations", val_iterations)):
         if value is not None and (int(value) != value or value < 1):
             raise ValueError(f"{label}: expected a positive integer, found {value!r}")
