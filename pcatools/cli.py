@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from pcatools import __version__
-from pcatools.commands import convert, evaluate, phantom, predict, study, train, view
+from pcatools.commands import convert, evaluate, nnunet, phantom, predict, study, train, view
 
 app = typer.Typer(
     help="pcatools: L1-weighted Dice Focal Loss study toolkit for PSMA PET/CT lesion segmentation.",
@@ -31,6 +31,7 @@ def main(
 
 for module in (convert, phantom, train, predict, study, evaluate, view):
     app.command(name=module.NAME, help=module.run.__doc__)(module.run)
+app.add_typer(nnunet.app, name=nnunet.NAME)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -339,21 +339,33 @@ def predict_grid(
     run_dir: Path, split: pd.DataFrame, checkpoints: dict[str, Path], profile: StudyProfile, progress: bool
 ) -> pd.DataFrame:
     """Predict the test set with every checkpoint; one row per (case, network, loss) with column ``pred``."""
-    from pcatools.inference import predict_manifest
+    import warnings
+
+    from pcatools.inference import PredictionMismatchError, predict_manifest
 
     test = split[split["split"] == "test"].reset_index(drop=True)
     frames = []
     for key, checkpoint in checkpoints.items():
         network, loss = key.split("__")
-        preds = predict_manifest(
-            checkpoint,
-            test,
-            run_dir / "predictions" / key,
+        kwargs: dict[str, Any] = dict(
             roi_size=profile.roi_size,
             overlap=profile.overlap,
             sw_batch_size=profile.sw_batch_size,
             progress=progress,
         )
+        out = run_dir / "predictions" / key
+        try:
+            preds = predict_manifest(checkpoint, test, out, **kwargs)
+        except PredictionMismatchError as err:
+            # the study owns its predictions folder: masks its own models made with other
+            # settings (or before pcatools recorded provenance) are remade, and it says so
+            warnings.warn(
+                f"study {run_dir}: re-predicting {len(err.differences)} test masks of {key} "
+                f"({next(iter(err.differences.values()), 'no record')})",
+                UserWarning,
+                stacklevel=2,
+            )
+            preds = predict_manifest(checkpoint, test, out, overwrite=True, **kwargs)
         frames.append(preds.assign(network=network, loss=loss))
     return pd.concat(frames, ignore_index=True)
 

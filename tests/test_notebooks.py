@@ -34,6 +34,7 @@ CI_PARAMETERS: dict[str, dict[str, object]] = {
     "06_volume": {},
     "07_dissemination": {},
     "08_your_predictions": {},  # study_dir and out_dir are filled in with the shared tiny study
+    "09_nnunet": {"work_dir": "nnunet_work", "n_cases": 8, "iterations": 1},
 }
 
 # the results notebooks also read a `pcatools evaluate` folder (the ``ci_evaluation`` fixture)
@@ -131,7 +132,7 @@ def test_notebook_executes(name: str, ci_study: Path, tmp_path: Path, xvfb_displ
     params = dict(CI_PARAMETERS[name])
     if name == "08_your_predictions":
         params.update(study_dir=str(ci_study), out_dir=str(tmp_path / "evaluation"))
-    elif name != "01_data":  # 01 reads data, not a study
+    elif name not in ("01_data", "09_nnunet"):  # these read data, not a study
         params.setdefault("run_dir", str(ci_study))
     if name in ("02_l1_weights", "08_your_predictions") and xvfb_display is None:
         params["show_napari"] = False
