@@ -387,8 +387,10 @@ def test_sigint_leaves_no_mixed_out(cohort: Path, tmp_path: Path) -> None:
     assert _cli(*_args(cohort, out))[0] == 0
     before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     marker = tmp_path / "drawing"
+    # a pytest-xdist worker ignores SIGINT and its children inherit that; a user's terminal does not
     code = (
-        "import pathlib, sys, time\n"
+        "import pathlib, signal, sys, time\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "import pcatools.study as st\n"
         "real = st.draw_figures\n"
         "def slow(*a, **k):\n"
