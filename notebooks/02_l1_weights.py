@@ -131,25 +131,17 @@ no_window = "show_napari = False" if not show_napari else pv.display_problem()
 
 if no_window is None:
     get_ipython().run_line_magic("gui", "qt")  # type: ignore[name-defined]  # noqa: F821
-    viewer = pv.view_case(patch_case, probs=fg_probs, bin_width=bin_width, block=False)
+    viewer = pv.view_case(
+        patch_case, probs=fg_probs, bin_width=bin_width, block=False, weights=True, screenshot=screenshot_path
+    )  # weights over CT with their colour bar; tick PET back on in the layer list
     slider = viewer.window.dock_widgets["L1 bin width"]
     print([(layer.name, tuple(float(s) for s in layer.scale)) for layer in viewer.layers])
-    weights_layer = viewer.layers["L1 weights"]
-    weights_layer.visible, weights_layer.blending, weights_layer.opacity = True, "translucent", 0.6
-    viewer.layers["PET (SUV)"].visible = False  # weights over CT; tick PET back on in the layer list
     shot = viewer.screenshot(canvas_only=True, flash=False)
     print("screenshot", shot.shape, "non-blank:", bool(shot[..., :3].std() > 0))
     slider(bin_width=0.2)  # what moving the slider does
     print("largest bin index after Gamma = 0.2:", int(viewer.layers["L1 bin index"].data.max()))
     slider(bin_width=bin_width)
-    display(px.imshow(shot, title="napari screenshot (L1 weights over PET/CT, coronal)"))
-    if screenshot_path:
-        from PIL import Image
-
-        viewer.window.resize(1500, 760)
-        Image.fromarray(viewer.screenshot(canvas_only=False, flash=False)).convert("RGB").save(
-            screenshot_path
-        )
+    display(px.imshow(shot, title="napari screenshot (L1 weights over CT, coronal)"))
 else:
     print(f"No napari window ({no_window}): the same layers as static coronal slices.")
     get_ipython().run_line_magic("matplotlib", "inline")  # type: ignore[name-defined]  # noqa: F821

@@ -72,6 +72,7 @@ __all__ = [
     "add_lesion_dock",
     "update_l1_layers",
     "bin_width_widget",
+    "show_l1_weights",
     "resolve_case_paths",
     "load_target",
     "set_coronal",
@@ -779,6 +780,18 @@ def bin_width_widget(
     return l1_bin_width
 
 
+def show_l1_weights(viewer: napari.Viewer) -> None:
+    """Put the ``L1 weights`` layer on view: visible, translucent over the CT, with its colour bar.
+
+    PET is hidden (tick it back on in the layer list), so that the weights are read against
+    anatomy rather than against another hot colormap; this is the README's picture.
+    """
+    weights = viewer.layers[L1_LAYER_NAMES[2]]
+    weights.visible, weights.blending, weights.opacity = True, "translucent", 0.6
+    weights.colorbar.visible = True
+    viewer.layers[BASE_LAYER_NAMES[1]].visible = False
+
+
 # --------------------------------------------------------------------------- opening cases
 
 
@@ -884,6 +897,7 @@ def view_case(
     show: bool = True,
     block: bool = True,
     screenshot: str | os.PathLike[str] | None = None,
+    weights: bool = False,
 ) -> napari.Viewer:
     """Open a case in napari with the PET, CT, masks, the L1 layers and the lesion dock.
 
@@ -911,7 +925,11 @@ def view_case(
         Show the window at :data:`SCREENSHOT_SIZE`, write a PNG of it (frame, layer list and
         docks included) there and return without running the event loop (``block`` is
         ignored).
+    weights : bool
+        Open on the L1 weights (:func:`show_l1_weights`); needs ``probs``.
     """
+    if weights and probs is None:
+        raise ValueError("view_case: weights=True needs probs (the foreground probability map)")
     preds_in = _named_preds(pred)
     require_display()
     case = load_target(case_or_paths, data_dir)
@@ -935,6 +953,8 @@ def view_case(
         add_lesion_dock(viewer, case, preds)
     if p is not None:
         bin_width_widget(viewer, case, p, value=bin_width)
+        if weights:
+            show_l1_weights(viewer)
     viewer.dims.set_point(1, slice_mm(case, 1, lesion_slice(case, 1)))  # set_coronal slices along y
     if screenshot is not None:
         from qtpy.QtWidgets import QApplication

@@ -136,7 +136,15 @@ def test_notebook_executes(name: str, ci_study: Path, tmp_path: Path, xvfb_displ
         params.setdefault("run_dir", str(ci_study))
     if name in ("02_l1_weights", "08_your_predictions") and xvfb_display is None:
         params["show_napari"] = False
+    if name == "02_l1_weights":  # the README's picture is made this way
+        params["screenshot_path"] = str(tmp_path / "l1_weights_napari.png")
     out = _execute(name, params, tmp_path)
+    if name == "02_l1_weights" and params["show_napari"]:
+        from PIL import Image
+
+        from pcatools.viewer import SCREENSHOT_SIZE
+
+        assert Image.open(tmp_path / "l1_weights_napari.png").size == SCREENSHOT_SIZE
     if name == "08_your_predictions":
         text = _output_text(out)
         assert "pcatools evaluate" in text and "segresnet/l1dfl" in text  # the command and the models

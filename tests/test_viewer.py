@@ -675,3 +675,39 @@ def _save_docs_screenshot(viewer: Any, out: Path) -> None:
     viewer.layers["prediction"].visible = True
     viewer.layers["ground truth"].contour = 0
     viewer.layers["L1 bin index"].visible = False
+
+
+@pytest.mark.gui
+@pytest.mark.xdist_group("napari")
+def test_weights_view_screenshot_has_the_colour_bar_and_the_gamma_dock(xvfb: str, tmp_path: Path) -> None:
+    """``view_case(weights=True, screenshot=...)`` (notebook 02's README picture): the weights layer
+    shown with its colour bar, PET hidden, and the window's PNG holds the Gamma dock."""
+    from napari.utils.colormaps import ensure_colormap
+    from PIL import Image as PILImage
+
+    from pcatools.viewer import SCREENSHOT_SIZE, view_case
+
+    case, probs = make_case()
+    with pytest.raises(ValueError, match="weights=True needs probs"):
+        view_case(case, weights=True, show=False, block=False)
+    out = tmp_path / "weights.png"
+    viewer = view_case(case, probs=probs, weights=True, block=False, screenshot=out)
+    try:
+        weights = viewer.layers["L1 weights"]
+        assert weights.visible and weights.colorbar.visible
+        assert not viewer.layers["PET (SUV)"].visible and viewer.layers["CT"].visible
+        assert "L1 bin width" in viewer.window.dock_widgets
+        img = np.asarray(PILImage.open(out).convert("RGB")).astype(int)
+        assert img.shape[:2] == SCREENSHOT_SIZE[::-1]
+        # the colour bar's top is viridis' yellow end (253, 231, 37): present in the picture
+        top = (np.asarray(ensure_colormap("viridis").map(np.array([1.0])))[0, :3] * 255).astype(int)
+        assert (np.abs(img - top).max(axis=-1) <= 12).sum() > 20
+
+        def yellow(shot: np.ndarray) -> int:
+            return int((np.abs(shot[..., :3].astype(int) - top).max(axis=-1) <= 12).sum())
+
+        with_bar = yellow(viewer.screenshot(canvas_only=True, flash=False))
+        weights.colorbar.visible = False
+        assert with_bar > yellow(viewer.screenshot(canvas_only=True, flash=False)) + 20  # the bar is drawn
+    finally:
+        viewer.close()
