@@ -14,17 +14,15 @@ here (kaleido 1.5 with Debian's chromium 156, as root on a 2-core CPU): the brow
 start. matplotlib is already a dependency, renders headless (Agg) in milliseconds and is
 deterministic, so every PNG is drawn by matplotlib from the same prepared data as the HTML.
 
-Display conventions: losses ``dice``, ``dice_focal``, ``l1dfl`` are shown as DL, DFL, L1DFL with
-the fixed colours of :data:`LOSS_COLORS` (Okabe-Ito, colour-blind safe); networks
-``attention_unet`` and ``segresnet`` as "Attention U-Net" and "SegResNet". Unknown names are
-allowed (shown as they are, in grey). Image panels show array axes as stored (no reorientation),
+Names, labels, colours and order come from :mod:`pcatools.vocabulary`; unknown names (models
+of ``pcatools evaluate``) are shown as they are, each in a colour of its own. Image panels show array axes as stored (no reorientation),
 in mm, the third array axis pointing up.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,18 +31,21 @@ import numpy as np
 import pandas as pd
 
 from pcatools._atomic import atomic_path, write_text_atomic
+from pcatools.vocabulary import (
+    LOSS_LABELS,
+    NETWORK_LABELS,
+    SCENARIOS,
+    loss_color,
+    loss_label,
+    network_label,
+    ordered,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import matplotlib.figure
     import plotly.graph_objects as go
 
 __all__ = [
-    "LOSS_ORDER",
-    "LOSS_LABELS",
-    "LOSS_COLORS",
-    "NETWORK_ORDER",
-    "NETWORK_LABELS",
-    "SCENARIO_ORDER",
     "PAPER_FIGURE1_G",
     "PAPER_FIGURE1_P",
     "DetectionView",
@@ -66,23 +67,8 @@ __all__ = [
     "save_figure",
 ]
 
-LOSS_ORDER: tuple[str, ...] = ("dice", "dice_focal", "l1dfl", "focal")
-LOSS_LABELS: dict[str, str] = {"dice": "DL", "dice_focal": "DFL", "l1dfl": "L1DFL", "focal": "FL"}
-LOSS_COLORS: dict[str, str] = {
-    "dice": "#0072B2",
-    "dice_focal": "#E69F00",
-    "l1dfl": "#009E73",
-    "focal": "#CC79A7",
-}
-NETWORK_ORDER: tuple[str, ...] = ("attention_unet", "segresnet")
-NETWORK_LABELS: dict[str, str] = {"attention_unet": "Attention U-Net", "segresnet": "SegResNet"}
-SCENARIO_ORDER: tuple[str, ...] = ("S", "M")
 GT_COLOR = "#00A000"
 PRED_COLOR = "#D62728"
-_OTHER_COLOR = "#7F7F7F"
-#: colours given to other model names (``pcatools evaluate``), in the order they are first drawn
-_MODEL_PALETTE: tuple[str, ...] = ("#D55E00", "#56B4E9", "#F0E442", "#8C564B", "#7B3294", "#E377C2", "#17BECF")
-_MODEL_COLORS: dict[str, str] = {}
 _PANEL = "abcdefghijklmnopqrstuvwxyz"
 
 #: Figure 1 (a): the paper's 4x4 ground truth G.
@@ -100,35 +86,6 @@ PAPER_FIGURE1_P = np.array(
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def loss_label(name: str) -> str:
-    """Display label of a loss name (``dice`` -> ``DL``); unknown names are returned as they are."""
-    return LOSS_LABELS.get(name, name)
-
-
-def loss_color(name: str) -> str:
-    """Fixed colour of a loss name (:data:`LOSS_COLORS`); another name (a model of ``pcatools evaluate``)
-    gets the next free colour of a colour-blind-safe palette the first time it is drawn and keeps it
-    (grey once the palette is used up), so that models are told apart in every figure."""
-    if name in LOSS_COLORS:
-        return LOSS_COLORS[name]
-    if name not in _MODEL_COLORS:
-        free = [c for c in _MODEL_PALETTE if c not in _MODEL_COLORS.values()]
-        _MODEL_COLORS[name] = free[0] if free else _OTHER_COLOR
-    return _MODEL_COLORS[name]
-
-
-def network_label(name: str) -> str:
-    """Display label of a network name (``segresnet`` -> ``SegResNet``)."""
-    return NETWORK_LABELS.get(name, name)
-
-
-def _ordered(values: Iterable[Any], order: Sequence[str]) -> list[Any]:
-    """Unique values, those in ``order`` first (in that order), the others in order of appearance."""
-    uniq = list(dict.fromkeys(v for v in values if not (isinstance(v, float) and np.isnan(v))))
-    known = [v for v in order if v in uniq]
-    return known + [v for v in uniq if v not in order]
 
 
 def _require_columns(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
@@ -784,8 +741,8 @@ def figure3_data(
     return {
         "image": _project(img.astype(np.float32, copy=False), axis, slice, "max"),
         "gt": _project(gt_b, axis, slice, "any"),
-        "networks": _ordered((k[0] for k in preds), NETWORK_ORDER),
-        "losses": _ordered((k[1] for k in preds), LOSS_ORDER),
+        "networks": ordered((k[0] for k in preds), NETWORK_LABELS),
+        "losses": ordered((k[1] for k in preds), LOSS_LABELS),
         "panels": panels,
         "dice": dice,
         "axes": _plane_axes(axis),
@@ -1001,7 +958,7 @@ def _box_traces(
     import plotly.graph_objects as go
 
     traces = []
-    for loss in _ordered(df["loss"], LOSS_ORDER):
+    for loss in ordered(df["loss"], LOSS_LABELS):
         sel = df[(df["network"] == network) & (df["loss"] == loss)]
         if not len(sel):
             continue
@@ -1036,8 +993,8 @@ def figure4(cases: pd.DataFrame, title: str | None = None) -> go.Figure:
     from plotly.subplots import make_subplots
 
     df = figure4_data(cases)
-    nets = _ordered(df["network"], NETWORK_ORDER)
-    scen = [str(s) for s in _ordered(df["scenario"].astype(str), SCENARIO_ORDER)]
+    nets = ordered(df["network"], NETWORK_LABELS)
+    scen = [str(s) for s in ordered(df["scenario"].astype(str), SCENARIOS)]
     fig = make_subplots(
         rows=1,
         cols=max(1, len(nets)),
@@ -1087,7 +1044,7 @@ def _boxes_mpl(
     tick_labels: list[str] | None = None,
 ) -> matplotlib.figure.Figure:
     rng = np.random.default_rng(seed)
-    losses = _ordered((loss for _, p in panels for loss in p["loss"]), LOSS_ORDER)
+    losses = ordered((loss for _, p in panels for loss in p["loss"]), LOSS_LABELS)
     if bars is None:  # figure 4: one row, a panel per network
         nrows, ncols = 1, max(1, len(panels))
     else:  # figure 6: a row per network, then the TLA bars
@@ -1145,7 +1102,7 @@ def _boxes_mpl(
     if bars is not None:
         btitle, bdf = bars
         ax = axes[len(panels)]
-        for li, loss in enumerate(_ordered(bdf["loss"], LOSS_ORDER)):
+        for li, loss in enumerate(ordered(bdf["loss"], LOSS_LABELS)):
             sel = bdf[bdf["loss"] == loss].set_index("dmax_group").reindex(groups)
             ax.bar(
                 np.arange(len(groups)) - 0.4 + width * (li + 0.5),
@@ -1203,7 +1160,7 @@ def figure6(cases: pd.DataFrame, title: str | None = None) -> go.Figure:
     from plotly.subplots import make_subplots
 
     df, tla = figure6_data(cases)
-    nets = _ordered(df["network"], NETWORK_ORDER)
+    nets = ordered(df["network"], NETWORK_LABELS)
     groups = sorted(df["dmax_group"].unique().tolist())
     titles = [f"({_PANEL[i]}) {network_label(n)}" for i, n in enumerate(nets)] + [
         f"({_PANEL[len(nets)]}) median TLA per Dmax group"
@@ -1215,7 +1172,7 @@ def figure6(cases: pd.DataFrame, title: str | None = None) -> go.Figure:
         for tr in _box_traces(df, "dmax_group", groups, net, r == 1, "outliers"):
             fig.add_trace(tr, row=r, col=1)
         fig.update_yaxes(title="DSC", range=[-0.03, 1.03], row=r, col=1)
-    for loss in _ordered(tla["loss"], LOSS_ORDER):
+    for loss in ordered(tla["loss"], LOSS_LABELS):
         sel = tla[tla["loss"] == loss]
         fig.add_trace(
             go.Bar(
@@ -1322,8 +1279,8 @@ def figure5(patient_curve: pd.DataFrame, lesion_curve: pd.DataFrame, title: str 
     from plotly.subplots import make_subplots
 
     df = figure5_data(patient_curve, lesion_curve)
-    nets = _ordered(df["network"], NETWORK_ORDER)
-    scen = [str(s) for s in _ordered(df["scenario"], SCENARIO_ORDER)]
+    nets = ordered(df["network"], NETWORK_LABELS)
+    scen = [str(s) for s in ordered(df["scenario"], SCENARIOS)]
     cols = [(lv, s) for lv in ("patient", "lesion") for s in scen]
     col_titles = [f"{'Patient (TMTV)' if lv == 'patient' else 'Lesion (MTV)'}: {s}" for lv, s in cols]
     row_titles = [f"({_PANEL[i]}) {network_label(n)}" for i, n in enumerate(nets)] + [
@@ -1340,7 +1297,7 @@ def figure5(patient_curve: pd.DataFrame, lesion_curve: pd.DataFrame, title: str 
     for c, (lv, s) in enumerate(cols, start=1):
         sub = df[(df["level"] == lv) & (df["scenario"] == s)]
         for r, net in enumerate(nets, start=1):
-            for loss in _ordered(sub["loss"], LOSS_ORDER):
+            for loss in ordered(sub["loss"], LOSS_LABELS):
                 sel = sub[(sub["network"] == net) & (sub["loss"] == loss)]
                 if not len(sel):
                     continue
@@ -1419,7 +1376,7 @@ def _figure5_mpl(
         sub = df[(df["level"] == lv) & (df["scenario"] == s)]
         for r, net in enumerate(nets):
             ax = axes[r, c]
-            for loss in _ordered(sub["loss"], LOSS_ORDER):
+            for loss in ordered(sub["loss"], LOSS_LABELS):
                 sel = sub[(sub["network"] == net) & (sub["loss"] == loss)]
                 if len(sel):
                     ax.plot(
@@ -1525,7 +1482,7 @@ def figure7_data(curves: Any) -> pd.DataFrame:
             columns={pcol: "probability"}
         )
     out = out.astype({"probability": float, "value": float, "loss": str})
-    order = {n: i for i, n in enumerate(_ordered(out["loss"], LOSS_ORDER))}
+    order = {n: i for i, n in enumerate(ordered(out["loss"], LOSS_LABELS))}
     out = out.assign(_o=out["loss"].map(order)).sort_values(["_o", "probability"], kind="stable")
     return out.drop(columns="_o").reset_index(drop=True)
 
@@ -1543,7 +1500,7 @@ def figure7(curves: Any, title: str | None = None) -> go.Figure:
     construction = getattr(curves, "attrs", {}).get("construction")
     df = figure7_data(curves)
     fig = go.Figure()
-    for loss in _ordered(df["loss"], LOSS_ORDER):
+    for loss in ordered(df["loss"], LOSS_LABELS):
         sel = df[df["loss"] == loss]
         fig.add_trace(
             go.Scatter(
@@ -1565,7 +1522,7 @@ def figure7(curves: Any, title: str | None = None) -> go.Figure:
     def render() -> matplotlib.figure.Figure:
         mfig = _new_mpl_figure(6.5, 4.5)
         ax = mfig.subplots()
-        for loss in _ordered(df["loss"], LOSS_ORDER):
+        for loss in ordered(df["loss"], LOSS_LABELS):
             sel = df[df["loss"] == loss]
             ax.plot(sel["probability"], sel["value"], lw=2.2, color=loss_color(loss), label=loss_label(loss))
         ax.axvline(0.5, ls=":", color="grey")

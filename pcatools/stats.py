@@ -19,11 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-NETWORK_LABELS: dict[str, str] = {"attention_unet": "Attention U-Net", "segresnet": "SegResNet"}
-"""Display names of the networks (Table 1 order)."""
-
-LOSS_LABELS: dict[str, str] = {"dice": "DL", "dice_focal": "DFL", "l1dfl": "L1DFL"}
-"""Display names of the losses (Table 1 order)."""
+from pcatools.vocabulary import LOSS_LABELS, NETWORK_LABELS, loss_label, network_label, ordered
 
 PAPER_DMAX_EDGES_MM: tuple[float, ...] = (0.0, 90.0, 110.0, 140.0, 600.0)
 """The paper's Dmax groups G0-G3 (3.4): 0-9, 9-11, 11-14 and 14-60 cm, in mm."""
@@ -334,7 +330,7 @@ def wilcoxon_vs(
         wide = grp.pivot_table(index=pair_on, columns=loss_col, values=metric, aggfunc="first")
         if reference not in wide.columns:
             continue
-        for other in _ordered(grp[loss_col], LOSS_LABELS):
+        for other in ordered(grp[loss_col], LOSS_LABELS):
             if other == reference:
                 continue
             pair = wide[[reference, other]].apply(pd.to_numeric, errors="coerce").dropna()
@@ -398,13 +394,6 @@ def bootstrap_median_ci(
 # --------------------------------------------------------------------------- Table 1
 
 
-def _ordered(values: Iterable[str], known: dict[str, str]) -> list[str]:
-    """Unique values in the paper's order (names or their display labels), others in order of appearance."""
-    vals = list(dict.fromkeys(values))
-    order = [*known, *known.values()]
-    return [k for k in order if k in vals] + [v for v in vals if v not in order]
-
-
 def table1(
     cases: pd.DataFrame,
     reference: str = "l1dfl",
@@ -443,9 +432,9 @@ def table1(
         else None
     )
     rows: list[dict[str, Any]] = []
-    for net in _ordered(cases["network"], NETWORK_LABELS):
+    for net in ordered(cases["network"], NETWORK_LABELS):
         sub = cases[cases["network"] == net]
-        for loss in _ordered(sub["loss"], LOSS_LABELS):
+        for loss in ordered(sub["loss"], LOSS_LABELS):
             g = sub[sub["loss"] == loss]
             tp = pd.to_numeric(g["tp"]).to_numpy(float)
             fn = pd.to_numeric(g["fn"]).to_numpy(float)
@@ -463,8 +452,8 @@ def table1(
                 if len(hit):
                     p, p_holm = float(hit["p_value"].iloc[0]), float(hit["p_holm"].iloc[0])
             row = {
-                "Network": NETWORK_LABELS.get(net, net),
-                "Loss": LOSS_LABELS.get(loss, loss),
+                "Network": network_label(net),
+                "Loss": loss_label(loss),
                 "DSC mean": fmt_mean_sd(g[metric], digits),
                 "DSC median [IQR]": fmt_median_iqr(g[metric], digits),
                 "TP": fmt_mean_sd(tp, digits),
@@ -612,7 +601,7 @@ def lesion_mixed_model(
         ("loss", reference_loss, LOSS_LABELS),
         ("network", reference_network, NETWORK_LABELS),
     ):
-        levels = _ordered(df[factor], known)
+        levels = ordered(df[factor], known)
         if len(levels) < 2:
             continue
         base = levels[0] if ref is None else ref

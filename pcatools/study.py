@@ -55,9 +55,7 @@ import yaml
 
 from pcatools._atomic import write_text_atomic
 from pcatools.data.manifest import read_manifest, write_manifest
-
-NETWORKS = ("attention_unet", "segresnet")
-LOSSES = ("dice", "dice_focal", "l1dfl")
+from pcatools.vocabulary import LOSSES, NETWORKS
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ Conventions (MONAI mean vs the paper's sums, paper vs public-code binning, non-i
 from pcatools.losses.curves import CURVE_LOSSES, loss_vs_probability
 from pcatools.losses.dice import DiceLoss, dice_loss, weighted_dice_loss
 from pcatools.losses.dice_focal import DiceFocalLoss, dice_focal_loss
-from pcatools.losses.factory import LOSS_DISPLAY_NAMES, LOSS_NAMES, build_loss
+from pcatools.losses.factory import LOSS_NAMES, build_loss
 from pcatools.losses.focal import focal_loss
 from pcatools.losses.l1_weights import (
     DEFAULT_TOL,
@@ -34,7 +34,6 @@ from pcatools.losses.reference_code import ReferenceCodeL1DFL
 __all__ = [
     "CURVE_LOSSES",
     "DEFAULT_TOL",
-    "LOSS_DISPLAY_NAMES",
     "LOSS_NAMES",
     "PAPER_BIN_WIDTH",
     "REFERENCE_CODE_BIN_WIDTH",

@@ -9,12 +9,12 @@ from torch import nn
 from pcatools.losses.dice import DiceLoss
 from pcatools.losses.dice_focal import DiceFocalLoss
 from pcatools.losses.l1dfl import L1DiceFocalLoss
+from pcatools.vocabulary import LOSSES, loss_key
 
-__all__ = ["build_loss", "LOSS_NAMES", "LOSS_DISPLAY_NAMES"]
+__all__ = ["build_loss", "LOSS_NAMES"]
 
-LOSS_NAMES = ("dice", "dice_focal", "l1dfl")
-LOSS_DISPLAY_NAMES = {"dice": "DL", "dice_focal": "DFL", "l1dfl": "L1DFL"}
-_ALIASES = {"dl": "dice", "dfl": "dice_focal", "dicefocal": "dice_focal", "l1_dfl": "l1dfl"}
+LOSS_NAMES = LOSSES
+"""The losses ``build_loss`` builds: the study's (:data:`pcatools.vocabulary.LOSSES`)."""
 
 
 def build_loss(name: str, **overrides: Any) -> nn.Module:
@@ -37,8 +37,7 @@ def build_loss(name: str, **overrides: Any) -> nn.Module:
     >>> type(build_loss("DFL")).__name__
     'DiceFocalLoss'
     """
-    key = name.strip().lower().replace("-", "_")
-    key = _ALIASES.get(key, key)
+    key = loss_key(name)
     if key == "dice":
         return DiceLoss(**overrides)
     if key == "dice_focal":
