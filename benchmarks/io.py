@@ -104,9 +104,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"repeats: {args.repeats} (median [min .. max] per call)\n")
     if args.dicom.is_dir():
         try:
-            from pcatools.data.suv import dicom_pet_to_suv
+            from pcatools.data.dicom.suv import dicom_pet_to_suv
         except ImportError as err:  # the SUV module is written separately
-            print(f"dicom_pet_to_suv: skipped, pcatools.data.suv not importable ({err})\n")
+            print(f"dicom_pet_to_suv: skipped, pcatools.data.dicom.suv not importable ({err})\n")
         else:
             n = len([p for p in args.dicom.iterdir() if p.is_file()])
             shape = dicom_pet_to_suv(args.dicom).shape

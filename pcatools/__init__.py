@@ -17,10 +17,10 @@ __version__ = "0.1.0"
 #: entry point -> the module that defines it
 _LAZY = {
     # data in
-    "dicom_pet_to_suv": "pcatools.data.suv",
+    "dicom_pet_to_suv": "pcatools.data.dicom.suv",
     "convert_study": "pcatools.data.dicom",
     "load_case": "pcatools.data.io",
-    "discover_cases": "pcatools.data.io",
+    "discover_cases": "pcatools.data.discovery",
     "case_files": "pcatools.data.folders",
     "make_splits": "pcatools.data.splits",
     "make_case": "pcatools.data.phantom",

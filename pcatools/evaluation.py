@@ -43,8 +43,9 @@ from typing import Any
 import pandas as pd
 
 from pcatools._atomic import write_text_atomic
+from pcatools.data.discovery import patient_ids
+from pcatools.data.errors import DataError
 from pcatools.data.folders import case_files
-from pcatools.data.io import DataError, patient_ids
 from pcatools.data.manifest import write_manifest
 from pcatools.metrics.detection import CRITERIA, Criterion
 

@@ -634,7 +634,7 @@ def predict_manifest(
 
     from pcatools._atomic import write_text_atomic
     from pcatools.data.case import save_nifti, save_niftis
-    from pcatools.data.io import check_cases
+    from pcatools.data.discovery import check_cases
     from pcatools.data.manifest import read_manifest
 
     table = read_manifest(manifest)

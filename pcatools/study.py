@@ -290,7 +290,7 @@ def prepare_data(
             fwhm_mm=profile.phantom_fwhm_mm,
         )
     else:
-        from pcatools.data.io import discover_cases
+        from pcatools.data.discovery import discover_cases
 
         manifest = discover_cases(data_dir, progress=progress)
     write_manifest(manifest, manifest_csv, root=run_dir)

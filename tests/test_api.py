@@ -41,9 +41,10 @@ REQUIRED = {
 
 #: the modules whose sections the reference must have (the README's "What is where" and evaluation)
 MODULES = [
-    "pcatools.data.suv",
     "pcatools.data.dicom",
+    "pcatools.data.dicom.suv",
     "pcatools.data.io",
+    "pcatools.data.discovery",
     "pcatools.data.folders",
     "pcatools.data.splits",
     "pcatools.data.transforms",

@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 from pcatools.data.case import write_case
-from pcatools.data.io import DataError, discover_cases, load_case, load_nifti
+from pcatools.data.discovery import discover_cases
+from pcatools.data.errors import DataError
+from pcatools.data.io import load_case, load_nifti
 from tests.test_io import affine, make_case
 
 

@@ -13,17 +13,9 @@ import pandas as pd
 import pytest
 
 from pcatools.data.case import Case, layout_paths, write_case
-from pcatools.data.io import (
-    MANIFEST_COLUMNS,
-    DataError,
-    count_lesions,
-    describe_grid,
-    discover_cases,
-    load_case,
-    load_nifti,
-    patient_ids,
-    same_grid,
-)
+from pcatools.data.discovery import MANIFEST_COLUMNS, discover_cases, patient_ids
+from pcatools.data.errors import DataError
+from pcatools.data.io import count_lesions, describe_grid, load_case, load_nifti, same_grid
 from pcatools.data.manifest import read_manifest
 
 SHAPE = (24, 20, 16)

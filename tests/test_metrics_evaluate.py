@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pcatools.data.io import DataError
+from pcatools.data.errors import DataError
 from pcatools.metrics import CASE_COLUMNS, LESION_COLUMNS, evaluate_case, evaluate_cohort
 
 REQUIRED = {

@@ -431,7 +431,8 @@ def test_cohort_tables(cohort: tuple[Path, pd.DataFrame]) -> None:
 def test_foundation_loaders_and_transforms_read_the_cohort(
     cohort: tuple[Path, pd.DataFrame], tmp_path: Path
 ) -> None:
-    from pcatools.data.io import discover_cases, load_case
+    from pcatools.data.discovery import discover_cases
+    from pcatools.data.io import load_case
     from pcatools.data.manifest import read_manifest
     from pcatools.data.transforms import eval_transforms
 

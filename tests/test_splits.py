@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pcatools.data.io import DataError
+from pcatools.data.errors import DataError
 from pcatools.data.splits import (
     PAPER_FRACTIONS,
     assign_groups,

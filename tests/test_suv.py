@@ -21,7 +21,7 @@ import pydicom
 import pytest
 from pydicom.dataset import Dataset
 
-from pcatools.data.suv import (
+from pcatools.data.dicom.suv import (
     SUVConversionError,
     average_count_rate_time,
     body_surface_area,
@@ -479,7 +479,7 @@ def test_every_dro_passes_the_plausibility_checks_without_a_warning(dro_root: Pa
 
 def test_dose_range_after_reading_the_unit(dro_root: Path) -> None:
     from pcatools.data.dicom import OverriddenCheckWarning
-    from pcatools.data.suv import ImplausibleValueError, administered_dose_bq
+    from pcatools.data.dicom.suv import ImplausibleValueError, administered_dose_bq
 
     ds = _header(dro_root)
     rp = ds.RadiopharmaceuticalInformationSequence[0]
@@ -501,7 +501,7 @@ def test_dose_range_after_reading_the_unit(dro_root: Path) -> None:
 
 
 def test_weight_and_height_ranges(dro_root: Path) -> None:
-    from pcatools.data.suv import ImplausibleValueError, patient_weight_kg
+    from pcatools.data.dicom.suv import ImplausibleValueError, patient_weight_kg
 
     ds = _header(dro_root, "DRO_2_1")  # GML, SUVType LBMJAMES128, male: uses weight and height
     for written, kg in (("70000", 70.0), ("1", 1.0), ("500", 500.0)):
@@ -528,7 +528,7 @@ def test_weight_and_height_ranges(dro_root: Path) -> None:
 def test_uptake_window_and_the_midnight_rollover(dro_root: Path) -> None:
     from datetime import timedelta
 
-    from pcatools.data.suv import ImplausibleValueError, uptake_seconds
+    from pcatools.data.dicom.suv import ImplausibleValueError, uptake_seconds
 
     midnight = _header(dro_root, "DRO_4_2")  # injection 23:30 (time only), scan 00:30 the next day
     assert uptake_seconds(midnight, datetime(2025, 1, 2, 0, 30)) == 3600.0
@@ -573,7 +573,7 @@ def test_size_and_sex_must_agree_where_the_units_use_them(dro_root: Path, tmp_pa
 
 def test_bed_positions_may_differ_in_acquisition_time_and_slope(dro_root: Path) -> None:
     """DRO 3_2 (two bed positions, two AcquisitionTime and FrameReferenceTime values) and 1_0 (two slopes) convert."""
-    from pcatools.data.suv import check_series_consistency
+    from pcatools.data.dicom.suv import check_series_consistency
 
     for name in ("DRO_3_2", "DRO_1_0"):
         files = sorted((dro_root / name / "PT").glob("*.dcm"))

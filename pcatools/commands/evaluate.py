@@ -42,7 +42,7 @@ def run(
     import time
     import warnings
 
-    from pcatools.data.io import DataError
+    from pcatools.data.errors import DataError
     from pcatools.evaluation import evaluate_folders
     from pcatools.stats import table1_markdown
 

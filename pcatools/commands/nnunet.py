@@ -90,7 +90,7 @@ def export_dataset(
 
     Example: pcatools nnunet export-dataset $nnUNet_raw --n-cases 60 --spacing 4
     """
-    from pcatools.data.io import DataError
+    from pcatools.data.errors import DataError
     from pcatools.nnunet.dataset import export_dataset as do_export
 
     try:

@@ -64,7 +64,7 @@ def run(
         _fail(str(err), code=2)
     try:
         if source.is_dir():
-            from pcatools.data.io import discover_cases
+            from pcatools.data.discovery import discover_cases
 
             table = discover_cases(source, progress=progress, require_labels=False)
         else:

@@ -104,7 +104,7 @@ def prepare_manifest(settings: dict[str, Any], progress: bool) -> Any:
     if manifest is not None:
         table = read_manifest(manifest)
     else:
-        from pcatools.data.io import discover_cases
+        from pcatools.data.discovery import discover_cases
 
         table = discover_cases(str(data_dir), layout=settings.get("layout") or "auto", progress=progress)
     if "split" in table:

@@ -1,4 +1,4 @@
-"""Data in: DICOM -> SUV, NIfTI layouts, the synthetic phantom, splits and MONAI transforms.
+"""Data in: DICOM -> SUV, NIfTI loading and layouts, the synthetic phantom, splits and MONAI transforms.
 
 Names are imported lazily so that ``import pcatools.data`` stays fast.
 """
@@ -11,17 +11,17 @@ from typing import Any
 from pcatools.data.case import Case, layout_paths, save_nifti, write_case
 
 _LAZY = {
-    "dicom_pet_to_suv": "pcatools.data.suv",
-    "suvbw_factor": "pcatools.data.suv",
-    "SUVConversionError": "pcatools.data.suv",
-    "read_dicom_series": "pcatools.data.dicom",
-    "convert_study": "pcatools.data.dicom",
-    "DicomSeriesError": "pcatools.data.dicom",
-    "dicom_ct_to_hu": "pcatools.data.dicom",
+    "dicom_pet_to_suv": "pcatools.data.dicom.suv",
+    "suvbw_factor": "pcatools.data.dicom.suv",
+    "SUVConversionError": "pcatools.data.dicom.suv",
+    "read_dicom_series": "pcatools.data.dicom.series",
+    "convert_study": "pcatools.data.dicom.convert",
+    "DicomSeriesError": "pcatools.data.dicom.series",
+    "dicom_ct_to_hu": "pcatools.data.dicom.ct",
     "DataError": "pcatools.data.errors",
     "load_nifti": "pcatools.data.io",
     "load_case": "pcatools.data.io",
-    "discover_cases": "pcatools.data.io",
+    "discover_cases": "pcatools.data.discovery",
     "read_manifest": "pcatools.data.manifest",
     "write_manifest": "pcatools.data.manifest",
     "case_files": "pcatools.data.folders",

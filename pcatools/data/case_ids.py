@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from pcatools.data.io import DataError
+from pcatools.data.errors import DataError
 
 __all__ = ["CaseIdError", "case_id_from_name", "colliding_case_ids", "validate_case_id"]
 

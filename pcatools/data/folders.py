@@ -3,7 +3,7 @@
 ``pcatools evaluate`` pairs ground truth, SUV and every model's predictions **by case id, never by
 sort order**. :func:`case_files` finds the files of one role in one folder, which may be
 
-- a dataset root in one of the layouts :mod:`pcatools.data.io` reads (nnU-Net ``imagesTr``/
+- a dataset root in one of the layouts :mod:`pcatools.data.discovery` reads (nnU-Net ``imagesTr``/
   ``labelsTr`` and ``imagesTs``/``labelsTs``, autoPET ``<patient>/<study>/SEG|SUV.nii.gz``, flat
   ``<id>_label|_pet.nii.gz``): the role's files of that layout, with its case ids;
 - a plain folder of NIfTI files, as nnU-Net and MONAI write predictions and as nnU-Net keeps
@@ -29,7 +29,8 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pcatools.data.io import DataError, detect_layout, find_layout_cases
+from pcatools.data.discovery import detect_layout, find_layout_cases
+from pcatools.data.errors import DataError
 
 FolderRole = Literal["label", "pet", "pred", "ct"]
 

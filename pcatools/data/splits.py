@@ -35,7 +35,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from pcatools.data.io import DataError
+from pcatools.data.errors import DataError
 from pcatools.data.manifest import write_manifest
 
 PAPER_FRACTIONS: tuple[float, float, float] = (258 / 380, 65 / 380, 57 / 380)
@@ -152,7 +152,7 @@ def make_splits(
     ----------
     manifest : pandas.DataFrame
         At least ``case_id`` and ``patient_id``; ``n_lesions`` too when ``stratify``
-        (as :func:`pcatools.data.io.discover_cases` returns).
+        (as :func:`pcatools.data.discovery.discover_cases` returns).
     fractions : three floats
         Train, validation and test proportions of the scans (sum 1); default the paper's
         258 / 65 / 57 of 380.

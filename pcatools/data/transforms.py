@@ -1,7 +1,7 @@
 """The paper's preprocessing and augmentation (2.3) as MONAI dictionary transforms, and their inversion.
 
 Input dictionaries hold file paths under ``ct``, ``pet`` and ``label`` (a manifest row from
-:func:`pcatools.data.io.discover_cases` has them). Output dictionaries hold
+:func:`pcatools.data.discovery.discover_cases` has them). Output dictionaries hold
 
 - ``image``: float32 ``(2, X, Y, Z)`` MetaTensor, channel 0 CT scaled to [0, 1], channel 1 PET in SUV;
 - ``label``: float32 ``(1, X, Y, Z)`` MetaTensor with values 0/1.
@@ -44,7 +44,7 @@ and rotates about the last axis only; pass ``affine_prob=0.5`` for the former.)
 
 The pipelines do not check that CT, PET and label share one grid: when the shapes after resampling
 happen to agree, misaligned inputs are concatenated silently. Validate the files first with
-:func:`pcatools.data.io.discover_cases` / :func:`~pcatools.data.io.load_case` (which name both
+:func:`pcatools.data.discovery.discover_cases` / :func:`~pcatools.data.io.load_case` (which name both
 geometries), and pass ``resample_ct=True`` here when the manifest was built with it.
 
 :func:`invert_to_original` takes a prediction made on the output of :func:`eval_transforms` back

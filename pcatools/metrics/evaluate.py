@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from pcatools.data.io import DataError, describe_grid, load_nifti, same_grid
+from pcatools.data.errors import DataError
+from pcatools.data.io import describe_grid, load_nifti, same_grid
 from pcatools.data.manifest import read_manifest
 from pcatools.metrics.autopet import false_negative_volume, false_positive_volume
 from pcatools.metrics.burden import gt_suv, lesion_suv, pred_component_suv, pred_suv
@@ -407,7 +408,7 @@ def evaluate_cohort_tables(
     every output, except those whose names clash with a computed column (``tmtv_ml``, ...), which
     the computed value replaces. Every file is checked as it is read
     (:func:`pcatools.data.io.load_nifti`: masks 0/1, finite SUV) and must lie on the label's grid;
-    a bad file is a :class:`~pcatools.data.io.DataError` naming the case, the model and the file.
+    a bad file is a :class:`~pcatools.data.errors.DataError` naming the case, the model and the file.
 
     Parameters
     ----------

@@ -12,7 +12,7 @@
 
 The phantom (:func:`pcatools.data.phantom.make_cohort`) already writes nnU-Net's file names
 (``layout="nnunet"``); here it is generated in a staging folder and its files are moved into the
-training or test folders. A discovered cohort (:func:`pcatools.data.io.discover_cases`, any layout
+training or test folders. A discovered cohort (:func:`pcatools.data.discovery.discover_cases`, any layout
 pcatools reads; CT and PET on one grid, as nnU-Net requires) is copied, or hard-linked.
 
 Test set and folds come from :func:`pcatools.data.splits.make_splits` (the paper's 57/380 test
@@ -191,7 +191,7 @@ def export_dataset(
             }
             place: Callable[[str, Path], object] = os.replace
         else:
-            from pcatools.data.io import discover_cases
+            from pcatools.data.discovery import discover_cases
 
             manifest = discover_cases(data_dir, progress=progress)  # type: ignore[arg-type]
             source = {"source": str(Path(data_dir).resolve())}  # type: ignore[arg-type]

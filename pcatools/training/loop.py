@@ -671,7 +671,7 @@ def train(
     from monai.data import CacheDataset
     from monai.utils import set_determinism
 
-    from pcatools.data.io import check_cases
+    from pcatools.data.discovery import check_cases
     from pcatools.data.transforms import eval_transforms, train_transforms
     from pcatools.losses import build_loss
     from pcatools.models import build_model

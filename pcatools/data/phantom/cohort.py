@@ -3,7 +3,7 @@
 :func:`make_cohort` writes ``n`` cases with :func:`pcatools.data.case.write_case` (atomic) in the
 ``nnunet``, ``autopet`` or ``flat`` layout, plus
 
-- ``manifest.csv``: the columns :func:`pcatools.data.io.discover_cases` returns
+- ``manifest.csv``: the columns :func:`pcatools.data.discovery.discover_cases` returns
   (``case_id, patient_id, ct, pet, label, shape, spacing, n_lesions, tmtv_ml``);
 - ``lesions.csv``: one row per lesion, the drawn parameters (site, volume, SUVmax, shape, profile,
   CT value, centre) beside what was measured on the written image and mask (``mask_volume_ml``,
@@ -79,7 +79,8 @@ def _load_ok(
     paths: dict[str, Path], case_id: str, patient_id: str, shape: tuple[int, ...]
 ) -> dict[str, Any] | None:
     """Manifest row of a written case when its files load completely on the expected grid, else None."""
-    from pcatools.data.io import DataError, count_lesions, load_case
+    from pcatools.data.errors import DataError
+    from pcatools.data.io import count_lesions, load_case
 
     if not all(p.is_file() for p in paths.values()):
         return None
@@ -211,7 +212,7 @@ def make_cohort(
     Returns
     -------
     pandas.DataFrame
-        The manifest (as :func:`pcatools.data.io.discover_cases` returns it), also saved as
+        The manifest (as :func:`pcatools.data.discovery.discover_cases` returns it), also saved as
         ``manifest.csv``; ``lesions.csv`` and ``hard_negatives.csv`` beside it. ``df.attrs``
         holds ``generated`` / ``skipped`` counts and ``cpu_s`` (CPU seconds per case).
 

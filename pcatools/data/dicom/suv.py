@@ -31,8 +31,9 @@ because a wrong unit or a typo gives SUVs that look like numbers: a weight outsi
 an uptake time outside ``-INJECTION_AFTER_SCAN_TOLERANCE`` .. :data:`MAX_UPTAKE_HALF_LIVES`
 half-lives, a maximum SUV above :data:`SUV_MAX_CEILING` or a body median outside
 :data:`BODY_MEDIAN_SUV`. ``allow_implausible=True`` converts anyway with an
-:class:`~pcatools.data.dicom.OverriddenCheckWarning`. Every factor-relevant attribute must be the
-same in all slices of a series (:data:`SERIES_CONSTANT`). ``docs/refusals.md`` lists every check.
+:class:`~pcatools.data.dicom.series.OverriddenCheckWarning`. Every factor-relevant attribute must
+be the same in all slices of a series (:data:`SERIES_CONSTANT`). ``docs/refusals.md`` lists every
+check.
 
 The 17 digital reference objects (DROs) of the manual exercise every branch; the tests check the
 12 shipped ones and rebuild the other 5 by editing tags.
@@ -56,8 +57,13 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.valuerep import DA, DT, TM
 
-from pcatools.data.dicom import DicomSeries, DicomSeriesError, read_dicom_series, refuse_unless_allowed
-from pcatools.data.io import DataError
+from pcatools.data.dicom.series import (
+    DicomSeries,
+    DicomSeriesError,
+    read_dicom_series,
+    refuse_unless_allowed,
+)
+from pcatools.data.errors import DataError
 
 __all__ = [
     "ImplausibleValueError",
@@ -896,7 +902,7 @@ def _check_suv_volume(suv: np.ndarray, where: str, allow: bool) -> None:
 
 
 def pet_series_to_suv(series: DicomSeries, *, allow_implausible: bool = False) -> nib.Nifti1Image:
-    """A PET :class:`~pcatools.data.dicom.DicomSeries` as a float32 SUVbw NIfTI image (RAS affine).
+    """A PET :class:`~pcatools.data.dicom.series.DicomSeries` as a float32 SUVbw NIfTI image (RAS affine).
 
     Each slice is ``(stored * RescaleSlope + RescaleIntercept) * suvbw_factor(slice)`` with one
     decay-correction reference time for the whole series. The slices must agree on every factor
@@ -967,7 +973,7 @@ def dicom_pet_to_suv(
         Warn instead of refusing implausible header values or SUVs (:func:`pet_series_to_suv`).
     skip_unreadable : bool
         Leave out empty or truncated DICOM files with a warning instead of refusing
-        (:func:`pcatools.data.dicom.find_series`).
+        (:func:`pcatools.data.dicom.series.find_series`).
 
     Raises
     ------
