@@ -80,16 +80,9 @@ def main() -> None:
     from pcatools.training import load_checkpoint, train
 
     split = study.manifest
-    kw = {
-        **prof.train_kwargs("segresnet", "l1dfl"),
-        "epochs": 4,
-        "val_every": 2,
-        "seed": 0,
-        "workers": 0,
-        "progress": False,
-    }
-    first = train(split, out / "resume", max_epochs_this_call=2, **kw)
-    second = train(split, out / "resume", **kw)
+    config = prof.train_config("segresnet", "l1dfl", seed=0).replace(epochs=4, val_every=2, workers=0)
+    first = train(split, out / "resume", config, max_epochs_this_call=2, progress=False)
+    second = train(split, out / "resume", config, progress=False)
     ck = load_checkpoint(out / "resume" / "last.pt", map_location="cpu", kind="last")
     scaler = ck.get("scaler") or {}
     print(

@@ -80,11 +80,12 @@ def _can_reset_peak_rss() -> bool:
         return False
 
 
-def measure(
-    loss: nn.Module, logits: torch.Tensor, labels: torch.Tensor, device: torch.device, cpu_memory: bool
-) -> tuple[float, float]:
-    """One forward+backward: (seconds, peak extra memory in MiB or nan)."""
-    logits.grad = None
+def measure_step(step: Callable[[], object], device: torch.device, cpu_memory: bool) -> tuple[float, float]:
+    """Run ``step()`` once: (seconds, peak extra memory in MiB, or nan where it cannot be read).
+
+    The peak is CUDA's allocator peak on a GPU, and on CPU the process's peak RSS after resetting it
+    (``/proc/self/clear_refs``), which ``cpu_memory`` asks for. Shared by ``nnunet_loss.py``.
+    """
     gc.collect()
     mem = float("nan")
     if device.type == "cuda":
@@ -96,7 +97,7 @@ def measure(
             fh.write("5")
         base = _status_kb("VmRSS") * 1024
     t0 = time.perf_counter()
-    loss(logits, labels).backward()
+    step()
     if device.type == "cuda":
         torch.cuda.synchronize()
     dt = time.perf_counter() - t0
@@ -104,8 +105,17 @@ def measure(
         mem = (torch.cuda.max_memory_allocated() - base) / 2**20
     elif cpu_memory:
         mem = (_status_kb("VmHWM") * 1024 - base) / 2**20
-    logits.grad = None
     return dt, mem
+
+
+def measure(
+    loss: nn.Module, logits: torch.Tensor, labels: torch.Tensor, device: torch.device, cpu_memory: bool
+) -> tuple[float, float]:
+    """One forward+backward: (seconds, peak extra memory in MiB or nan)."""
+    logits.grad = None
+    result = measure_step(lambda: loss(logits, labels).backward(), device, cpu_memory)
+    logits.grad = None
+    return result
 
 
 def _run_all(args: argparse.Namespace, memory: bool) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
@@ -138,10 +148,12 @@ def _run_all(args: argparse.Namespace, memory: bool) -> tuple[dict[str, list[flo
     return times, mems
 
 
-def _cpu_memory_in_child(argv: list[str]) -> dict[str, list[float]] | None:
-    """Run the memory measurement in a child process with glibc's mmap threshold pinned."""
+def memory_in_child(script: str | Path, argv: list[str]) -> dict[str, list[float]] | None:
+    """Run ``script``'s memory measurement (``--memory-child``) in a child process with glibc's mmap
+    threshold pinned, so that freed buffers return to the system alike for every loss; shared by
+    ``nnunet_loss.py``."""
     env = {**os.environ, _MALLOC_ENV: "65536"}
-    cmd = [sys.executable, str(Path(__file__).resolve()), *argv, "--memory-child"]
+    cmd = [sys.executable, str(Path(script).resolve()), *argv, "--memory-child"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         print(f"memory child failed ({proc.returncode}): {proc.stderr[-2000:]}", file=sys.stderr)
@@ -177,7 +189,7 @@ def main(argv: list[str] | None = None) -> None:
         mem_method = "torch.cuda.max_memory_allocated"
     else:
         times, _ = _run_all(args, memory=False)
-        child = _cpu_memory_in_child(argv) if _can_reset_peak_rss() else None
+        child = memory_in_child(__file__, argv) if _can_reset_peak_rss() else None
         mems = child if child is not None else {k: [float("nan")] for k in times}
         mem_method = (
             "peak RSS (VmHWM after clear_refs) minus RSS before, child process" if child else "unavailable"

@@ -29,15 +29,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
 import io
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +43,7 @@ sys.path.insert(0, str(HERE))
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from losses import _MALLOC_ENV, _can_reset_peak_rss, _status_kb  # noqa: E402
+from losses import _can_reset_peak_rss, measure_step, memory_in_child  # noqa: E402
 
 from pcatools.nnunet import LOSSES, trainer_class  # noqa: E402
 from pcatools.nnunet.trainers import standalone_trainer  # noqa: E402
@@ -88,28 +84,13 @@ def make_batch(trainer: Any, batch: int, patch: tuple[int, ...], device: str, se
 def measure(
     trainer: Any, batch: dict[str, Any], device: torch.device, cpu_memory: bool
 ) -> tuple[float, float]:
-    """One ``train_step``: (seconds, peak extra memory in MiB or nan)."""
-    gc.collect()
-    mem = float("nan")
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-    elif cpu_memory:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        base = _status_kb("VmRSS") * 1024
-    t0 = time.perf_counter()
-    with contextlib.redirect_stdout(io.StringIO()):
-        trainer.train_step(batch)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    dt = time.perf_counter() - t0
-    if device.type == "cuda":
-        mem = (torch.cuda.max_memory_allocated() - base) / 2**20
-    elif cpu_memory:
-        mem = (_status_kb("VmHWM") * 1024 - base) / 2**20
-    return dt, mem
+    """One ``train_step`` (its prints silenced): (seconds, peak extra memory in MiB or nan)."""
+
+    def step() -> None:
+        with contextlib.redirect_stdout(io.StringIO()):
+            trainer.train_step(batch)
+
+    return measure_step(step, device, cpu_memory)
 
 
 def run_all(args: argparse.Namespace, memory: bool) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
@@ -128,19 +109,6 @@ def run_all(args: argparse.Namespace, memory: bool) -> tuple[dict[str, list[floa
                 times[name].append(dt)
                 mems[name].append(mem)
     return times, mems
-
-
-def _memory_in_child(argv: list[str]) -> dict[str, list[float]] | None:
-    env = {**os.environ, _MALLOC_ENV: "65536"}
-    proc = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), *argv, "--memory-child"],
-        env=env, capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    if proc.returncode != 0:
-        print(f"memory child failed ({proc.returncode}): {proc.stderr[-2000:]}", file=sys.stderr)
-        return None
-    result: dict[str, list[float]] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -167,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
         how = "torch.cuda.max_memory_allocated"
     else:
         times, _ = run_all(args, memory=False)
-        child = _memory_in_child(argv) if _can_reset_peak_rss() else None
+        child = memory_in_child(__file__, argv) if _can_reset_peak_rss() else None
         mems = child if child is not None else {k: [float("nan")] for k in ORDER}
         how = "peak RSS (VmHWM after clear_refs) minus RSS before, child process" if child else "unavailable"
 

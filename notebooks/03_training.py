@@ -19,7 +19,7 @@
 # The paper trains each network with AdamW (lr 2e-4, weight decay 1e-5), cosine annealing over
 # 1000 epochs, 128^3 patches at 2 mm and validation by sliding window. `pcatools.training.train`
 # does exactly that. Here it runs the recipe that learns on a 2-core CPU: the `demo` profile of
-# `pcatools.study` (`get_profile("demo").train_kwargs(network, loss)`: SegResNet, AdamW lr 3e-3,
+# `pcatools.study` (`get_profile("demo").train_config(network, loss)`, a `TrainConfig`: SegResNet, AdamW lr 3e-3,
 # Dice summed over the batch, half of the patches centred on a lesion, 32^3 patches at 4 mm and
 # 32^3 validation windows, 40 epochs of 10 steps), on the demo study's synthetic cohort and split
 # (40 cases, 26 training / 4 validation). These are the settings of the demo study's
@@ -65,15 +65,17 @@ from pcatools.data.splits import make_splits
 from pcatools.study import get_profile
 from pcatools.training import train
 
-recipe = get_profile(profile, n_cases=n_cases, spacing=None if spacing is None else (spacing,) * 3)
-asked = {
-    "epochs": epochs,
-    "patch_size": None if patch is None else (patch,) * 3,
-    "val_roi_size": None if patch is None else (patch,) * 3,  # the window is the patch
-    "max_steps_per_epoch": steps_per_epoch,
-}
-settings = {**recipe.train_kwargs(network, loss), **{k: v for k, v in asked.items() if v is not None}}
-pd.Series({k: str(v) for k, v in settings.items()}, name=f"{profile} profile").to_frame()
+recipe = get_profile(
+    profile,
+    n_cases=n_cases,
+    spacing=None if spacing is None else (spacing,) * 3,
+    epochs=epochs,
+    patch_size=None if patch is None else (patch,) * 3,
+    roi_size=None if patch is None else (patch,) * 3,  # the window is the patch
+    max_steps_per_epoch=steps_per_epoch,
+)
+config = recipe.train_config(network, loss, seed=seed)
+pd.Series({k: str(v) for k, v in config.to_dict().items()}, name=f"{profile} profile").to_frame()
 
 # %% [markdown]
 # The cohort and split of the study (`pcatools study` makes the same with this seed).
@@ -113,7 +115,7 @@ def live_curve(event) -> None:  # type: ignore[no-untyped-def]
         handle.update(curve)
 
 
-result = train(split, Path(run_dir) / f"{network}__{loss}", seed=seed, callbacks=[live_curve], **settings)
+result = train(split, Path(run_dir) / f"{network}__{loss}", config, callbacks=[live_curve])
 minutes = (time.perf_counter() - started) / 60
 print(
     f"best validation DSC {result.best_metric:.3f} at epoch {result.best_epoch} "

@@ -33,6 +33,7 @@ linear interpolation and takes the argmax after; both agree where the grids coin
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import hashlib
 import json
@@ -47,6 +48,8 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
+
+from pcatools.training.config import SlidingWindow, check_window
 
 __all__ = [
     "PROBS_SUFFIX",
@@ -63,7 +66,6 @@ __all__ = [
 
 log = logging.getLogger("pcatools.inference")
 
-_MODES = ("gaussian", "constant")
 PROBS_SUFFIX = "_probs"
 """Added to the case id for the probability map beside a mask: ``<case_id>_probs.nii.gz``."""
 
@@ -155,31 +157,6 @@ def probs_path(mask_path: str | os.PathLike[str]) -> Path:
     return p.with_name(p.name[: -len(".nii.gz")] + PROBS_SUFFIX + ".nii.gz")
 
 
-def _check_sw(
-    roi_size: Sequence[int] | None = None,
-    overlap: float | None = None,
-    mode: str | None = None,
-    sw_batch_size: int | None = None,
-) -> tuple[int, ...] | None:
-    """Check the sliding-window settings given (``None`` = not given); return ``roi_size`` as a tuple.
-
-    ``pcatools predict`` checks its options here before anything is loaded (a bad option exits 2),
-    and :func:`predict_manifest` the settings it resolves from the checkpoint, with the same rules.
-    """
-    roi = None
-    if roi_size is not None:
-        roi = tuple(int(r) for r in roi_size)
-        if len(roi) != 3 or any(r < 1 for r in roi):
-            raise ValueError(f"roi_size must be 3 positive integers (x, y, z), found {tuple(roi_size)}")
-    if overlap is not None and not 0.0 <= float(overlap) < 1.0:
-        raise ValueError(f"overlap must be in [0, 1), found {overlap}")
-    if mode is not None and mode not in _MODES:
-        raise ValueError(f"mode must be one of {_MODES}, found {mode!r}")
-    if sw_batch_size is not None and int(sw_batch_size) < 1:
-        raise ValueError(f"sw_batch_size must be >= 1, found {sw_batch_size}")
-    return roi
-
-
 def _device(device: str | torch.device | None) -> torch.device:
     """The device to predict on (``None``: CUDA if available), refusing a CUDA device that is not there
     (torch would fail on the first tensor moved, deep in the model)."""
@@ -217,7 +194,7 @@ def sliding_window_logits(
     """
     from monai.inferers import sliding_window_inference
 
-    _check_sw(roi_size, overlap, mode, sw_batch_size)
+    check_window(roi_size, overlap, mode, sw_batch_size)
     roi = tuple(int(r) for r in roi_size)
     if image.ndim != 5:
         raise ValueError(f"image must be (B, C, X, Y, Z), found shape {tuple(image.shape)}")
@@ -605,10 +582,10 @@ def predict_manifest(
         :func:`predict_case`) to :func:`probs_path` of its mask, ``<case_id>_probs.nii.gz``, for
         ``pcatools view --probs`` (the L1 layers); a case whose map is missing is predicted again.
     check_inputs
-        Check the cases to predict with :func:`pcatools.data.io.check_cases` first (files read
+        Check the cases to predict with :func:`pcatools.data.discovery.check_cases` first (files read
         whole, one voxel grid, finite values), so that a bad case is one error naming it and its
         file instead of a mask of zeros around a NaN or a MONAI traceback. ``False`` only for a
-        table that :func:`~pcatools.data.io.discover_cases` has just checked the same way.
+        table that :func:`~pcatools.data.discovery.discover_cases` has just checked the same way.
 
     Returns
     -------
@@ -626,7 +603,7 @@ def predict_manifest(
     CheckpointError
         The checkpoint cannot be read, or its weights do not fit its config (:func:`load_model`).
     DataError
-        A case to predict fails :func:`~pcatools.data.io.check_cases` (names the case and file).
+        A case to predict fails :func:`~pcatools.data.discovery.check_cases` (names the case and file).
     PredictionWriteError
         A file cannot be written (disk full); an ``OSError`` naming the file.
     """
@@ -660,11 +637,16 @@ def predict_manifest(
     )  # a missing image: one line naming it, before the model loads
     dev = _device(device)
     model, config = load_model(checkpoint, dev)
-    roi = tuple(int(r) for r in (roi_size if roi_size is not None else config.get("patch_size", (128,) * 3)))
-    ov = float(config.get("overlap", 0.25) if overlap is None else overlap)
-    md = str(config.get("sw_mode", "gaussian") if mode is None else mode)
-    swb = int(config.get("sw_batch_size", 4) if sw_batch_size is None else sw_batch_size)
-    _check_sw(roi, ov, md, swb)
+    given: dict[str, Any] = {
+        "roi_size": roi_size,
+        "overlap": overlap,
+        "mode": mode,
+        "sw_batch_size": sw_batch_size,
+    }
+    window = dataclasses.replace(  # the run's validation window, with the settings given
+        SlidingWindow.from_recorded(config), **{k: v for k, v in given.items() if v is not None}
+    )
+    roi, ov, md, swb = window.roi_size, window.overlap, window.mode, window.sw_batch_size
     tf = _eval_transform_from_config(config)
 
     out = Path(out_dir)

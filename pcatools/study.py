@@ -25,16 +25,12 @@ Profiles
     258/65/57 split proportions. Needs GPUs (hours per model).
 ``demo``
     A 2-core CPU laptop setting that finishes the whole grid in minutes on a synthetic cohort at
-    4 mm with small patches, narrower networks and few epochs (400-600 steps per model). It shows
-    the pipeline and aims at non-degenerate numbers (the README says what it gives); it is
-    not a reproduction of the paper's values. Two departures from the paper help so few steps
-    learn to leave normal uptake alone: the Dice term of every loss is summed over the batch
-    (``loss_overrides={"batch": True}``; with the paper's per-patch Dice a patch without lesion
-    scores a foreground Dice of 1 - eps / (sum p + eps) ~ 1 whatever the network predicts, so
-    it gives no gradient against false positives), and half of the patches are centred on
-    lesions (``pos_fraction=0.5``; paper 0.8). Attention U-Net, which learns slower, gets 600
-    steps, 65 % lesion patches and lr 5e-3 (SegResNet 3e-3) through ``network_train``: with 400
-    steps and 50 % its Dice Focal model was still below p = 0.5 on every voxel.
+    4 mm with small patches, narrower networks and few epochs (400-600 steps per model); it shows
+    the pipeline and is not a reproduction of the paper's values. Two departures from the paper
+    let so few steps learn to leave normal uptake alone: the Dice term is summed over the batch
+    (``loss_overrides={"batch": True}``) and half of the patches are centred on lesions
+    (``pos_fraction=0.5``; paper 0.8); Attention U-Net gets 600 steps, 65 % lesion patches and
+    lr 5e-3 through ``network_train``. docs/decisions.md (2026-11-29) has the measurements.
 ``ci``
     The smallest setting that still runs every stage (tests and notebooks).
 """
@@ -55,137 +51,135 @@ import yaml
 
 from pcatools._atomic import write_text_atomic
 from pcatools.data.manifest import read_manifest, write_manifest
+from pcatools.training.config import TrainConfig
 from pcatools.vocabulary import LOSSES, NETWORKS
+
+TRAIN_SETTINGS = tuple(f.name for f in dataclasses.fields(TrainConfig))
+
+
+#: StudyProfile fields that are the study's own (the cohort, the grid, the split); every other
+#: setting of a profile is a :class:`~pcatools.training.config.TrainConfig` setting
+STUDY_SETTINGS = ("name", "n_cases", "networks", "losses", "fractions", "phantom_fwhm_mm", "network_train")
 
 
 @dataclass(frozen=True)
 class StudyProfile:
-    """Settings of one study run. Every field can be overridden in :func:`run_study`."""
+    """Settings of one study run: the cohort and grid, one training configuration for every grid
+    cell, and per-network changes to it. Every setting can be overridden in :func:`run_study`.
+
+    A profile reads its training settings as its own attributes (``profile.lr`` is
+    ``profile.train.lr``), and the sliding window of validation (``train.sliding_window``) is also
+    the one the study predicts the test set with.
+    """
 
     name: str
+    train: TrainConfig = field(default_factory=TrainConfig)
     n_cases: int = 380
-    spacing: tuple[float, float, float] = (2.0, 2.0, 2.0)
-    patch_size: tuple[int, int, int] = (128, 128, 128)
-    epochs: int = 1000
-    batch_size: int = 2
-    num_samples: int = 1
-    val_every: int = 10
-    max_steps_per_epoch: int | None = None
     networks: tuple[str, ...] = NETWORKS
     losses: tuple[str, ...] = LOSSES
-    model_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
-    roi_size: tuple[int, int, int] = (128, 128, 128)
-    overlap: float = 0.25
-    sw_batch_size: int = 4
-    workers: int = 4
-    lr: float = 2e-4
-    warmup_epochs: int = 0
-    weight_decay: float = 1e-5
     fractions: tuple[float, float, float] = (258 / 380, 65 / 380, 57 / 380)
     phantom_fwhm_mm: float = 6.0
-    transform_overrides: dict[str, Any] = field(default_factory=dict)
-    loss_overrides: dict[str, Any] = field(default_factory=dict)
-    #: per network, :func:`pcatools.training.train` arguments that replace the profile's
-    #: (e.g. ``{"attention_unet": {"lr": 5e-3}}``); a dict value replaces the whole dict
+    #: per network, TrainConfig settings that replace the profile's (e.g. ``{"attention_unet":
+    #: {"lr": 5e-3}}``); a mapping value (``model_overrides``) replaces the whole mapping
     network_train: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def train_kwargs(self, network: str, loss: str) -> dict[str, Any]:
-        """The :func:`pcatools.training.train` arguments of one grid cell (all but data, folder,
-        seed and progress): the profile's settings, then ``network_train[network]``.
+    def __getattr__(self, name: str) -> Any:
+        """The training settings read as the profile's own (``profile.patch_size``)."""
+        if name != "train" and name in TRAIN_SETTINGS:
+            return getattr(self.train, name)
+        raise AttributeError(f"StudyProfile has no setting {name!r}")
+
+    def train_config(self, network: str, loss: str, seed: int | None = None) -> TrainConfig:
+        """The :class:`~pcatools.training.config.TrainConfig` of one grid cell: the profile's
+        settings, then ``network_train[network]`` (and ``seed`` when given).
 
         Examples
         --------
-        >>> p = StudyProfile(name="x", lr=3e-3, network_train={"attention_unet": {"lr": 1e-2}})
-        >>> p.train_kwargs("attention_unet", "dice")["lr"], p.train_kwargs("segresnet", "dice")["lr"]
+        >>> p = StudyProfile(name="x", train=TrainConfig(lr=3e-3), network_train={"attention_unet": {"lr": 1e-2}})
+        >>> p.train_config("attention_unet", "dice").lr, p.train_config("segresnet", "dice").lr
         (0.01, 0.003)
         """
-        kwargs: dict[str, Any] = {
-            "model": network,
-            "loss": loss,
-            "epochs": self.epochs,
-            "batch_size": self.batch_size,
-            "lr": self.lr,
-            "warmup_epochs": self.warmup_epochs,
-            "weight_decay": self.weight_decay,
-            "patch_size": self.patch_size,
-            "spacing": self.spacing,
-            "val_every": self.val_every,
-            "num_samples": self.num_samples,
-            "workers": self.workers,
-            "sw_batch_size": self.sw_batch_size,
-            "overlap": self.overlap,
-            "val_roi_size": self.roi_size,
-            "max_steps_per_epoch": self.max_steps_per_epoch,
-            "model_overrides": self.model_overrides.get(network, {}),
-            "transform_overrides": self.transform_overrides,
-            "loss_overrides": self.loss_overrides,
-        }
-        extra = self.network_train.get(network, {})
-        unknown = sorted(set(extra) - set(kwargs))
+        extra = dict(self.network_train.get(network, {}))
+        unknown = sorted(set(extra) - set(TRAIN_SETTINGS) | set(extra) & {"model", "loss"})
         if unknown:
+            allowed = sorted(set(TRAIN_SETTINGS) - {"model", "loss"})
             raise ValueError(
                 f"StudyProfile {self.name!r}: network_train[{network!r}] has keys {unknown} that are "
-                f"not grid settings; allowed: {sorted(set(kwargs) - {'model', 'loss'})}"
+                f"not grid settings; allowed: {allowed}"
             )
-        return {**kwargs, **extra}
+        changes = {"model": network, "loss": loss, **extra}
+        if seed is not None:
+            changes["seed"] = seed
+        return self.train.replace(**changes)
+
+    def train_kwargs(self, network: str, loss: str) -> dict[str, Any]:
+        """:meth:`train_config` as a mapping of settings."""
+        return self.train_config(network, loss).to_dict()
+
+    def settings(self) -> dict[str, Any]:
+        """The profile as one flat mapping (the study's ``config.yaml``): its own settings, then the
+        training settings."""
+        own = {name: getattr(self, name) for name in STUDY_SETTINGS}
+        return {**own, **self.train.to_dict()}
 
 
 PROFILES: dict[str, StudyProfile] = {
-    "paper": StudyProfile(name="paper"),
+    "paper": StudyProfile(name="paper", train=TrainConfig(workers=4)),
     "demo": StudyProfile(
         name="demo",
         n_cases=40,
-        spacing=(4.0, 4.0, 4.0),
-        patch_size=(32, 32, 32),
-        # the window is the training patch, as in the paper (128^3 both): SegResNet's GroupNorm
-        # normalises over the window, and one window over the whole 125 x 88 x 240 scan gave
-        # 6x more false-positive voxels than 32^3 windows
-        roi_size=(32, 32, 32),
-        epochs=40,
-        batch_size=2,
-        num_samples=2,
-        val_every=60,  # once, at the end (each validation of 4 cases costs ~15 s a model)
-        max_steps_per_epoch=10,
-        model_overrides={
-            "segresnet": {"init_filters": 8},
-            "attention_unet": {"channels": (8, 16, 32, 64, 128)},
-        },
-        sw_batch_size=8,
-        workers=0,
-        lr=3e-3,
-        # Attention U-Net learns slower: at 50 % lesion patches its DFL model stayed under p = 0.5
-        # everywhere after 400 steps (lr 4e-3, 5e-3, 1e-2; a warm-up did not help); 65 % and 600
-        # steps let it cross (training seed 1: DFL test DSC 0.30, against 0.00 with 400 steps).
-        # SegResNet at 1e-2 predicted nothing. The README has the measurements.
+        train=TrainConfig(
+            spacing=(4.0, 4.0, 4.0),
+            patch_size=(32, 32, 32),
+            # the window is the training patch, as in the paper (docs/decisions.md)
+            roi_size=(32, 32, 32),
+            epochs=40,
+            batch_size=2,
+            num_samples=2,
+            val_every=60,  # once, at the end (each validation of 4 cases costs ~15 s a model)
+            max_steps_per_epoch=10,
+            sw_batch_size=8,
+            workers=0,
+            lr=3e-3,
+            # 400-600 steps instead of ~130,000: batch Dice and 50 % lesion patches (module docstring)
+            loss_overrides={"batch": True},
+            transform_overrides={"pos_fraction": 0.5},
+        ),
+        # Attention U-Net learns slower: 65 % lesion patches and 600 steps (docs/decisions.md)
         network_train={
-            "attention_unet": {"lr": 5e-3, "epochs": 60, "transform_overrides": {"pos_fraction": 0.65}}
+            "segresnet": {"model_overrides": {"init_filters": 8}},
+            "attention_unet": {
+                "model_overrides": {"channels": (8, 16, 32, 64, 128)},
+                "lr": 5e-3,
+                "epochs": 60,
+                "transform_overrides": {"pos_fraction": 0.65},
+            },
         },
         fractions=(0.65, 0.1, 0.25),
-        # 400-600 steps instead of ~130,000: batch Dice and 50 % lesion patches (module docstring)
-        loss_overrides={"batch": True},
-        transform_overrides={"pos_fraction": 0.5},
     ),
     "ci": StudyProfile(
         name="ci",
         n_cases=12,
-        spacing=(6.0, 6.0, 6.0),
-        patch_size=(32, 32, 32),
-        roi_size=(32, 32, 32),
-        epochs=2,
-        batch_size=2,
-        num_samples=1,
-        val_every=1,
-        max_steps_per_epoch=2,
-        model_overrides={
-            "segresnet": {"init_filters": 4},
-            "attention_unet": {"channels": (4, 8, 16, 32, 64)},
+        train=TrainConfig(
+            spacing=(6.0, 6.0, 6.0),
+            patch_size=(32, 32, 32),
+            roi_size=(32, 32, 32),
+            epochs=2,
+            batch_size=2,
+            num_samples=1,
+            val_every=1,
+            max_steps_per_epoch=2,
+            sw_batch_size=2,
+            workers=0,
+            lr=1e-3,
+            loss_overrides={"batch": True},
+            transform_overrides={"pos_fraction": 0.5},
+        ),
+        network_train={
+            "segresnet": {"model_overrides": {"init_filters": 4}},
+            "attention_unet": {"model_overrides": {"channels": (4, 8, 16, 32, 64)}},
         },
-        sw_batch_size=2,
-        workers=0,
-        lr=1e-3,
         fractions=(0.5, 0.17, 0.33),
-        loss_overrides={"batch": True},
-        transform_overrides={"pos_fraction": 0.5},
     ),
 }
 
@@ -193,23 +187,36 @@ PROFILES: dict[str, StudyProfile] = {
 def get_profile(profile: str | StudyProfile, **overrides: Any) -> StudyProfile:
     """Return a profile by name (``paper``, ``demo``, ``ci``) with ``overrides`` applied.
 
+    An override is a study setting (:data:`STUDY_SETTINGS`) or a training setting
+    (:class:`~pcatools.training.config.TrainConfig`); ``network_train`` entries update the
+    profile's per network. ``None`` values are ignored.
+
     Examples
     --------
     >>> get_profile("demo", epochs=3).epochs
     3
+    >>> get_profile("demo", network_train={"attention_unet": {"lr": 1e-2}}).train_config("attention_unet", "dice").epochs
+    60
     """
     if isinstance(profile, str):
         if profile not in PROFILES:
             raise ValueError(f"Unknown study profile {profile!r}; expected one of {sorted(PROFILES)}")
         profile = PROFILES[profile]
-    known = {f.name for f in dataclasses.fields(StudyProfile)}
-    unknown = set(overrides) - known
-    if unknown:
-        raise ValueError(f"Unknown study settings {sorted(unknown)}; expected some of {sorted(known)}")
     values: dict[str, Any] = {
         k: (tuple(v) if isinstance(v, list) else v) for k, v in overrides.items() if v is not None
     }
-    return dataclasses.replace(profile, **values)
+    unknown = set(values) - set(STUDY_SETTINGS) - set(TRAIN_SETTINGS)
+    if unknown:
+        known = sorted({*STUDY_SETTINGS, *TRAIN_SETTINGS} - {"model", "loss"})
+        raise ValueError(f"Unknown study settings {sorted(unknown)}; expected some of {known}")
+    own: dict[str, Any] = {k: v for k, v in values.items() if k in STUDY_SETTINGS}
+    if "network_train" in own:
+        own["network_train"] = {
+            net: {**profile.network_train.get(net, {}), **dict(change)}
+            for net, change in {**profile.network_train, **own["network_train"]}.items()
+        }
+    train = {k: v for k, v in values.items() if k not in STUDY_SETTINGS}
+    return dataclasses.replace(profile, train=profile.train.replace(**train), **own)
 
 
 def model_key(network: str, loss: str) -> str:
@@ -273,6 +280,20 @@ def _yaml_ready(obj: Any) -> Any:
     return obj
 
 
+def _profile_then_and_now(before: dict[str, Any]) -> dict[str, Any]:
+    """A study ``config.yaml`` profile written before 2026-11-29 in today's terms: per-network
+    ``model_overrides`` became ``network_train[network]["model_overrides"]``, so that an older
+    study folder compares equal to the same profile today."""
+    overrides = before.get("model_overrides")
+    if not isinstance(overrides, dict) or not set(overrides) <= set(NETWORKS) or "train" in before:
+        return before
+    network_train = {k: dict(v) for k, v in (before.get("network_train") or {}).items()}
+    for net, kw in overrides.items():
+        if kw:
+            network_train[net] = {"model_overrides": kw, **network_train.get(net, {})}
+    return {**before, "model_overrides": {}, "network_train": network_train}
+
+
 def prepare_data(
     run_dir: Path, profile: StudyProfile, data_dir: str | os.PathLike[str] | None, seed: int, progress: bool
 ) -> pd.DataFrame:
@@ -321,14 +342,8 @@ def train_grid(
     for network in profile.networks:
         for loss in profile.losses:
             key = model_key(network, loss)
-            result = train(
-                split,
-                run_dir / "models" / key,
-                seed=seed,
-                progress=progress,
-                resume=True,
-                **profile.train_kwargs(network, loss),
-            )
+            config = profile.train_config(network, loss, seed=seed)
+            result = train(split, run_dir / "models" / key, config, progress=progress, resume=True)
             best[key] = Path(result.best_checkpoint)
     return best
 
@@ -345,10 +360,12 @@ def predict_grid(
     frames = []
     for key, checkpoint in checkpoints.items():
         network, loss = key.split("__")
+        window = profile.train.sliding_window
         kwargs: dict[str, Any] = dict(
-            roi_size=profile.roi_size,
-            overlap=profile.overlap,
-            sw_batch_size=profile.sw_batch_size,
+            roi_size=window.roi_size,
+            overlap=window.overlap,
+            mode=window.mode,
+            sw_batch_size=window.sw_batch_size,
             progress=progress,
         )
         out = run_dir / "predictions" / key
@@ -436,28 +453,28 @@ def draw_figures(
     ``loss_figures=False`` leaves out Figures 1 and 7 (they show the loss, not the results);
     ``pet=False`` leaves out Figures 2 and 3, which need the PET (the SUVmax rule, the background).
     """
-    from pcatools import plots
+    from pcatools.figures import figure1, figure4, figure5, figure6, figure7, save_figure
 
     figures: dict[str, Any] = {}
     if loss_figures:
-        figures["figure1"] = plots.figure1()
+        figures["figure1"] = figure1()
     if pet:
         figures["figure2"] = figure2_for_study(study)
         figures["figure3"] = figure3_for_study(study)
-    figures["figure4"] = plots.figure4(study.cases)
-    figures["figure5"] = plots.figure5(tables["thresholds_patient"], tables["thresholds_lesion"])
-    figures["figure6"] = plots.figure6(tables["dmax_groups"])
+    figures["figure4"] = figure4(study.cases)
+    figures["figure5"] = figure5(tables["thresholds_patient"], tables["thresholds_lesion"])
+    figures["figure6"] = figure6(tables["dmax_groups"])
     if loss_figures:
         from pcatools.losses import loss_vs_probability  # torch: only for the loss figures
 
-        figures["figure7"] = plots.figure7(loss_vs_probability())
+        figures["figure7"] = figure7(loss_vs_probability())
     # One shared plotly.min.js beside the HTML files: they open offline and stay small.
     from plotly.offline import get_plotlyjs
 
     write_text_atomic(figures_dir / "plotly.min.js", get_plotlyjs())
     written = {}
     for name, fig in figures.items():
-        plots.save_figure(fig, figures_dir / name, include_plotlyjs="directory")
+        save_figure(fig, figures_dir / name, include_plotlyjs="directory")
         written[name] = figures_dir / f"{name}.png"
     return written
 
@@ -490,9 +507,9 @@ def figure2_for_study(study: StudyResult, case_id: str | None = None, model: int
 
     ``case_id=None`` picks :func:`figure3_case`; ``model`` is the position of the model among the
     case's predictions (grid order in a study, ``--pred`` order in an evaluation). Detection uses
-    :mod:`pcatools.metrics` through :func:`pcatools.plots.figure2_data`.
+    :mod:`pcatools.metrics` through :func:`pcatools.figures.figure2_data`.
     """
-    from pcatools import plots
+    from pcatools.figures import figure2
     from pcatools.metrics.evaluate import read_mask
 
     case_id = figure3_case(study.cases) if case_id is None else str(case_id)
@@ -501,7 +518,7 @@ def figure2_for_study(study: StudyResult, case_id: str | None = None, model: int
     pred = np.asarray(read_mask(pick["pred"], study.label_value, "prediction").dataobj)
     name = pick["model"] if "model" in preds.columns else f"{pick['network']}/{pick['loss']}"
     spacing = tuple(float(z) for z in pet.header.get_zooms()[:3])
-    return plots.figure2(
+    return figure2(
         label,
         pred,
         np.asarray(pet.dataobj),
@@ -515,7 +532,7 @@ def figure3_for_study(study: StudyResult, case_id: str | None = None) -> Any:
 
     ``case_id=None`` picks :func:`figure3_case`. The background is the coronal PET MIP.
     """
-    from pcatools import plots
+    from pcatools.figures import figure3
     from pcatools.metrics.evaluate import read_mask
 
     case_id = figure3_case(study.cases) if case_id is None else str(case_id)
@@ -526,7 +543,7 @@ def figure3_for_study(study: StudyResult, case_id: str | None = None) -> Any:
             read_mask(pred, study.label_value, "prediction").dataobj
         )
     spacing = tuple(float(z) for z in pet.header.get_zooms()[:3])
-    return plots.figure3(np.asarray(pet.dataobj), label, masks, spacing=spacing, title=f"Case {case_id}")
+    return figure3(np.asarray(pet.dataobj), label, masks, spacing=spacing, title=f"Case {case_id}")
 
 
 def run_study(
@@ -558,7 +575,8 @@ def run_study(
         them; continuing would mix models trained one way with results computed another.
         ``workers``, ``networks`` and ``losses`` may change (a grid can grow), the rest may not.
     **overrides
-        Any :class:`StudyProfile` field, e.g. ``epochs=5`` or ``networks=("segresnet",)``.
+        Any study or training setting (:func:`get_profile`), e.g. ``epochs=5`` or
+        ``networks=("segresnet",)``.
 
     Returns
     -------
@@ -582,7 +600,7 @@ def run_study(
     prof = get_profile(profile, **overrides)
     run = Path(run_dir).resolve()
     data = str(Path(data_dir).resolve()) if data_dir is not None else None
-    config = {"profile": dataclasses.asdict(prof), "data_dir": data, "seed": seed}
+    config = {"profile": prof.settings(), "data_dir": data, "seed": seed}
     start_over = (
         f"pass restart=True (pcatools study --restart) to move its files to {run / REPLACED_DIR}/ and start "
         "over, or use another run folder"
@@ -605,6 +623,7 @@ def run_study(
                 run,
                 {},
             ) from None
+        before = _profile_then_and_now(before)
         if before["data_dir"] is not None:
             before["data_dir"] = str(Path(before["data_dir"]).resolve())
         now = {**_yaml_ready(config["profile"]), "data_dir": data, "seed": seed}

@@ -55,9 +55,10 @@ MODULES = [
     "pcatools.inference",
     "pcatools.metrics",
     "pcatools.stats",
-    "pcatools.plots",
+    "pcatools.figures",
     "pcatools.viewer",
     "pcatools.study",
+    "pcatools.vocabulary",
     "pcatools.evaluation",
 ]
 

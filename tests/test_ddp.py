@@ -26,14 +26,14 @@ SCRIPT = textwrap.dedent(
     """
     import json, os, sys
     import pandas as pd
-    from pcatools.training import train
+    from pcatools.training import TrainConfig, train
 
     table = pd.read_csv(sys.argv[1], dtype={"case_id": str})
-    result = train(
-        table, sys.argv[2], epochs=1, batch_size=1, patch_size=(32, 32, 32), spacing=(4.0, 4.0, 4.0),
-        val_every=1, workers=0, lr=3e-3, model_overrides={"init_filters": 4}, progress=False,
-        device="cpu", tensorboard=False,
+    config = TrainConfig(
+        epochs=1, batch_size=1, patch_size=(32, 32, 32), spacing=(4.0, 4.0, 4.0), val_every=1, workers=0,
+        lr=3e-3, model_overrides={"init_filters": 4}, tensorboard=False,
     )
+    result = train(table, sys.argv[2], config, progress=False, device="cpu")
     row = result.history.iloc[-1]
     print("RESULT " + json.dumps({
         "rank": int(os.environ["RANK"]), "world": int(os.environ["WORLD_SIZE"]),

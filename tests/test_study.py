@@ -39,7 +39,7 @@ def test_interrupted_study_continues_and_finished_study_is_kept(
     calls: list[str] = []
 
     def interrupted(*args: Any, **kwargs: Any) -> Any:
-        calls.append(kwargs["loss"])
+        calls.append(args[2].loss)  # train(manifest, run_dir, config, ...)
         if len(calls) == 2:  # Ctrl-C while the second model trains
             raise KeyboardInterrupt
         return real_train(*args, **kwargs)

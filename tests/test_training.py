@@ -6,7 +6,6 @@ All runs use a tiny cohort (32^3 voxels at 4 mm, a bright cube lesion), 32^3 pat
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 import shutil
@@ -23,6 +22,7 @@ from pcatools.data.case import Case, write_case
 from pcatools.data.errors import DataError
 from pcatools.training import (
     CheckpointError,
+    TrainConfig,
     TrainEvent,
     capture_rng_state,
     load_checkpoint,
@@ -43,9 +43,8 @@ TINY = {
     "workers": 0,
     "max_steps_per_epoch": 2,
     "model_overrides": {"init_filters": 4},
-    "progress": False,
-    "device": "cpu",
 }
+RUN = {"progress": False, "device": "cpu"}  # train()'s run arguments; TINY holds the settings
 
 
 def tiny_cohort(
@@ -104,7 +103,9 @@ def cohort(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
 def reference(cohort: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, list[TrainEvent]]:
     """An uninterrupted 4-epoch run, with every callback event recorded."""
     events: list[TrainEvent] = []
-    result = train(cohort, tmp_path_factory.mktemp("ref") / "run", callbacks=[events.append], **TINY)
+    result = train(
+        cohort, tmp_path_factory.mktemp("ref") / "run", TrainConfig(**TINY), callbacks=[events.append], **RUN
+    )
     return result, events
 
 
@@ -118,7 +119,7 @@ def interrupted(cohort: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) 
             raise Stop
 
     with pytest.raises(Stop):
-        train(cohort, run, callbacks=[kill], **TINY)
+        train(cohort, run, TrainConfig(**TINY), callbacks=[kill], **RUN)
     return run
 
 
@@ -191,16 +192,16 @@ def test_lr_factor_warm_up_then_cosine() -> None:
 
 def test_warm_up_schedule_and_exact_resume(cohort: pd.DataFrame, tmp_path: Path) -> None:
     settings = {**TINY, "val_every": 4, "warmup_epochs": 2}
-    whole = train(cohort, tmp_path / "whole", **settings)
+    whole = train(cohort, tmp_path / "whole", TrainConfig(**settings), **RUN)
     expected = [TINY["lr"] * lr_factor(e, TINY["epochs"], 2) for e in range(TINY["epochs"])]
     np.testing.assert_allclose(whole.history["lr"].to_numpy(), expected, rtol=1e-12)
     assert whole.history["lr"].tolist()[:3] == pytest.approx([1e-3, 2e-3, 3e-3])  # 3e-3 x 1/3, 2/3, 1
     # stopped after epoch 2 (inside the warm-up's end), then resumed: the same weights and schedule
-    part = train(cohort, tmp_path / "part", max_epochs_this_call=2, **settings)
+    part = train(cohort, tmp_path / "part", TrainConfig(**settings), max_epochs_this_call=2, **RUN)
     assert not part.completed
     with pytest.raises(ValueError, match=r"other settings \(warmup_epochs: 2 -> 0\)"):
-        train(cohort, tmp_path / "part", **{**settings, "warmup_epochs": 0})
-    done = train(cohort, tmp_path / "part", **settings)
+        train(cohort, tmp_path / "part", TrainConfig(**{**settings, "warmup_epochs": 0}), **RUN)
+    done = train(cohort, tmp_path / "part", TrainConfig(**settings), **RUN)
     a, b = load_checkpoint(whole.last_checkpoint), load_checkpoint(done.last_checkpoint)
     assert states_equal(a["model"], b["model"]) and states_equal(a["scheduler"], b["scheduler"])
     pd.testing.assert_frame_equal(done.history[_DETERMINISTIC], whole.history[_DETERMINISTIC])
@@ -214,7 +215,7 @@ def test_runs_from_before_warm_up_still_resume(
     state = load_checkpoint(run / "last.pt")
     del state["config"]["warmup_epochs"]  # a checkpoint written before the key existed
     save_checkpoint(state, run / "last.pt")
-    resumed = train(cohort, run, **TINY)
+    resumed = train(cohort, run, TrainConfig(**TINY), **RUN)
     assert resumed.completed and resumed.history["epoch"].tolist() == [1, 2, 3, 4]
 
 
@@ -237,15 +238,7 @@ def test_run_folder(reference: tuple[Any, list[TrainEvent]], cohort: pd.DataFram
     result, _ = reference
     run = result.run_dir
     config = yaml.safe_load((run / "config.yaml").read_text())
-    arguments = set(inspect.signature(train).parameters) - {
-        "manifest",
-        "run_dir",
-        "callbacks",
-        "resume",
-        "progress",
-        "max_epochs_this_call",
-        "tensorboard",
-    }
+    arguments = set(TrainConfig.__dataclass_fields__) | {"device"}  # every setting, and where it ran
     assert arguments <= set(config), sorted(arguments - set(config))
     assert (
         config["model"] == "segresnet" and config["loss"] == "l1dfl" and config["patch_size"] == [32, 32, 32]
@@ -277,7 +270,7 @@ def test_killed_run_resumes_to_the_same_weights(
     run = tmp_path / "run"
     shutil.copytree(interrupted, run)
     assert load_checkpoint(run / "last.pt")["epoch"] == 2
-    resumed = train(cohort, run, **TINY)
+    resumed = train(cohort, run, TrainConfig(**TINY), **RUN)
     assert resumed.completed
     a, b = load_checkpoint(result.last_checkpoint), load_checkpoint(resumed.last_checkpoint)
     assert states_equal(a["model"], b["model"])  # every weight tensor bit-for-bit
@@ -296,13 +289,13 @@ def test_corrupt_checkpoint_clear_error_and_previous_kept(
     last = run / "last.pt"
     last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])  # a half-written file
     with pytest.raises(CheckpointError, match=r"last\.pt is corrupt.*last\.prev\.pt.*resume='prev'"):
-        train(cohort, run, **TINY)
+        train(cohort, run, TrainConfig(**TINY), **RUN)
     prev = load_checkpoint(previous_path(last))  # the previous good one is kept and loads
     assert prev["epoch"] == 1
     # continue from it when asked: one epoch now (max_epochs_this_call), the rest later
-    part = train(cohort, run, resume="prev", max_epochs_this_call=1, **TINY)
+    part = train(cohort, run, TrainConfig(**TINY), resume="prev", max_epochs_this_call=1, **RUN)
     assert not part.completed and part.history["epoch"].tolist() == [1, 2]
-    done = train(cohort, run, **TINY)
+    done = train(cohort, run, TrainConfig(**TINY), **RUN)
     assert done.completed
     assert states_equal(
         load_checkpoint(done.last_checkpoint)["model"], load_checkpoint(result.last_checkpoint)["model"]
@@ -319,7 +312,7 @@ def test_finished_run_is_not_trained_again(
         raise AssertionError("a finished run must not load (cache) its volumes again")
 
     monkeypatch.setattr("pcatools.training.loop._files", no_loading)
-    again = train(cohort, result.run_dir, **TINY)
+    again = train(cohort, result.run_dir, TrainConfig(**TINY), **RUN)
     assert again.completed and result.last_checkpoint.stat().st_mtime_ns == before
     pd.testing.assert_frame_equal(again.history[_DETERMINISTIC], result.history[_DETERMINISTIC])
 
@@ -329,7 +322,7 @@ def test_resume_with_other_settings_is_refused(
 ) -> None:
     result, _ = reference
     with pytest.raises(ValueError, match=r"other settings \(lr: 0\.003 -> 0\.001\)"):
-        train(cohort, result.run_dir, **{**TINY, "lr": 1e-3})
+        train(cohort, result.run_dir, TrainConfig(**{**TINY, "lr": 1e-3}), **RUN)
 
 
 def test_failed_save_keeps_the_previous_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -380,15 +373,17 @@ def test_rng_state_round_trip(tmp_path: Path) -> None:
 
 def test_bad_arguments(cohort: pd.DataFrame, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no 'split' column"):
-        train(cohort.drop(columns="split"), tmp_path / "a", **TINY)
+        train(cohort.drop(columns="split"), tmp_path / "a", TrainConfig(**TINY), **RUN)
     with pytest.raises(ValueError, match="no rows with split == 'train'"):
-        train(cohort.assign(split="test"), tmp_path / "b", **TINY)
-    with pytest.raises(DataError, match=r"manifest: \d+ pet file\(s\) not found, first: case '\w+': .*missing.nii.gz"):
-        train(cohort.assign(pet=str(tmp_path / "missing.nii.gz")), tmp_path / "c", **TINY)
+        train(cohort.assign(split="test"), tmp_path / "b", TrainConfig(**TINY), **RUN)
+    with pytest.raises(
+        DataError, match=r"manifest: \d+ pet file\(s\) not found, first: case '\w+': .*missing.nii.gz"
+    ):
+        train(cohort.assign(pet=str(tmp_path / "missing.nii.gz")), tmp_path / "c", TrainConfig(**TINY), **RUN)
     with pytest.raises(ValueError, match="amp=True needs a CUDA device"):
-        train(cohort, tmp_path / "d", **{**TINY, "amp": True})
+        train(cohort, tmp_path / "d", TrainConfig(**{**TINY, "amp": True}), **RUN)
     with pytest.raises(ValueError, match="multiple of 8"):
-        train(cohort, tmp_path / "e", **{**TINY, "patch_size": (36, 36, 36)})
+        train(cohort, tmp_path / "e", TrainConfig(**{**TINY, "patch_size": (36, 36, 36)}), **RUN)
     assert not (tmp_path / "a").exists()  # nothing written before the inputs are checked
 
 
@@ -431,8 +426,8 @@ def test_worker_processes_do_not_change_the_result(cohort: pd.DataFrame, tmp_pat
     """Each sample seeds its own augmentation from (seed, epoch, case), so 0 or 2 persistent
     worker processes train exactly the same weights."""
     kw = {**TINY, "epochs": 2, "val_every": 2}
-    inline = train(cohort, tmp_path / "w0", **kw)
-    workers = train(cohort, tmp_path / "w2", **{**kw, "workers": 2})
+    inline = train(cohort, tmp_path / "w0", TrainConfig(**kw), **RUN)
+    workers = train(cohort, tmp_path / "w2", TrainConfig(**{**kw, "workers": 2}), **RUN)
     assert states_equal(
         load_checkpoint(inline.last_checkpoint)["model"], load_checkpoint(workers.last_checkpoint)["model"]
     )

@@ -29,7 +29,7 @@ from typer.testing import CliRunner
 from pcatools.cli import app
 from pcatools.data.errors import DataError
 from pcatools.data.manifest import read_manifest, write_manifest
-from pcatools.training import load_checkpoint, save_checkpoint, train
+from pcatools.training import TrainConfig, load_checkpoint, save_checkpoint, train
 from pcatools.training.checkpoint import CheckpointError, CheckpointWriteError
 from pcatools.training.run_files import RunBusyError, run_lock
 
@@ -44,9 +44,8 @@ TINY: dict[str, Any] = {
     "max_steps_per_epoch": 1,
     "sw_batch_size": 2,
     "model_overrides": {"init_filters": 4},
-    "progress": False,
-    "device": "cpu",
 }
+RUN = {"progress": False, "device": "cpu"}  # train()'s run arguments; TINY holds the settings
 
 TINY_CLI = [
     "--patch-size", "32", "--spacing", "8", "--batch-size", "1", "--val-every", "1", "--lr", "0.001",
@@ -92,7 +91,7 @@ def data(cohort: Path, tmp_path: Path) -> Path:
 def two_epochs(cohort: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 3-epoch run stopped after 2: last.pt (epoch 2), last.prev.pt (epoch 1), best.pt, history.csv."""
     run = tmp_path_factory.mktemp("runs") / "run"
-    train(cohort / "split.csv", run, max_epochs_this_call=2, **TINY)
+    train(cohort / "split.csv", run, TrainConfig(**TINY), max_epochs_this_call=2, **RUN)
     return run
 
 
@@ -173,7 +172,7 @@ def test_library_train_and_data_dir_run_the_same_checks(data: Path, tmp_path: Pa
     pet = case_file(data, 3, "pet")  # the validation case
     _nan_pet(pet)
     with pytest.raises(DataError, match=rf"^case 'PSMA_0003': PET {pet}: expected finite SUV values"):
-        train(data, tmp_path / "run", **TINY)
+        train(data, tmp_path / "run", TrainConfig(**TINY), **RUN)
     result = invoke(
         "train", "--data-dir", data.parent, "--run-dir", tmp_path / "run2", "--epochs", "1", *TINY_CLI
     )
@@ -195,7 +194,7 @@ def test_non_finite_loss_names_the_cases_of_the_batch(
 
     monkeypatch.setattr("pcatools.losses.build_loss", lambda name, **kw: NanLoss())
     with pytest.raises(FloatingPointError, match=r"at epoch 1, step 1, on a batch of cases PSMA_000[0-2];"):
-        train(data, tmp_path / "run", **TINY)
+        train(data, tmp_path / "run", TrainConfig(**TINY), **RUN)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -210,7 +209,7 @@ def test_missing_last_continues_from_the_previous_checkpoint(
     best = load_checkpoint(run_copy / "best.pt")
     save_checkpoint({**best, "epoch": 2}, run_copy / "best.pt", keep_previous=False)  # best of the lost epoch
     with caplog.at_level(logging.WARNING, logger="pcatools.training"):
-        result = train(cohort / "split.csv", run_copy, **{**TINY, "epochs": 3})
+        result = train(cohort / "split.csv", run_copy, TrainConfig(**{**TINY, "epochs": 3}), **RUN)
     messages = " | ".join(r.getMessage() for r in caplog.records)
     assert f"{run_copy / 'last.pt'} is missing: continuing from the previous checkpoint" in messages
     assert "(epoch 1)" in messages

@@ -51,12 +51,13 @@ def run(
     (<case_id>_probs.nii.gz, column 'probs'); a mask is 1 exactly where its map is above 0.5.
     """
     from pcatools.commands.train import _fail, parse_triple
-    from pcatools.inference import _check_sw, _device, predict_manifest
+    from pcatools.inference import _device, predict_manifest
     from pcatools.training import CheckpointError, read_manifest
+    from pcatools.training.config import check_window
 
     try:  # the options, before anything is read: a bad one exits 2
         roi = parse_triple(roi_size, int, "roi_size") if roi_size is not None else None
-        _check_sw(roi, overlap, mode, sw_batch_size)
+        check_window(roi, overlap, mode, sw_batch_size)
         _device(device)
     except typer.BadParameter as err:
         _fail(err.message, code=2)

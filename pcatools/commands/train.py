@@ -8,10 +8,13 @@ from typing import Any, NoReturn
 
 import typer
 
+from pcatools.training.config import TrainConfig, setting_help
+
 NAME = "train"
 
-#: Keys a config file may hold besides the arguments of ``pcatools.training.train``.
-DATA_KEYS = ("data_dir", "manifest", "run_dir", "split_fractions", "split_seed", "layout")
+#: Keys a config file may hold besides the training settings (:class:`~pcatools.training.config.TrainConfig`):
+#: where the data and the run are, and the device.
+DATA_KEYS = ("data_dir", "manifest", "run_dir", "split_fractions", "split_seed", "layout", "device")
 
 
 def parse_triple(text: str | list[Any] | tuple[Any, ...], kind: type, name: str) -> tuple[Any, Any, Any]:
@@ -58,16 +61,16 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
 
 
 def load_config(path: Path) -> dict[str, Any]:
-    """Read a training config (YAML mapping of ``train`` arguments and :data:`DATA_KEYS`); check its keys.
+    """Read a training config (YAML mapping of training settings and :data:`DATA_KEYS`); check it.
 
-    Relative paths in it (``data_dir``, ``manifest``, ``run_dir``) are relative to the working
-    directory, as on the command line.
+    Every key that is not one of :data:`DATA_KEYS` must be a
+    :class:`~pcatools.training.config.TrainConfig` setting with a valid value (an error names the
+    file and the key). Relative paths in it (``data_dir``, ``manifest``, ``run_dir``) are relative
+    to the working directory, as on the command line.
     """
-    import inspect
-
     import yaml
 
-    from pcatools.training import train
+    from pcatools.training.config import TrainConfig
 
     if not path.is_file():
         raise typer.BadParameter(f"config file {path} does not exist")
@@ -83,10 +86,10 @@ def load_config(path: Path) -> dict[str, Any]:
         raise typer.BadParameter(f"config {path}{where}: not valid YAML ({problem})") from None
     if not isinstance(data, dict):
         raise typer.BadParameter(f"config {path}: expected a YAML mapping, found {type(data).__name__}")
-    allowed = (set(inspect.signature(train).parameters) | set(DATA_KEYS)) - {"callbacks"}
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise typer.BadParameter(f"config {path}: unknown keys {unknown}; allowed: {sorted(allowed)}")
+    try:
+        TrainConfig.from_dict({k: v for k, v in data.items() if k not in DATA_KEYS}, where=f"config {path}")
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
     return data
 
 
@@ -124,7 +127,7 @@ def run(
         None,
         "--config",
         "-c",
-        help="YAML config (keys: train() arguments, data_dir, manifest, run_dir, split_fractions, split_seed). Options given on the command line win.",
+        help="YAML config (keys: the training settings of pcatools.training.TrainConfig, data_dir, manifest, run_dir, split_fractions, split_seed, layout, device). Options given on the command line win.",
     ),
     data_dir: Path | None = typer.Option(
         None, "--data-dir", help="Dataset (autoPET / nnU-Net / flat): discovered and split by patient."
@@ -133,51 +136,48 @@ def run(
         None, "--manifest", help="Manifest CSV; split by patient unless it has a 'split' column."
     ),
     run_dir: Path | None = typer.Option(None, "--run-dir", help="Run folder (default runs/<model>__<loss>)."),
-    model: str | None = typer.Option(None, help="segresnet | attention_unet | attention_unet_reference."),
-    loss: str | None = typer.Option(None, help="dice | dice_focal | l1dfl."),
-    epochs: int | None = typer.Option(None, help="Epochs (paper: 1000)."),
-    batch_size: int | None = typer.Option(None, help="Patches per step per process (paper: 2)."),
-    lr: float | None = typer.Option(None, help="AdamW learning rate (paper: 2e-4), cosine-annealed to 0."),
-    warmup_epochs: int | None = typer.Option(
-        None, help="Epochs of linear lr warm-up before the cosine annealing (paper: 0)."
-    ),
-    weight_decay: float | None = typer.Option(None, help="AdamW weight decay (paper: 1e-5)."),
-    patch_size: str | None = typer.Option(None, help="Patch size in voxels: '128' or '128,128,96'."),
-    spacing: str | None = typer.Option(None, help="Resampling spacing in mm: '2' or '2,2,3'."),
-    val_every: int | None = typer.Option(None, help="Validate every k epochs."),
-    num_samples: int | None = typer.Option(None, help="Random crops per case per visit."),
-    seed: int | None = typer.Option(
-        None, help="Seed of weights, shuffling and augmentation (and the split)."
-    ),
-    amp: bool | None = typer.Option(None, "--amp/--no-amp", help="Mixed precision (default: on with CUDA)."),
-    workers: int | None = typer.Option(None, help="Data-loading processes per GPU/process."),
-    cache_rate: float | None = typer.Option(None, help="Fraction of cases cached in memory."),
-    sw_batch_size: int | None = typer.Option(None, help="Sliding-window batch size for validation."),
-    overlap: float | None = typer.Option(None, help="Sliding-window overlap."),
-    sw_mode: str | None = typer.Option(None, help="Sliding-window blending: gaussian | constant."),
+    model: str | None = typer.Option(None, help=setting_help("model")),
+    loss: str | None = typer.Option(None, help=setting_help("loss")),
+    epochs: int | None = typer.Option(None, help=setting_help("epochs")),
+    batch_size: int | None = typer.Option(None, help=setting_help("batch_size")),
+    lr: float | None = typer.Option(None, help=setting_help("lr")),
+    warmup_epochs: int | None = typer.Option(None, help=setting_help("warmup_epochs")),
+    weight_decay: float | None = typer.Option(None, help=setting_help("weight_decay")),
+    patch_size: str | None = typer.Option(None, help=setting_help("patch_size")),
+    spacing: str | None = typer.Option(None, help=setting_help("spacing")),
+    val_every: int | None = typer.Option(None, help=setting_help("val_every")),
+    num_samples: int | None = typer.Option(None, help=setting_help("num_samples")),
+    seed: int | None = typer.Option(None, help=setting_help("seed")),
+    amp: bool | None = typer.Option(None, "--amp/--no-amp", help=setting_help("amp")),
+    workers: int | None = typer.Option(None, help=setting_help("workers")),
+    cache_rate: float | None = typer.Option(None, help=setting_help("cache_rate")),
+    roi_size: str | None = typer.Option(None, help=setting_help("roi_size")),
+    sw_batch_size: int | None = typer.Option(None, help=setting_help("sw_batch_size")),
+    overlap: float | None = typer.Option(None, help=setting_help("overlap")),
+    mode: str | None = typer.Option(None, help=setting_help("mode")),
     resume: str | None = typer.Option(
         None,
         help="yes (default: continue from last.pt, or from last.prev.pt where last.pt is gone), no (start over; "
         "the earlier run's files move to RUN_DIR/replaced/<time>/), prev (continue from last.prev.pt) or a checkpoint path.",
     ),
-    max_steps_per_epoch: int | None = typer.Option(None, help="Cap on steps per epoch (CPU demos)."),
+    max_steps_per_epoch: int | None = typer.Option(None, help=setting_help("max_steps_per_epoch")),
     max_epochs_this_call: int | None = typer.Option(None, help="Stop after this many epochs (resume later)."),
     model_override: list[str] | None = typer.Option(
-        None, "--model-override", help="KEY=VALUE passed to build_model (repeatable), e.g. init_filters=8."
+        None, "--model-override", help="KEY=VALUE (repeatable): " + setting_help("model_overrides")
     ),
     loss_override: list[str] | None = typer.Option(
-        None, "--loss-override", help="KEY=VALUE passed to build_loss (repeatable)."
+        None, "--loss-override", help="KEY=VALUE (repeatable): " + setting_help("loss_overrides")
     ),
     transform_override: list[str] | None = typer.Option(
         None,
         "--transform-override",
-        help="KEY=VALUE passed to train_transforms (repeatable), e.g. variant=reference-code.",
+        help="KEY=VALUE (repeatable): " + setting_help("transform_overrides"),
     ),
     device: str | None = typer.Option(
         None, help="cpu, cuda, cuda:1 (default: CUDA if available; cuda:LOCAL_RANK under torchrun)."
     ),
     deterministic: bool | None = typer.Option(
-        None, "--deterministic/--no-deterministic", help="Deterministic cuDNN (default: only on CPU)."
+        None, "--deterministic/--no-deterministic", help=setting_help("deterministic")
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
 ) -> None:
@@ -213,7 +213,7 @@ def run(
             "cache_rate": cache_rate,
             "sw_batch_size": sw_batch_size,
             "overlap": overlap,
-            "sw_mode": sw_mode,
+            "mode": mode,
             "max_steps_per_epoch": max_steps_per_epoch,
             "max_epochs_this_call": max_epochs_this_call,
             "device": device,
@@ -224,6 +224,10 @@ def run(
             settings["patch_size"] = patch_size
         if spacing is not None:
             settings["spacing"] = spacing
+        if roi_size is not None:
+            settings["roi_size"] = roi_size
+        if settings.get("roi_size") is not None:
+            settings["roi_size"] = parse_triple(settings["roi_size"], int, "roi_size")
         if "patch_size" in settings:
             settings["patch_size"] = parse_triple(settings["patch_size"], int, "patch_size")
         if "spacing" in settings:
@@ -235,11 +239,13 @@ def run(
         ):
             if items:
                 settings[key] = {**dict(settings.get(key) or {}), **parse_overrides(items)}
+        resumed: bool | str = True
         if resume is not None:
-            settings["resume"] = {"yes": True, "true": True, "no": False, "false": False}.get(
-                resume.lower(), resume
-            )
-        settings["progress"] = progress
+            resumed = {"yes": True, "true": True, "no": False, "false": False}.get(resume.lower(), resume)
+        run_config = TrainConfig.from_dict(
+            {k: v for k, v in settings.items() if k not in (*DATA_KEYS, "max_epochs_this_call")},
+            where="pcatools train",
+        )
         if settings.get("run_dir") is None:
             settings["run_dir"] = (
                 Path("runs") / f"{settings.get('model', 'segresnet')}__{settings.get('loss', 'l1dfl')}"
@@ -248,12 +254,19 @@ def run(
         table = prepare_manifest(settings, progress)
     except typer.BadParameter as err:  # a bad option or config file
         _fail(err.message, code=2)
-    except ValueError as err:  # the dataset or manifest (DataError): names the file
+    except ValueError as err:  # a setting out of range, the dataset or the manifest: names it
         _fail(str(err))
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    kwargs = {k: v for k, v in settings.items() if k not in DATA_KEYS}
     try:
-        result = train(table, settings["run_dir"], **kwargs)
+        result = train(
+            table,
+            settings["run_dir"],
+            run_config,
+            resume=resumed,
+            progress=progress,
+            device=settings.get("device"),
+            max_epochs_this_call=settings.get("max_epochs_this_call"),
+        )
     except (CheckpointError, RunBusyError, ValueError, OSError, FloatingPointError) as err:
         # bad settings or data, a run folder in use or with nothing to continue from, a full disk,
         # a diverged loss: each message names the file, case or setting

@@ -1,5 +1,7 @@
-"""Training (paper section 2.5): the loop, checkpoints with exact resume, and DDP helpers.
+"""Training (paper section 2.5): the settings, the loop, checkpoints with exact resume, and DDP helpers.
 
+- settings: :class:`TrainConfig`, its :class:`SlidingWindow`, :data:`IDENTITY_KEYS`,
+  :func:`setting_help` (:mod:`pcatools.training.config`)
 - :func:`train` / :class:`TrainResult` / :class:`TrainEvent`, :class:`RunSettingsError`
   (:mod:`pcatools.training.loop`)
 - checkpoints: :func:`save_checkpoint`, :func:`load_checkpoint`, :class:`CheckpointError`,
@@ -13,46 +15,90 @@ The errors are exported here so that a caller catches what :func:`train` refuses
 which module raises it.
 """
 
-from pcatools.training.checkpoint import (
-    CHECKPOINT_FORMAT,
-    CheckpointError,
-    CheckpointWriteError,
-    capture_rng_state,
-    load_checkpoint,
-    previous_path,
-    restore_rng_state,
-    save_checkpoint,
-)
-from pcatools.training.distributed import (
-    DistContext,
-    all_reduce_sum,
-    cleanup_distributed,
-    dist_env,
-    setup_distributed,
-)
-from pcatools.training.loop import (
-    IDENTITY_KEYS,
-    EpochSampler,
-    EpochSeededDataset,
-    RunSettingsError,
-    TrainEvent,
-    TrainResult,
-    default_workers,
-    lr_factor,
-    read_manifest,
-    sample_seed,
-    train,
-    train_loader,
-)
-from pcatools.training.run_files import (
-    HISTORY_COLUMNS,
-    RunBusyError,
-    history_frame,
-    read_config,
-    run_lock,
-    versions,
-    write_run_files,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover - the names, for type checkers; at run time they load on first use
+    from pcatools.training.checkpoint import (
+        CHECKPOINT_FORMAT,
+        CheckpointError,
+        CheckpointWriteError,
+        capture_rng_state,
+        load_checkpoint,
+        previous_path,
+        restore_rng_state,
+        save_checkpoint,
+    )
+    from pcatools.training.config import IDENTITY_KEYS, SlidingWindow, TrainConfig, setting_help
+    from pcatools.training.distributed import (
+        DistContext,
+        all_reduce_sum,
+        cleanup_distributed,
+        dist_env,
+        setup_distributed,
+    )
+    from pcatools.training.loop import (
+        EpochSampler,
+        EpochSeededDataset,
+        RunSettingsError,
+        TrainEvent,
+        TrainResult,
+        default_workers,
+        lr_factor,
+        read_manifest,
+        sample_seed,
+        train,
+        train_loader,
+    )
+    from pcatools.training.run_files import (
+        HISTORY_COLUMNS,
+        RunBusyError,
+        history_frame,
+        read_config,
+        run_lock,
+        versions,
+        write_run_files,
+    )
+
+#: name -> the module that defines it: ``pcatools.training.config`` (no torch) can be imported
+#: without the loop's torch and MONAI (PEP 562)
+_LAZY = {
+    "HISTORY_COLUMNS": "pcatools.training.run_files",
+    "RunBusyError": "pcatools.training.run_files",
+    "history_frame": "pcatools.training.run_files",
+    "read_config": "pcatools.training.run_files",
+    "run_lock": "pcatools.training.run_files",
+    "versions": "pcatools.training.run_files",
+    "write_run_files": "pcatools.training.run_files",
+    "CHECKPOINT_FORMAT": "pcatools.training.checkpoint",
+    "CheckpointError": "pcatools.training.checkpoint",
+    "CheckpointWriteError": "pcatools.training.checkpoint",
+    "capture_rng_state": "pcatools.training.checkpoint",
+    "load_checkpoint": "pcatools.training.checkpoint",
+    "previous_path": "pcatools.training.checkpoint",
+    "restore_rng_state": "pcatools.training.checkpoint",
+    "save_checkpoint": "pcatools.training.checkpoint",
+    "IDENTITY_KEYS": "pcatools.training.config",
+    "SlidingWindow": "pcatools.training.config",
+    "TrainConfig": "pcatools.training.config",
+    "setting_help": "pcatools.training.config",
+    "DistContext": "pcatools.training.distributed",
+    "all_reduce_sum": "pcatools.training.distributed",
+    "cleanup_distributed": "pcatools.training.distributed",
+    "dist_env": "pcatools.training.distributed",
+    "setup_distributed": "pcatools.training.distributed",
+    "EpochSampler": "pcatools.training.loop",
+    "EpochSeededDataset": "pcatools.training.loop",
+    "RunSettingsError": "pcatools.training.loop",
+    "TrainEvent": "pcatools.training.loop",
+    "TrainResult": "pcatools.training.loop",
+    "default_workers": "pcatools.training.loop",
+    "lr_factor": "pcatools.training.loop",
+    "read_manifest": "pcatools.training.loop",
+    "sample_seed": "pcatools.training.loop",
+    "train": "pcatools.training.loop",
+    "train_loader": "pcatools.training.loop",
+}
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -63,6 +109,8 @@ __all__ = [
     "DistContext",
     "RunBusyError",
     "RunSettingsError",
+    "SlidingWindow",
+    "TrainConfig",
     "TrainEvent",
     "TrainResult",
     "all_reduce_sum",
@@ -83,8 +131,18 @@ __all__ = [
     "restore_rng_state",
     "run_lock",
     "save_checkpoint",
+    "setting_help",
     "setup_distributed",
     "train",
     "versions",
     "write_run_files",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import ``name`` from its module (:data:`_LAZY`) on first use."""
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'pcatools.training' has no attribute {name!r}")

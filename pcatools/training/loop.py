@@ -1,4 +1,4 @@
-"""The training loop of the study (paper section 2.5): ``train(manifest, run_dir, ...)``.
+"""The training loop of the study (paper section 2.5): ``train(manifest, run_dir, config)``.
 
 What one call does
 ------------------
@@ -15,11 +15,11 @@ What one call does
    the network's logits. The epoch loss is the mean of the batch losses (paper 2.5), averaged
    over all ranks.
 4. Validation every ``val_every`` epochs and after the last epoch: sliding-window inference
-   (window ``patch_size``, ``overlap``, ``sw_mode`` blending) on each validation case at the
+   (``config.sliding_window``: window ``roi_size``, default the training patch) on each validation case at the
    training spacing, argmax, and the mean DSC over cases of the foreground class (MONAI
    :class:`~monai.metrics.DiceMetric`, ``include_background=False``; cases with an empty ground
    truth give NaN there and are left out of the mean, as in the public code).
-5. Files (rank 0 only) in ``run_dir``: ``config.yaml`` (every argument), ``versions.json``,
+5. Files (rank 0 only) in ``run_dir``: ``config.yaml`` (every setting, :class:`TrainConfig`), ``versions.json``,
    ``split.csv`` (the manifest used), ``history.csv``, TensorBoard events in ``tensorboard/``,
    ``last.pt`` / ``last.prev.pt`` after every epoch and ``best.pt`` at each new best DSC, all
    written atomically (see :mod:`pcatools.training.checkpoint`).
@@ -35,7 +35,7 @@ resumes from its last checkpoint ends with the same weights as an uninterrupted 
 hardware and settings, and so does a run with another number of workers (CPU; on GPU,
 ``deterministic=True`` is needed as well, which disables cuDNN autotuning). This also lets the
 worker processes live for the whole run (``persistent_workers``) instead of starting anew every
-epoch, which took 2 s per epoch on a 16-core GPU machine (about 15 % of a paper epoch).
+epoch (docs/decisions.md has the measurement).
 
 A corrupt ``last.pt`` raises :class:`~pcatools.training.checkpoint.CheckpointError` naming the
 file; nothing falls back silently. ``resume="prev"`` continues from ``last.prev.pt`` (the copy
@@ -48,8 +48,8 @@ run continues from is moved there as well.
 
 Before the first epoch
 ----------------------
-Every ``train`` and ``val`` case is loaded once with :func:`pcatools.data.io.check_cases` (the
-checks :func:`~pcatools.data.io.discover_cases` runs: one voxel grid, finite values, 0/1 labels,
+Every ``train`` and ``val`` case is loaded once with :func:`pcatools.data.discovery.check_cases` (the
+checks :func:`~pcatools.data.discovery.discover_cases` runs: one voxel grid, finite values, 0/1 labels,
 readable files), so a bad case is one error naming it and its file, whatever made the manifest.
 The run folder is locked (``train.lock``, :func:`~pcatools.training.run_files.run_lock`) while a
 run trains in it: a second ``train`` on the same folder is refused.
@@ -95,6 +95,7 @@ from pcatools.training.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
+from pcatools.training.config import IDENTITY_KEYS, SlidingWindow, TrainConfig
 from pcatools.training.distributed import DistContext, all_reduce_sum, cleanup_distributed, setup_distributed
 from pcatools.training.run_files import (
     REPLACED_DIR,
@@ -123,26 +124,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("pcatools.training")
-
-#: Settings that define a run: resuming with any of them changed is refused.
-IDENTITY_KEYS = (
-    "model",
-    "model_overrides",
-    "in_channels",
-    "out_channels",
-    "loss",
-    "loss_overrides",
-    "epochs",
-    "batch_size",
-    "lr",
-    "warmup_epochs",
-    "weight_decay",
-    "patch_size",
-    "spacing",
-    "num_samples",
-    "seed",
-    "transform_overrides",
-)
 
 
 class RunSettingsError(ValueError):
@@ -441,129 +422,16 @@ def _tensorboard(run_dir: Path, enabled: bool, purge_step: int) -> Iterator[Any]
         writer.close()
 
 
-def _validate_args(
-    epochs: int,
-    batch_size: int,
-    val_every: int,
-    num_samples: int,
-    overlap: float,
-    patch_size: tuple[int, ...],
-    spacing: tuple[float, ...],
-    cache_rate: float,
-    sw_mode: str,
-    model: str,
-    model_overrides: Mapping[str, Any],
-    loss: str,
-    loss_overrides: Mapping[str, Any],
-    transform_overrides: Mapping[str, Any],
-) -> None:
-    from pcatools.models import min_input_multiple
-
-    for name, value in (
-        ("epochs", epochs),
-        ("batch_size", batch_size),
-        ("val_every", val_every),
-        ("num_samples", num_samples),
-    ):
-        if int(value) < 1:
-            raise ValueError(f"train: {name} must be >= 1, got {value}")
-    if not 0.0 <= overlap < 1.0:
-        raise ValueError(f"train: overlap must be in [0, 1), got {overlap}")
-    if not 0.0 <= cache_rate <= 1.0:
-        raise ValueError(f"train: cache_rate must be in [0, 1], got {cache_rate}")
-    if len(patch_size) != 3 or len(spacing) != 3:
-        raise ValueError(
-            f"train: patch_size and spacing need 3 values (x, y, z), got {patch_size} and {spacing}"
-        )
-    if any(s <= 0 for s in spacing):
-        raise ValueError(f"train: spacing must be positive (mm), got {spacing}")
-    if sw_mode not in ("gaussian", "constant"):
-        raise ValueError(f"train: sw_mode must be 'gaussian' or 'constant', got {sw_mode!r}")
-    _check_overrides(model, model_overrides, loss, loss_overrides, transform_overrides)
-    multiple = min_input_multiple(model, **dict(model_overrides))
-    bad = [p for p in patch_size if p % multiple]
-    if bad:
-        raise ValueError(
-            f"train: every patch_size entry must be a multiple of {multiple} for {model!r} "
-            f"(its down-sampling factor), got patch_size={patch_size}"
-        )
-
-
-def _check_overrides(
-    model: str,
-    model_overrides: Mapping[str, Any],
-    loss: str,
-    loss_overrides: Mapping[str, Any],
-    transform_overrides: Mapping[str, Any],
-) -> None:
-    """Refuse override keys the network, the loss or the transforms do not take, naming the allowed ones.
-
-    Otherwise a mistyped key surfaces as a ``TypeError`` deep inside MONAI's constructors.
-    """
-    from pcatools.data.transforms import train_transforms
-    from pcatools.losses import build_loss
-    from pcatools.models import network_class
-
-    network = network_class(model)
-    for what, given, signature, reserved in (
-        ("model_overrides", model_overrides, inspect.signature(network), {"in_channels", "out_channels"}),
-        (
-            "transform_overrides",
-            transform_overrides,
-            inspect.signature(train_transforms),
-            {"spacing", "patch_size", "num_samples"},
-        ),
-    ):
-        allowed = sorted(set(signature.parameters) - reserved)
-        unknown = sorted(set(given) - set(allowed))
-        if unknown:
-            owner = f"{model!r} ({network.__name__})" if what == "model_overrides" else "train_transforms"
-            raise ValueError(
-                f"train: {what} {unknown} are not arguments of {owner}; allowed: {', '.join(allowed)}"
-            )
-    try:
-        build_loss(loss, **dict(loss_overrides))
-    except TypeError as err:
-        raise ValueError(
-            f"train: loss_overrides {sorted(loss_overrides)} do not fit loss {loss!r} ({err})"
-        ) from None
-
-
 def train(
     manifest: pd.DataFrame | str | os.PathLike[str],
     run_dir: str | os.PathLike[str],
-    model: str = "segresnet",
-    loss: str = "l1dfl",
-    epochs: int = 1000,
-    batch_size: int = 2,
-    lr: float = 2e-4,
-    warmup_epochs: int = 0,
-    weight_decay: float = 1e-5,
-    patch_size: Sequence[int] = (128, 128, 128),
-    spacing: Sequence[float] = (2.0, 2.0, 2.0),
-    val_every: int = 10,
-    num_samples: int = 1,
-    seed: int = 0,
-    amp: bool | None = None,
-    workers: int | None = None,
-    cache_rate: float = 1.0,
-    sw_batch_size: int = 4,
-    overlap: float = 0.25,
-    sw_mode: str = "gaussian",
-    val_roi_size: Sequence[int] | None = None,
+    config: TrainConfig | Mapping[str, Any] | None = None,
+    *,
     resume: bool | str | os.PathLike[str] = True,
     progress: bool = True,
-    max_steps_per_epoch: int | None = None,
-    max_epochs_this_call: int | None = None,
-    model_overrides: Mapping[str, Any] | None = None,
-    loss_overrides: Mapping[str, Any] | None = None,
-    transform_overrides: Mapping[str, Any] | None = None,
-    in_channels: int = 2,
-    out_channels: int = 2,
-    device: str | torch.device | None = None,
-    deterministic: bool | None = None,
-    tensorboard: bool = True,
     callbacks: Sequence[Callable[[TrainEvent], None]] = (),
+    device: str | torch.device | None = None,
+    max_epochs_this_call: int | None = None,
 ) -> TrainResult:
     """Train one network with one loss on the manifest's ``train`` rows (paper section 2.5).
 
@@ -574,40 +442,10 @@ def train(
         rows ``train`` are trained on, rows ``val`` validated on.
     run_dir
         Run folder (created). Re-running with ``resume=True`` continues the run in it.
-    model, loss
-        :func:`pcatools.models.build_model` and :func:`pcatools.losses.build_loss` names.
-    epochs
-        Total epochs of the run (paper: 1000); also the cosine schedule's length.
-    batch_size
-        Patches per optimiser step per process (x ``num_samples`` crops per case).
-    lr, weight_decay
-        AdamW settings (paper: 2e-4, 1e-5).
-    warmup_epochs
-        Epochs of linear learning-rate warm-up before the cosine annealing (:func:`lr_factor`);
-        0 (the paper) anneals from ``lr`` at once.
-    patch_size, spacing
-        Training patch (voxels) and resampling spacing (mm); the validation window is
-        ``patch_size`` too (the paper: 128^3 at 2 mm).
-    val_every
-        Validate every k epochs (and after the last epoch).
-    num_samples
-        Random crops per case and visit (``RandCropByPosNegLabeld``'s ``num_samples``).
-    seed
-        Seeds weights (:func:`monai.utils.set_determinism`), shuffling and augmentation.
-    amp
-        Mixed precision; ``None`` = on for CUDA, off on CPU (``True`` on CPU is an error).
-    workers
-        DataLoader processes and CacheDataset caching threads per rank
-        (default :func:`default_workers`). ``0`` loads in the main process.
-    cache_rate
-        Fraction of cases whose deterministic preprocessing is cached in memory.
-    sw_batch_size, overlap, sw_mode
-        Sliding-window validation settings (windows per forward pass, overlap fraction,
-        ``"gaussian"`` or ``"constant"`` blending; the public code used MONAI's ``constant``).
-    val_roi_size
-        Sliding-window size of validation (default ``patch_size``, as the paper). A larger window
-        than the training patch makes CPU validation several times faster (fewer, bigger
-        forward passes); the networks are fully convolutional.
+    config
+        The run's settings (:class:`~pcatools.training.config.TrainConfig`; a mapping is read with
+        :meth:`~pcatools.training.config.TrainConfig.from_dict`, ``None`` is the paper's settings).
+        Validation slides ``config.sliding_window`` over each validation case.
     resume
         ``True``: continue from ``run_dir/last.pt`` if it exists; ``False``: start over;
         ``"prev"``: continue from ``run_dir/last.prev.pt`` (after a corrupt ``last.pt``); a path:
@@ -616,23 +454,11 @@ def train(
         module docstring for a ``last.pt`` that is gone and for starting over.
     progress
         tqdm bars (rank 0).
-    max_steps_per_epoch
-        Cap on optimiser steps per epoch (CPU demos and tests); ``None`` = a full pass.
     max_epochs_this_call
         Stop after this many epochs in this call (the run stays resumable; ``completed`` is
         False in the result when epochs remain).
-    model_overrides, loss_overrides, transform_overrides
-        Extra keyword arguments of ``build_model``, ``build_loss`` and ``train_transforms``
-        (those that ``eval_transforms`` accepts, e.g. ``ct_range``, ``variant``, go to it too).
-    in_channels, out_channels
-        Network channels (2 and 2 in the study).
     device
         ``None``: CUDA if available (``cuda:LOCAL_RANK`` under torchrun), else CPU.
-    deterministic
-        ``None``: True on CPU, False on CUDA. True sets cuDNN to deterministic algorithms (exact
-        resume on GPU); False lets cuDNN autotune (faster).
-    tensorboard
-        Write TensorBoard events (rank 0).
     callbacks
         Functions called with a :class:`TrainEvent` after each step and each epoch (on every
         rank). An exception raised there stops training; the last checkpoint stays valid.
@@ -652,7 +478,7 @@ def train(
         :class:`~pcatools.training.checkpoint.CheckpointWriteError` (also an ``OSError``): a
         checkpoint cannot be written (disk full).
     DataError
-        A ``train`` or ``val`` case fails :func:`pcatools.data.io.check_cases` (names the case and file).
+        A ``train`` or ``val`` case fails :func:`pcatools.data.discovery.check_cases` (names the case and file).
     RunSettingsError
         Resuming with changed run-defining settings (a ``ValueError``; lists them).
     ValueError
@@ -664,8 +490,8 @@ def train(
 
     Examples
     --------
-    >>> result = train("runs/demo/split.csv", "runs/demo/segresnet__l1dfl", epochs=20,
-    ...                patch_size=(64,) * 3, spacing=(4.0,) * 3)  # doctest: +SKIP
+    >>> cfg = TrainConfig(epochs=20, patch_size=(64,) * 3, spacing=(4.0,) * 3)
+    >>> result = train("runs/demo/split.csv", "runs/demo/segresnet__l1dfl", cfg)  # doctest: +SKIP
     >>> result.history[["epoch", "train_loss", "val_dice"]].tail()  # doctest: +SKIP
     """
     from monai.data import CacheDataset
@@ -676,68 +502,31 @@ def train(
     from pcatools.losses import build_loss
     from pcatools.models import build_model
 
-    patch = tuple(int(p) for p in patch_size)
-    val_roi = patch if val_roi_size is None else tuple(int(p) for p in val_roi_size)
-    spc = tuple(float(s) for s in spacing)
-    model_kw = dict(model_overrides or {})
-    loss_kw = dict(loss_overrides or {})
-    tf_kw = dict(transform_overrides or {})
-    _validate_args(
-        epochs,
-        batch_size,
-        val_every,
-        num_samples,
-        overlap,
-        patch,
-        spc,
-        cache_rate,
-        sw_mode,
-        model,
-        model_kw,
-        loss,
-        loss_kw,
-        tf_kw,
-    )
+    cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config or {}, where="train")
+    cfg.check_components()
+    model, loss, epochs, lr, seed = cfg.model, cfg.loss, cfg.epochs, cfg.lr, cfg.seed
+    in_channels, out_channels, warmup_epochs = cfg.in_channels, cfg.out_channels, cfg.warmup_epochs
+    patch, spc, window = cfg.patch_size, cfg.spacing, cfg.sliding_window
+    model_kw, loss_kw, tf_kw = cfg.model_overrides, cfg.loss_overrides, cfg.transform_overrides
+    if max_epochs_this_call is not None and max_epochs_this_call < 0:
+        raise ValueError(f"train: max_epochs_this_call must be >= 0, found {max_epochs_this_call}")
 
     run = Path(run_dir)
     ctx = setup_distributed(device)
     held = contextlib.ExitStack()  # the run folder's lock (rank 0), released when train returns or fails
     try:
         dev = ctx.device
-        use_amp = (dev.type == "cuda") if amp is None else bool(amp)
+        use_amp = (dev.type == "cuda") if cfg.amp is None else bool(cfg.amp)
         if use_amp and dev.type != "cuda":
             raise ValueError(f"train: amp=True needs a CUDA device, but training runs on {dev}")
-        n_workers = default_workers(ctx.world_size) if workers is None else int(workers)
-        if n_workers < 0:
-            raise ValueError(f"train: workers must be >= 0, got {workers}")
-        det = (dev.type == "cpu") if deterministic is None else bool(deterministic)
+        n_workers = default_workers(ctx.world_size) if cfg.workers is None else int(cfg.workers)
+        det = (dev.type == "cpu") if cfg.deterministic is None else bool(cfg.deterministic)
 
-        config: dict[str, Any] = {
-            "model": model,
-            "model_overrides": model_kw,
-            "in_channels": int(in_channels),
-            "out_channels": int(out_channels),
-            "loss": loss,
-            "loss_overrides": loss_kw,
-            "epochs": int(epochs),
-            "batch_size": int(batch_size),
-            "lr": float(lr),
-            "warmup_epochs": int(warmup_epochs),
-            "weight_decay": float(weight_decay),
-            "patch_size": patch,
-            "spacing": spc,
-            "val_every": int(val_every),
-            "num_samples": int(num_samples),
-            "seed": int(seed),
+        # what config.yaml and the checkpoints record: the settings, as resolved here, and the run's facts
+        recorded: dict[str, Any] = {
+            **cfg.to_dict(),
             "amp": use_amp,
             "workers": n_workers,
-            "cache_rate": float(cache_rate),
-            "sw_batch_size": int(sw_batch_size),
-            "overlap": float(overlap),
-            "sw_mode": sw_mode,
-            "val_roi_size": val_roi,
-            "max_steps_per_epoch": max_steps_per_epoch,
-            "transform_overrides": tf_kw,
             "deterministic": det,
             "device": str(dev),
             "world_size": ctx.world_size,
@@ -778,7 +567,7 @@ def train(
         # ---- resume state (read under the lock, before anything is written) ----------------------
         ckpt_path, state = _resume_state(run, resume)
         if state is not None:
-            diffs = _config_differences(state["config"], config)
+            diffs = _config_differences(state["config"], recorded)
             if diffs:
                 listing = describe_differences(diffs)
                 raise RunSettingsError(
@@ -798,7 +587,7 @@ def train(
         torch.backends.cudnn.benchmark = not det and dev.type == "cuda"
         net = build_model(model, in_channels=in_channels, out_channels=out_channels, **model_kw).to(dev)
         loss_fn = build_loss(loss, **loss_kw)
-        optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
+        optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=cfg.weight_decay)
         if warmup_epochs:
             scheduler: torch.optim.lr_scheduler.LRScheduler = torch.optim.lr_scheduler.LambdaLR(
                 optimizer, functools.partial(lr_factor, epochs=epochs, warmup_epochs=warmup_epochs)
@@ -833,18 +622,18 @@ def train(
                     log.warning("starting over in %s: the earlier run's files were moved to %s", run, moved)
             elif _set_aside_stale_best(run, start_epoch):
                 best_metric, best_epoch = math.nan, 0  # the next validation writes best.pt
-            write_run_files(run, config, table)
+            write_run_files(run, recorded, table)
 
         # ---- data (cached only when there is an epoch left to run: a finished run returns at once) ---
         eval_params = set(inspect.signature(eval_transforms).parameters)
         eval_kw = {k: v for k, v in tf_kw.items() if k in eval_params}
-        train_tf = train_transforms(spacing=spc, patch_size=patch, num_samples=num_samples, **tf_kw)
+        train_tf = train_transforms(spacing=spc, patch_size=patch, num_samples=cfg.num_samples, **tf_kw)
         val_tf = eval_transforms(spacing=spc, **eval_kw)
         # the random transforms only crop and resample (never write into the cache): no copy
         train_ds = CacheDataset(
             _files(train_rows) if has_work else [],
             transform=train_tf,
-            cache_rate=cache_rate,
+            cache_rate=cfg.cache_rate,
             num_workers=max(1, n_workers),
             progress=show,
             copy_cache=False,
@@ -852,13 +641,17 @@ def train(
         my_val = _files(val_rows)[ctx.rank :: ctx.world_size] if has_work else []
         val_ds = (
             CacheDataset(
-                my_val, transform=val_tf, cache_rate=cache_rate, num_workers=max(1, n_workers), progress=show
+                my_val,
+                transform=val_tf,
+                cache_rate=cfg.cache_rate,
+                num_workers=max(1, n_workers),
+                progress=show,
             )
             if my_val
             else None
         )
         loader, sampler = train_loader(
-            train_ds, seed, batch_size, n_workers, ctx.rank, ctx.world_size, pin_memory=dev.type == "cuda"
+            train_ds, seed, cfg.batch_size, n_workers, ctx.rank, ctx.world_size, pin_memory=dev.type == "cuda"
         )
         has_val = not val_rows.empty
 
@@ -866,7 +659,7 @@ def train(
         epochs_done_here = 0
         from tqdm.auto import tqdm
 
-        with _tensorboard(run, tensorboard and ctx.is_main, purge_step=start_epoch + 1) as writer:
+        with _tensorboard(run, cfg.tensorboard and ctx.is_main, purge_step=start_epoch + 1) as writer:
             bar = tqdm(
                 range(start_epoch + 1, epochs + 1),
                 desc=f"train {model}/{loss}",
@@ -888,20 +681,18 @@ def train(
                     ctx,
                     epoch,
                     use_amp,
-                    max_steps_per_epoch,
+                    cfg.max_steps_per_epoch,
                     callbacks,
                     show,
                 )
                 record["lr"] = float(optimizer.param_groups[0]["lr"])
                 scheduler.step()
                 record["val_dice"], record["val_cases"] = math.nan, 0
-                if has_val and (epoch % val_every == 0 or epoch == epochs):  # all ranks alike
-                    dice, n_cases = _validate(
-                        net, val_ds, ctx, val_roi, sw_batch_size, overlap, sw_mode, use_amp, out_channels
-                    )
+                if has_val and (epoch % cfg.val_every == 0 or epoch == epochs):  # all ranks alike
+                    dice, n_cases = _validate(net, val_ds, ctx, window, use_amp, out_channels)
                     record["val_dice"], record["val_cases"] = dice, n_cases
                 history.append(record)
-                validated = has_val and (epoch % val_every == 0 or epoch == epochs)
+                validated = has_val and (epoch % cfg.val_every == 0 or epoch == epochs)
                 value = float(record["val_dice"])
                 # the first validation always gives a best.pt; later ones only on a higher DSC (NaN never wins)
                 improved = validated and (
@@ -915,7 +706,7 @@ def train(
                         save_checkpoint(
                             {
                                 "kind": "best",
-                                "config": config,
+                                "config": recorded,
                                 "model": net.state_dict(),
                                 "epoch": epoch,
                                 "best_metric": best_metric,
@@ -927,7 +718,7 @@ def train(
                     save_checkpoint(
                         {
                             "kind": "last",
-                            "config": config,
+                            "config": recorded,
                             "model": net.state_dict(),
                             "optimizer": optimizer.state_dict(),
                             "scheduler": scheduler.state_dict(),
@@ -972,7 +763,7 @@ def train(
             best_metric=best_metric,
             best_epoch=best_epoch,
             completed=final_epoch >= epochs,
-            config=config,
+            config=recorded,
         )
     finally:
         held.close()
@@ -1056,10 +847,7 @@ def _validate(
     model: nn.Module,
     dataset: Any,
     ctx: DistContext,
-    roi_size: tuple[int, ...],
-    sw_batch_size: int,
-    overlap: float,
-    mode: str,
+    window: SlidingWindow,
     use_amp: bool,
     out_channels: int,
 ) -> tuple[float, int]:
@@ -1081,7 +869,12 @@ def _validate(
                 label = _plain_tensor(batch["label"]).to(dev)
                 with torch.autocast(device_type=dev.type, dtype=torch.float16, enabled=use_amp):
                     logits = sliding_window_inference(
-                        image, roi_size, sw_batch_size, model, overlap=overlap, mode=mode
+                        image,
+                        window.roi_size,
+                        window.sw_batch_size,
+                        model,
+                        overlap=window.overlap,
+                        mode=window.mode,
                     )
                 pred = torch.argmax(_plain_tensor(logits).float(), dim=1, keepdim=True)
                 scores = metric(one_hot(pred, out_channels), one_hot(label.long(), out_channels))
