@@ -8,6 +8,8 @@
   :class:`CheckpointWriteError` (:mod:`pcatools.training.checkpoint`)
 - ``torchrun``: :func:`setup_distributed`, :class:`DistContext`, :func:`all_reduce_sum`
   (:mod:`pcatools.training.distributed`)
+- a training batch through a run's network, for the L1 weights: :func:`training_batch`
+  (:mod:`pcatools.training.batch`)
 - run-folder files: :func:`write_run_files`, :func:`versions`, the folder's lock :func:`run_lock` and
   :class:`RunBusyError` (:mod:`pcatools.training.run_files`)
 
@@ -19,6 +21,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover - the names, for type checkers; at run time they load on first use
+    from pcatools.training.batch import TrainingBatch, training_batch
     from pcatools.training.checkpoint import (
         CHECKPOINT_FORMAT,
         CheckpointError,
@@ -63,6 +66,8 @@ if TYPE_CHECKING:  # pragma: no cover - the names, for type checkers; at run tim
 #: name -> the module that defines it: ``pcatools.training.config`` (no torch) can be imported
 #: without the loop's torch and MONAI (PEP 562)
 _LAZY = {
+    "TrainingBatch": "pcatools.training.batch",
+    "training_batch": "pcatools.training.batch",
     "HISTORY_COLUMNS": "pcatools.training.run_files",
     "RunBusyError": "pcatools.training.run_files",
     "history_frame": "pcatools.training.run_files",
@@ -101,6 +106,8 @@ _LAZY = {
 }
 
 __all__ = [
+    "TrainingBatch",
+    "training_batch",
     "CHECKPOINT_FORMAT",
     "HISTORY_COLUMNS",
     "IDENTITY_KEYS",
