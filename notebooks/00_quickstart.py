@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from IPython.display import Markdown
 
-from pcatools import plots, stats
+from pcatools import figures, stats
 from pcatools.data.phantom import make_case
 from pcatools.losses import build_loss
 from pcatools.study import ensure_study
@@ -73,4 +73,4 @@ study = ensure_study(run_dir, profile=profile)
 Markdown(stats.table1_markdown(study.table1))
 
 # %%
-plots.figure4(study.cases[study.cases["scenario"].isin(["S", "M"])])
+figures.figure4(study.cases[study.cases["scenario"].isin(["S", "M"])])

@@ -44,7 +44,7 @@ import plotly.express as px
 import torch
 from IPython.display import display
 
-from pcatools import plots
+from pcatools import figures
 from pcatools import viewer as pv
 from pcatools.data import train_transforms
 from pcatools.data.case import Case
@@ -56,10 +56,10 @@ from pcatools.study import ensure_study, model_key
 # ## Figure 1: the worked example (G, P(G), Delta, D, w)
 
 # %%
-plots.figure1(bin_width=bin_width)
+figures.figure1(bin_width=bin_width)
 
 # %%
-f1 = plots.figure1_data(bin_width=bin_width)
+f1 = figures.figure1_data(bin_width=bin_width)
 print("D (eq. 9):\n", np.round(f1["D"], 2), "\n\nw (eq. 10):\n", np.round(f1["w"], 2))
 
 # %% [markdown]
@@ -68,7 +68,7 @@ print("D (eq. 9):\n", np.round(f1["D"], 2), "\n\nw (eq. 10):\n", np.round(f1["w"
 # foreground probability p varies (see `pcatools.losses.curves`).
 
 # %%
-plots.figure7(loss_vs_probability(bin_width=bin_width))
+figures.figure7(loss_vs_probability(bin_width=bin_width))
 
 # %% [markdown]
 # ## A real training batch

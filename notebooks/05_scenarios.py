@@ -29,7 +29,7 @@ profile = "demo"  # profile run into run_dir when it holds no finished study ("c
 import ipywidgets as widgets
 from IPython.display import display
 
-from pcatools import plots, stats
+from pcatools import figures, stats
 from pcatools.study import ensure_study
 
 study = ensure_study(run_dir, profile=profile)
@@ -37,7 +37,7 @@ cases = study.cases[study.cases["scenario"].isin(["S", "M"])]
 print(cases.groupby("scenario")["case_id"].nunique().rename("cases").to_string())
 
 # %%
-plots.figure4(cases)
+figures.figure4(cases)
 
 # %%
 stats.summarize(cases, metrics=["dice", "f1"], by=["network", "scenario", "loss"])

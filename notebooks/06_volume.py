@@ -30,7 +30,7 @@ profile = "demo"  # profile run into run_dir when it holds no finished study ("c
 import ipywidgets as widgets
 from IPython.display import display
 
-from pcatools import plots, stats
+from pcatools import figures, stats
 from pcatools.study import ensure_study
 
 study = ensure_study(run_dir, profile=profile)
@@ -38,7 +38,7 @@ patient_curve = stats.threshold_curve(study.cases, value_col="tmtv_ml")
 lesion_curve = stats.threshold_curve(study.lesions, value_col="volume_ml")
 
 # %%
-plots.figure5(patient_curve, lesion_curve)
+figures.figure5(patient_curve, lesion_curve)
 
 # %% [markdown]
 # The numbers behind the curves; pick a level and a scenario.

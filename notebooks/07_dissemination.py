@@ -33,7 +33,7 @@ paper_edges = False  # True: the paper's cm groups instead of quartiles
 import ipywidgets as widgets
 from IPython.display import display
 
-from pcatools import plots
+from pcatools import figures
 from pcatools.study import dmax_grouped, ensure_study
 
 study = ensure_study(run_dir, profile=profile)
@@ -43,11 +43,11 @@ if cases["dmax_group"].notna().sum() == 0:  # tiny runs may lack multiple-lesion
 cases.groupby("dmax_group")["dmax_mm"].agg(["count", "min", "max"])
 
 # %%
-plots.figure6(cases)
+figures.figure6(cases)
 
 # %%
 widgets.interact(
-    lambda scenario, paper_edges: display(plots.figure6(dmax_grouped(study.cases, scenario, paper_edges))),
+    lambda scenario, paper_edges: display(figures.figure6(dmax_grouped(study.cases, scenario, paper_edges))),
     scenario=widgets.Dropdown(options=["M", "all"], value=scenario),
     paper_edges=widgets.Checkbox(value=paper_edges, description="paper's cm groups"),
 )

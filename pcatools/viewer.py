@@ -1030,7 +1030,10 @@ def static_layers_figure(
     """
     from matplotlib.colors import ListedColormap, LogNorm, Normalize
 
-    from pcatools.plots import _new_mpl_figure, _overlay, _plane_axes, _project
+    from pcatools.figures.inputs import plane_axes as _plane_axes
+    from pcatools.figures.inputs import project as _project
+    from pcatools.figures.style import new_mpl_figure as _new_mpl_figure
+    from pcatools.figures.style import overlay as _overlay
 
     if axis not in (0, 1, 2):
         raise ValueError(f"static_layers_figure: expected axis 0, 1 or 2, found {axis!r}")

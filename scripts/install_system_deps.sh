@@ -12,7 +12,7 @@
 #   check the README's JupyterLab command in a real browser; the fonts give its screenshots text.
 #
 # Idempotent: does nothing when every package is already installed. Runs apt-get directly as root,
-# or through sudo otherwise. Static PNG export of the figures uses matplotlib (pcatools.plots),
+# or through sudo otherwise. Static PNG export of the figures uses matplotlib (pcatools.figures),
 # so the figures need no browser (kaleido); only the JupyterLab test does.
 set -euo pipefail
 

@@ -31,7 +31,7 @@ def _package_modules() -> list[str]:
 
 @pytest.mark.parametrize("name", _package_modules())
 def test_every_other_docstring_example(name: str) -> None:
-    """The examples of every other module (metrics, training, data, plots, ...) hold as well."""
+    """The examples of every other module (metrics, training, data, figures, ...) hold as well."""
     module = importlib.import_module(name)
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS)
     assert result.failed == 0

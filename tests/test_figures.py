@@ -1,4 +1,4 @@
-"""Figures 1-7 (pcatools.plots): known content of every figure and a non-blank static export."""
+"""Figures 1-7 (pcatools.figures): known content of every figure and a non-blank static export."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pcatools import plots
+from pcatools import figures
 
 # The paper's Figure 1, panels (d) D and (e) w, as printed (section 2.6).
 PAPER_D = np.array([[80, 80, 10, 20], [80, 80, 10, 50], [20, 50, 80, 80], [50, 50, 80, 80]], dtype=float)
@@ -64,10 +64,10 @@ def _groups_from_box_traces(fig) -> dict[tuple[str, str, str], list[float]]:
 
 
 def test_figure1_reproduces_the_papers_matrices() -> None:
-    fig = plots.figure1()
+    fig = figures.figure1()
     z = {tr.meta["panel"]: np.array(tr.z, dtype=float) for tr in fig.data}
-    np.testing.assert_array_equal(z["G"], plots.PAPER_FIGURE1_G)
-    np.testing.assert_allclose(z["P"], plots.PAPER_FIGURE1_P)
+    np.testing.assert_array_equal(z["G"], figures.PAPER_FIGURE1_G)
+    np.testing.assert_allclose(z["P"], figures.PAPER_FIGURE1_P)
     np.testing.assert_allclose(z["Delta"], PAPER_DELTA, atol=1e-12)
     np.testing.assert_allclose(z["D"], PAPER_D, rtol=1e-9)
     np.testing.assert_allclose(z["w"], PAPER_W, rtol=1e-9)
@@ -80,18 +80,18 @@ def test_figure1_uniform_delta_gives_equal_weights() -> None:
     # Limit: every Delta in one bin -> D = N / Gamma and w = Gamma for every element (eq. 9-10).
     g = np.zeros((3, 3))
     p = np.full((3, 3), 0.42)
-    d = plots.figure1_data(g, p, bin_width=0.1)
+    d = figures.figure1_data(g, p, bin_width=0.1)
     np.testing.assert_allclose(d["D"], 9 / 0.1)
     np.testing.assert_allclose(d["w"], 0.1)
 
 
 def test_figure1_rejects_bad_input() -> None:
     with pytest.raises(ValueError, match="only 0 and 1"):
-        plots.figure1(g=np.full((4, 4), 0.5))
+        figures.figure1(g=np.full((4, 4), 0.5))
     with pytest.raises(ValueError, match="one shape"):
-        plots.figure1(g=np.zeros((4, 4)), p=np.zeros((3, 4)))
+        figures.figure1(g=np.zeros((4, 4)), p=np.zeros((3, 4)))
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        plots.figure1(p=np.full((4, 4), 1.5))
+        figures.figure1(p=np.full((4, 4), 1.5))
 
 
 # --------------------------------------------------------------------------- figure 2
@@ -118,7 +118,7 @@ def _detection_case() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def test_figure2_applies_the_suvmax_rule() -> None:
     gt, pred, suv = _detection_case()
     spacing = (4.0, 4.0, 2.0)
-    d = plots.figure2_data(gt, pred, suv, axis=1, spacing=spacing)
+    d = figures.figure2_data(gt, pred, suv, axis=1, spacing=spacing)
     assert d.counts == {"TP": 1, "FN": 2, "FP": 1}
     les = d.lesions.set_index("lesion_id")
     assert les["status"].tolist() == ["TP", "FN", "FN"]
@@ -130,7 +130,7 @@ def test_figure2_applies_the_suvmax_rule() -> None:
     np.testing.assert_array_equal(d.image, suv.max(axis=1))
     np.testing.assert_array_equal(d.gt, gt.any(axis=1))
 
-    fig = plots.figure2(gt, pred, suv, spacing=spacing)
+    fig = figures.figure2(gt, pred, suv, spacing=spacing)
     texts = [t for tr in fig.data if tr.type == "scatter" for t in (tr.text or ())]
     assert sorted(texts) == ["FN (G2)", "FN (G3)", "FP", "TP (G1)"]
     assert "TP = 1, FP = 1, FN = 2" in fig.layout.title.text
@@ -138,14 +138,14 @@ def test_figure2_applies_the_suvmax_rule() -> None:
 
 def test_figure2_slice_annotates_only_what_the_slice_shows() -> None:
     gt, pred, suv = _detection_case()
-    d = plots.figure2_data(gt, pred, suv, axis=0, slice=5)  # x = 5 crosses lesion A only
+    d = figures.figure2_data(gt, pred, suv, axis=0, slice=5)  # x = 5 crosses lesion A only
     assert d.lesions.loc[d.lesions["in_view"], "lesion_id"].tolist() == [1]
     assert not d.false_positives["in_view"].any()
     np.testing.assert_array_equal(d.image, suv[5])
     with pytest.raises(ValueError, match="slice"):
-        plots.figure2_data(gt, pred, suv, axis=0, slice=30)
+        figures.figure2_data(gt, pred, suv, axis=0, slice=30)
     with pytest.raises(ValueError, match="shape"):
-        plots.figure2_data(gt, pred[:, :, :10], suv)
+        figures.figure2_data(gt, pred[:, :, :10], suv)
 
 
 def test_figure2_counts_equal_metrics_on_the_real_autopet_sample(shared_data: Path) -> None:
@@ -159,7 +159,7 @@ def test_figure2_counts_equal_metrics_on_the_real_autopet_sample(shared_data: Pa
     pred = np.asarray(nib.load(str(folder / "pred_nnunet.nii.gz")).dataobj).astype(np.uint8)
     spacing = tuple(float(s) for s in img.header.get_zooms()[:3])
     suv = np.random.default_rng(0).random(gt.shape, dtype=np.float32)  # a made-up SUV with unique maxima
-    d = plots.figure2_data(gt, pred, suv, axis=1, spacing=spacing)
+    d = figures.figure2_data(gt, pred, suv, axis=1, spacing=spacing)
     ref = evaluate_case(gt, pred, suv=suv, spacing=spacing)
     assert d.counts["TP"] + d.counts["FN"] == 112  # the sample's lesion count (18-connectivity)
     assert (d.counts["TP"], d.counts["FP"], d.counts["FN"]) == (ref["tp"], ref["fp"], ref["fn"])
@@ -183,7 +183,7 @@ def test_figure3_panels_and_dice() -> None:
         ("attention_unet", "l1dfl"): gt,
     }
     pet = np.random.default_rng(1).random(gt.shape).astype(np.float32)
-    d = plots.figure3_data(pet, gt, preds)
+    d = figures.figure3_data(pet, gt, preds)
     assert d["networks"] == ["attention_unet", "segresnet"]
     assert d["losses"] == ["dice", "dice_focal", "l1dfl"]
     assert d["dice"][("segresnet", "dice")] == pytest.approx(2 * 24 / (48 + 24))
@@ -191,7 +191,7 @@ def test_figure3_panels_and_dice() -> None:
     assert d["dice"][("attention_unet", "dice_focal")] == 0.0
     assert d["dice"][("segresnet", "l1dfl")] == 1.0
 
-    fig = plots.figure3(pet, gt, preds, spacing=(2.0, 2.0, 3.0))
+    fig = figures.figure3(pet, gt, preds, spacing=(2.0, 2.0, 3.0))
     masks = {(tr.meta["network"], tr.meta["loss"]): np.array(tr.z) for tr in fig.data if tr.meta}
     assert len(masks) == 2 + len(preds)  # one GT panel per row + every prediction
     np.testing.assert_array_equal(masks[("attention_unet", "dice")], fp.any(axis=1).T)
@@ -215,7 +215,7 @@ def test_figure3_on_real_predictions(shared_data: Path) -> None:
             np.uint8
         ),
     }
-    d = plots.figure3_data(gt.astype(np.float32), gt, preds)
+    d = figures.figure3_data(gt.astype(np.float32), gt, preds)
     for key, mask in preds.items():
         assert d["dice"][key] == pytest.approx(dice(gt, mask))
         np.testing.assert_array_equal(d["panels"][key], mask.any(axis=1))
@@ -226,7 +226,7 @@ def test_figure3_on_real_predictions(shared_data: Path) -> None:
 
 def test_figure4_boxes_hold_exactly_the_input_dsc() -> None:
     cases = _cases()
-    fig = plots.figure4(cases)
+    fig = figures.figure4(cases)
     got = _groups_from_box_traces(fig)
     expected = cases.groupby(["network", "loss", "scenario"])["dice"].apply(sorted).to_dict()
     assert set(got) == set(expected)
@@ -240,10 +240,10 @@ def test_figure4_boxes_hold_exactly_the_input_dsc() -> None:
     }
     assert [a.text for a in fig.layout.annotations] == ["(a) Attention U-Net", "(b) SegResNet"]
     with pytest.raises(ValueError, match="dice"):
-        plots.figure4(cases.drop(columns="dice"))
+        figures.figure4(cases.drop(columns="dice"))
     # cases without lesions (scenario "none") are outside the paper's S/M comparison
     negatives = cases.head(6).assign(case_id="neg", scenario="none", n_gt_lesions=0, dice=1.0)
-    assert set(_groups_from_box_traces(plots.figure4(pd.concat([cases, negatives])))) == set(expected)
+    assert set(_groups_from_box_traces(figures.figure4(pd.concat([cases, negatives])))) == set(expected)
 
 
 def test_figure5_lines_equal_the_input_medians() -> None:
@@ -258,7 +258,7 @@ def test_figure5_lines_equal_the_input_medians() -> None:
     )
     patient = threshold_curve(cases, "tmtv_ml")
     lesion = threshold_curve(lesions, "volume_ml")
-    fig = plots.figure5(patient, lesion)
+    fig = figures.figure5(patient, lesion)
     checked = 0
     for tr in fig.data:
         m = tr.meta
@@ -275,14 +275,14 @@ def test_figure5_lines_equal_the_input_medians() -> None:
     # 2 levels x 2 scenarios x (2 networks x 3 losses lines + 2 TLA areas)
     assert checked == 2 * 2 * (6 + 2)
     with pytest.raises(ValueError, match="median_dice"):
-        plots.figure5(patient.drop(columns="median_dice"), lesion)
+        figures.figure5(patient.drop(columns="median_dice"), lesion)
 
 
 def test_figure6_groups_and_tla_bars() -> None:
     from pcatools.stats import dmax_groups
 
     cases = dmax_groups(_cases()[lambda df: df["scenario"] == "M"])
-    fig = plots.figure6(cases)
+    fig = figures.figure6(cases)
     got = _groups_from_box_traces(fig)
     expected = cases.groupby(["network", "loss", "dmax_group"], observed=True)["dice"].apply(sorted).to_dict()
     assert {k[2] for k in got} == {"G0", "G1", "G2", "G3"}
@@ -296,14 +296,14 @@ def test_figure6_groups_and_tla_bars() -> None:
     np.testing.assert_allclose(bars[0].y, by_group.loc[["G0", "G1", "G2", "G3"]].to_numpy())
     # rows without a group (single-lesion cases) are dropped
     mixed = pd.concat([cases, _cases().query("scenario == 'S'").assign(dmax_group=np.nan)])
-    assert sum(len(v) for v in _groups_from_box_traces(plots.figure6(mixed)).values()) == len(cases)
+    assert sum(len(v) for v in _groups_from_box_traces(figures.figure6(mixed)).values()) == len(cases)
 
 
 def test_figure7_draws_loss_vs_probability() -> None:
     from pcatools.losses import loss_vs_probability
 
     curves = loss_vs_probability(p=[0.1, 0.3, 0.5, 0.7, 0.9])
-    fig = plots.figure7(curves)
+    fig = figures.figure7(curves)
     assert [tr.name for tr in fig.data] == ["DL", "DFL", "L1DFL"]
     for tr in fig.data:
         np.testing.assert_allclose(tr.x, curves["p"])
@@ -311,24 +311,26 @@ def test_figure7_draws_loss_vs_probability() -> None:
     long = curves.melt(id_vars="p", var_name="loss", value_name="value")
     as_dict = {k: (curves["p"], curves[k]) for k in LOSSES}
     for other in (long, as_dict):
-        pd.testing.assert_frame_equal(plots.figure7_data(other), plots.figure7_data(curves))
+        pd.testing.assert_frame_equal(figures.figure7_data(other), figures.figure7_data(curves))
     with pytest.raises(ValueError, match="probability column"):
-        plots.figure7(curves.drop(columns="p"))
+        figures.figure7(curves.drop(columns="p"))
 
 
 def test_figure7_default_is_the_per_sample_construction() -> None:
     from pcatools.losses import loss_vs_probability
 
-    fig = plots.figure7(loss_vs_probability())  # the call of pcatools.study.draw_figures
+    fig = figures.figure7(loss_vs_probability())  # the call of pcatools.study.draw_figures
     assert fig.layout.title.text == "Figure 7: loss vs probability (ground truth = 1, per sample)"
     by_name = {tr.name: np.asarray(tr.y) for tr in fig.data}
     p = np.asarray(fig.data[0].x)
     # per sample: DFL unbounded for small P (6.24 at P = 0.005), L1DFL below DL from P = 0.54 on
     assert by_name["DFL"][0] == pytest.approx(6.2355, abs=1e-3) and by_name["DL"][0] < 1
     assert bool(np.all(by_name["L1DFL"][p >= 0.54] < by_name["DL"][p >= 0.54]))
-    patch = plots.figure7(loss_vs_probability(construction="patch"))
+    patch = figures.figure7(loss_vs_probability(construction="patch"))
     assert patch.layout.title.text.endswith("patch construction)")
-    assert plots.figure7({"dice": ([0.1, 0.9], [0.8, 0.1])}).layout.title.text.endswith("(ground truth = 1)")
+    assert figures.figure7({"dice": ([0.1, 0.9], [0.8, 0.1])}).layout.title.text.endswith(
+        "(ground truth = 1)"
+    )
 
 
 # --------------------------------------------------------------------------- export
@@ -344,13 +346,13 @@ def all_figures() -> dict[str, object]:
     preds = {(n, loss): pred for n in NETWORKS for loss in LOSSES}
     curve = threshold_curve(cases, "tmtv_ml")
     return {
-        "figure1": plots.figure1(),
-        "figure2": plots.figure2(gt, pred, suv, spacing=(4, 4, 2)),
-        "figure3": plots.figure3(suv, gt, preds, spacing=(4, 4, 2)),
-        "figure4": plots.figure4(cases),
-        "figure5": plots.figure5(curve, curve),
-        "figure6": plots.figure6(dmax_groups(cases[cases["scenario"] == "M"])),
-        "figure7": plots.figure7(loss_vs_probability(p=np.linspace(0.01, 0.99, 25))),
+        "figure1": figures.figure1(),
+        "figure2": figures.figure2(gt, pred, suv, spacing=(4, 4, 2)),
+        "figure3": figures.figure3(suv, gt, preds, spacing=(4, 4, 2)),
+        "figure4": figures.figure4(cases),
+        "figure5": figures.figure5(curve, curve),
+        "figure6": figures.figure6(dmax_groups(cases[cases["scenario"] == "M"])),
+        "figure7": figures.figure7(loss_vs_probability(p=np.linspace(0.01, 0.99, 25))),
     }
 
 
@@ -358,7 +360,7 @@ def all_figures() -> dict[str, object]:
 def test_save_figure_writes_html_and_a_non_blank_png(name: str, all_figures: dict, tmp_path: Path) -> None:
     import matplotlib.image
 
-    out = plots.save_figure(all_figures[name], tmp_path / name)
+    out = figures.save_figure(all_figures[name], tmp_path / name)
     assert out == {"html": tmp_path / f"{name}.html", "png": tmp_path / f"{name}.png"}
     assert "plotly" in out["html"].read_text()[:200000].lower()
     img = matplotlib.image.imread(out["png"])
@@ -369,11 +371,11 @@ def test_save_figure_writes_html_and_a_non_blank_png(name: str, all_figures: dic
 
 def test_save_figure_rejects_unknown_formats(all_figures: dict, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown format"):
-        plots.save_figure(all_figures["figure7"], tmp_path / "f", formats=("jpeg2000",))
-    with pytest.raises(TypeError, match="not made by pcatools.plots"):
+        figures.save_figure(all_figures["figure7"], tmp_path / "f", formats=("jpeg2000",))
+    with pytest.raises(TypeError, match="not made by pcatools.figures"):
         import plotly.graph_objects as go
 
-        plots.static_figure(go.Figure(all_figures["figure7"]))
+        figures.static_figure(go.Figure(all_figures["figure7"]))
 
 
 def test_dmax_groups_are_quartiles_of_the_multiple_lesion_cases_and_figure6_names_their_edges() -> None:
@@ -381,7 +383,11 @@ def test_dmax_groups_are_quartiles_of_the_multiple_lesion_cases_and_figure6_name
     from pcatools.study import dmax_grouped
 
     m = pd.DataFrame(
-        {"case_id": [f"m{i}" for i in range(8)], "scenario": "M", "dmax_mm": [100.0 + 50 * i for i in range(8)]}
+        {
+            "case_id": [f"m{i}" for i in range(8)],
+            "scenario": "M",
+            "dmax_mm": [100.0 + 50 * i for i in range(8)],
+        }
     )
     s = pd.DataFrame({"case_id": ["s0", "s1"], "scenario": "S", "dmax_mm": [20.0, 30.0]})
     cases = pd.concat([m, s], ignore_index=True).assign(network="segresnet", loss="dice", dice=0.5, tla=1.0)
@@ -391,7 +397,7 @@ def test_dmax_groups_are_quartiles_of_the_multiple_lesion_cases_and_figure6_name
     assert grouped.groupby("dmax_group", observed=True).size().tolist() == [2, 2, 2, 2]
     every = dmax_grouped(cases, scenario="all")
     assert every.loc[every["case_id"] == "s0", "dmax_group"].item() == "G0"
-    ticks = list(plots.figure6(grouped).layout.xaxis.ticktext)
+    ticks = list(figures.figure6(grouped).layout.xaxis.ticktext)
     assert ticks == [
         "G0 (10.0-15.0 cm, N = 2)", "G1 (20.0-25.0 cm, N = 2)",
         "G2 (30.0-35.0 cm, N = 2)", "G3 (40.0-45.0 cm, N = 2)",

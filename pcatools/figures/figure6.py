@@ -1,0 +1,138 @@
+"""Figure 6 (paper 3.4): DSC by lesion dissemination (Dmax quartile groups G0-G3), with median TLA bars."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from pcatools.figures.boxes import box_traces, boxes_mpl
+from pcatools.figures.inputs import require_columns
+from pcatools.figures.output import attach_static
+from pcatools.figures.style import PANEL
+from pcatools.vocabulary import LOSS_LABELS, NETWORK_LABELS, loss_color, loss_label, network_label, ordered
+
+if TYPE_CHECKING:  # pragma: no cover
+    import matplotlib.figure
+    import plotly.graph_objects as go
+
+__all__ = ["figure6_data", "figure6"]
+
+
+def figure6_data(cases: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Figure 6 data: the per-case DSCs by Dmax group, and the median TLA per (group, loss).
+
+    ``cases`` is the per-case table with ``dmax_group`` (G0-G3, from
+    :func:`pcatools.stats.dmax_groups`); rows without a group (e.g. single-lesion cases, whose Dmax
+    is their one lesion's diameter, when the groups are made of the multiple-lesion cases as in the
+    paper: :func:`pcatools.study.dmax_grouped`'s default) or without DSC are dropped. The second table has ``dmax_group, loss, median_tla, n``:
+    the median of ``tla`` over the cases of that group, pooled over networks (TLA is a property of
+    the ground truth, so it does not depend on the network).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"network": "segresnet", "loss": "dice", "dmax_group": ["G0", "G0", "G1"],
+    ...                    "dice": [0.2, 0.4, 0.9], "tla": [10.0, 30.0, 5.0]})
+    >>> figure6_data(df)[1]["median_tla"].tolist()
+    [20.0, 5.0]
+    """
+    require_columns(cases, ["network", "loss", "dmax_group", "dice", "tla"], "figure6 (per-case table)")
+    df = cases.loc[cases["dmax_group"].notna() & cases["dice"].notna()].copy()
+    df["dmax_group"] = df["dmax_group"].astype(str)
+    keep = ["network", "loss", "dmax_group", "dice", "tla"] + [
+        c for c in ("case_id", "dmax_mm") if c in df.columns
+    ]
+    df = df[keep].reset_index(drop=True)
+    tla = (
+        df.groupby(["dmax_group", "loss"], sort=True)["tla"].agg(median_tla="median", n="size").reset_index()
+    )
+    return df, tla
+
+
+def figure6(cases: pd.DataFrame, title: str | None = None) -> go.Figure:
+    """Figure 6: DSC by Dmax quartile group (G0-G3), with median TLA bars.
+
+    Rows (a) Attention U-Net and (b) SegResNet: box plots of DSC per group and loss (whiskers
+    1.5 IQR, outliers as black dots); row (c): bars of the median TLA of the cases in each group,
+    per loss. Group tick labels carry the group's Dmax range in cm when ``dmax_mm`` is present.
+    """
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    df, tla = figure6_data(cases)
+    nets = ordered(df["network"], NETWORK_LABELS)
+    groups = sorted(df["dmax_group"].unique().tolist())
+    titles = [f"({PANEL[i]}) {network_label(n)}" for i, n in enumerate(nets)] + [
+        f"({PANEL[len(nets)]}) median TLA per Dmax group"
+    ]
+    fig = make_subplots(
+        rows=len(nets) + 1, cols=1, shared_xaxes=True, vertical_spacing=0.07, subplot_titles=titles
+    )
+    for r, net in enumerate(nets, start=1):
+        for tr in box_traces(df, "dmax_group", groups, net, r == 1, "outliers"):
+            fig.add_trace(tr, row=r, col=1)
+        fig.update_yaxes(title="DSC", range=[-0.03, 1.03], row=r, col=1)
+    for loss in ordered(tla["loss"], LOSS_LABELS):
+        sel = tla[tla["loss"] == loss]
+        fig.add_trace(
+            go.Bar(
+                x=sel["dmax_group"].tolist(),
+                y=sel["median_tla"].astype(float).tolist(),
+                name=loss_label(loss),
+                legendgroup=loss,
+                offsetgroup=loss,
+                showlegend=False,
+                marker={"color": loss_color(loss)},
+                meta={"loss": loss, "kind": "median_tla"},
+                customdata=sel["n"].tolist(),
+                hovertemplate="%{x}: median TLA %{y:.1f} (n = %{customdata})<extra></extra>",
+            ),
+            row=len(nets) + 1,
+            col=1,
+        )
+    fig.update_yaxes(title="median TLA", row=len(nets) + 1, col=1)
+    ticktext = groups
+    if "dmax_mm" in df.columns and df["dmax_mm"].notna().any():
+        cases_g = df.drop_duplicates([c for c in ("case_id", "dmax_group") if c in df.columns])
+        rng = cases_g.groupby("dmax_group")["dmax_mm"].agg(["min", "max", "size"])
+        ticktext = [
+            f"{g} ({rng.loc[g, 'min'] / 10:.1f}-{rng.loc[g, 'max'] / 10:.1f} cm, N = {int(rng.loc[g, 'size'])})"
+            if g in rng.index
+            else g
+            for g in groups
+        ]
+    fig.update_xaxes(categoryorder="array", categoryarray=groups, tickvals=groups, ticktext=ticktext)
+    fig.update_xaxes(title="Dmax group", row=len(nets) + 1, col=1)
+    ttl = "Figure 6: DSC by lesion dissemination (Dmax quartile groups)" if title is None else title
+    fig.update_layout(
+        title=ttl,
+        boxmode="group",
+        barmode="group",
+        template="simple_white",
+        width=900,
+        height=280 * (len(nets) + 1) + 80,
+        legend={"title": "loss"},
+    )
+    return attach_static(fig, lambda: _figure6_mpl(df, tla, nets, groups, titles, ticktext, ttl))
+
+
+def _figure6_mpl(
+    df: pd.DataFrame,
+    tla: pd.DataFrame,
+    nets: list[str],
+    groups: list[str],
+    titles: list[str],
+    ticktext: list[str],
+    title: str,
+) -> matplotlib.figure.Figure:
+    return boxes_mpl(
+        [(t, df[df["network"] == n]) for t, n in zip(titles, nets, strict=False)],
+        "dmax_group",
+        groups,
+        title,
+        "outliers",
+        seed=0,
+        bars=(titles[-1], tla),
+        tick_labels=ticktext,
+    )
