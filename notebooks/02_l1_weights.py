@@ -46,11 +46,9 @@ from IPython.display import display
 
 from pcatools import figures
 from pcatools import viewer as pv
-from pcatools.data import train_transforms
-from pcatools.data.case import Case
-from pcatools.inference import load_model
 from pcatools.losses import l1_binning, loss_vs_probability
 from pcatools.study import ensure_study, model_key
+from pcatools.training import training_batch
 
 # %% [markdown]
 # ## Figure 1: the worked example (G, P(G), Delta, D, w)
@@ -78,15 +76,9 @@ figures.figure7(loss_vs_probability(bin_width=bin_width))
 
 # %%
 study = ensure_study(run_dir, profile=profile)
-model, config = load_model(study.run_dir / "models" / model_key(network, loss) / "best.pt")
-train_rows = study.manifest[study.manifest["split"] == "train"].head(int(config["batch_size"]))
-tf = train_transforms(spacing=config["spacing"], patch_size=config["patch_size"], seed=0)
-samples = [tf(row)[0] for row in train_rows.to_dict("records")]
-image = torch.stack([s["image"].as_tensor() for s in samples])
-label = torch.stack([s["label"].as_tensor() for s in samples]).long()
-with torch.no_grad():
-    probs = torch.softmax(model(image), dim=1)
-print(f"batch image {tuple(image.shape)}, lesion voxels per patch {label.sum(dim=(1, 2, 3, 4)).tolist()}")
+batch = training_batch(study.manifest, study.run_dir / "models" / model_key(network, loss) / "best.pt")
+probs, label = batch.probs, batch.label
+print(f"batch image {tuple(batch.image.shape)}, lesion voxels per patch {label.sum(dim=(1, 2, 3, 4)).tolist()}")
 
 target = torch.cat([1 - label, label], dim=1).float()  # one-hot, both classes
 b = l1_binning(probs, target, bin_width=bin_width)
@@ -118,15 +110,7 @@ fig
 # (Qt would end the kernel): the same layers are drawn as static coronal slices instead.
 
 # %%
-spacing = np.asarray(config["spacing"], dtype=float)
-patch_case = Case(
-    case_id=str(train_rows["case_id"].iloc[0]),
-    pet=image[0, 1].numpy(),
-    ct=image[0, 0].numpy() * 4000.0 - 1000.0,  # [0, 1] -> [-1000, 3000] HU
-    label=label[0, 0].numpy().astype(np.uint8),
-    affine=np.diag([*spacing, 1.0]),
-)
-fg_probs = probs[0, 1].numpy()
+patch_case, fg_probs = batch.patch_case(0)  # CT back in HU, affine = the patch spacing
 no_window = "show_napari = False" if not show_napari else pv.display_problem()
 
 if no_window is None:
