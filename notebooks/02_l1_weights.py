@@ -78,7 +78,9 @@ figures.figure7(loss_vs_probability(bin_width=bin_width))
 study = ensure_study(run_dir, profile=profile)
 batch = training_batch(study.manifest, study.run_dir / "models" / model_key(network, loss) / "best.pt")
 probs, label = batch.probs, batch.label
-print(f"batch image {tuple(batch.image.shape)}, lesion voxels per patch {label.sum(dim=(1, 2, 3, 4)).tolist()}")
+print(
+    f"batch image {tuple(batch.image.shape)}, lesion voxels per patch {label.sum(dim=(1, 2, 3, 4)).tolist()}"
+)
 
 target = torch.cat([1 - label, label], dim=1).float()  # one-hot, both classes
 b = l1_binning(probs, target, bin_width=bin_width)
