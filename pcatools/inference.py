@@ -568,7 +568,8 @@ def predict_manifest(
         Output folder (created). Also receives ``predictions.csv`` (the manifest + ``pred``) and
         ``provenance.json``.
     roi_size, overlap, mode, sw_batch_size
-        Sliding-window settings; ``None`` takes the training run's (window = training patch).
+        Sliding-window settings; ``None`` takes the training run's validation window
+        (:meth:`pcatools.training.SlidingWindow.from_recorded`: its ``roi_size``, default its patch).
     device, amp
         As in :func:`predict_case`.
     overwrite

@@ -6,37 +6,23 @@ from pathlib import Path
 
 import typer
 
+from pcatools.evaluation import PARAMETERS
+
 NAME = "evaluate"
 
 
 def run(
     out: Path = typer.Argument(..., help="Evaluation folder to write (a previous one is replaced whole)."),
-    gt: Path = typer.Option(
-        ..., help="Ground-truth masks: <case_id>.nii.gz files (nnU-Net labelsTs/) or a dataset root."
-    ),
-    pred: list[str] = typer.Option(
-        ...,
-        help="NAME=DIR of one model's predictions (<case_id>.nii.gz); repeatable. NAME network/loss "
-        "(e.g. segresnet/l1dfl) fills both columns; a bare DIR is named after its folder.",
-    ),
-    suv: Path | None = typer.Option(
-        None, help="PET in SUV on the same grid (<id>_0001.nii.gz / <id>.nii.gz files or a dataset root)."
-    ),
-    reference: str | None = typer.Option(
-        None, help="Model whose DSC the P values compare with every other (default: the first --pred)."
-    ),
-    criterion: str = typer.Option(
-        "suvmax", help="Detection rule: suvmax (the paper), suvmax_iou, overlap, iou."
-    ),
-    label: int | None = typer.Option(
-        None, help="Lesion class of integer label maps (default: masks are 0/1)."
-    ),
-    allow_missing: bool = typer.Option(
-        False, help="Evaluate the cases every folder has and list those left out, instead of refusing."
-    ),
-    workers: int | None = typer.Option(None, help="Worker processes (default: one per CPU)."),
-    seed: int = typer.Option(0, help="Seed of the bootstrap confidence intervals."),
-    progress: bool = typer.Option(True, help="Show a progress bar."),
+    gt: Path = typer.Option(..., help=PARAMETERS["gt"]),
+    pred: list[str] = typer.Option(..., help="NAME=DIR (repeatable): " + PARAMETERS["pred"]),
+    suv: Path | None = typer.Option(None, help=PARAMETERS["suv"]),
+    reference: str | None = typer.Option(None, help=PARAMETERS["reference"]),
+    criterion: str = typer.Option("suvmax", help=PARAMETERS["criterion"]),
+    label: int | None = typer.Option(None, help=PARAMETERS["label"]),
+    allow_missing: bool = typer.Option(False, help=PARAMETERS["allow_missing"]),
+    workers: int | None = typer.Option(None, help=PARAMETERS["workers"]),
+    seed: int = typer.Option(0, help=PARAMETERS["seed"]),
+    progress: bool = typer.Option(True, help=PARAMETERS["progress"]),
 ) -> None:
     """Evaluate predictions the paper's way: Table 1, Wilcoxon, scenarios, thresholds, Dmax groups, Figures 3-6."""
     import time

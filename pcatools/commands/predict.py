@@ -6,7 +6,10 @@ from pathlib import Path
 
 import typer
 
+from pcatools.training.config import setting_help
+
 NAME = "predict"
+_RUNS = " Not given: the training run's (its validation window)."
 
 
 def run(
@@ -18,14 +21,10 @@ def run(
     split: str | None = typer.Option(
         None, help="Only rows of this split (train, val, test) of a manifest with 'split'."
     ),
-    roi_size: str | None = typer.Option(
-        None, help="Sliding window in voxels, '128' or '128,128,96' (default: training patch)."
-    ),
-    overlap: float | None = typer.Option(None, help="Window overlap (default: the training run's)."),
-    mode: str | None = typer.Option(
-        None, help="Blending: gaussian | constant (default: the training run's)."
-    ),
-    sw_batch_size: int | None = typer.Option(None, help="Windows per forward pass."),
+    roi_size: str | None = typer.Option(None, help=setting_help("roi_size") + _RUNS),
+    overlap: float | None = typer.Option(None, help=setting_help("overlap") + _RUNS),
+    mode: str | None = typer.Option(None, help=setting_help("mode") + _RUNS),
+    sw_batch_size: int | None = typer.Option(None, help=setting_help("sw_batch_size") + _RUNS),
     device: str | None = typer.Option(None, help="cpu / cuda (default: CUDA if available)."),
     amp: bool | None = typer.Option(None, "--amp/--no-amp", help="float16 autocast (default: on with CUDA)."),
     overwrite: bool = typer.Option(
