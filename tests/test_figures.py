@@ -402,3 +402,8 @@ def test_dmax_groups_are_quartiles_of_the_multiple_lesion_cases_and_figure6_name
         "G0 (10.0-15.0 cm, N = 2)", "G1 (20.0-25.0 cm, N = 2)",
         "G2 (30.0-35.0 cm, N = 2)", "G3 (40.0-45.0 cm, N = 2)",
     ]  # fmt: skip
+    # one case in a group: one value; the PNG puts each range under its group name (no overlap)
+    one = grouped[grouped["case_id"] != "m7"]
+    assert list(figures.figure6(one).layout.xaxis.ticktext)[-1] == "G3 (40.0 cm, N = 1)"
+    png = figures.static_figure(figures.figure6(grouped))
+    assert [t.get_text() for t in png.axes[0].get_xticklabels()][0] == "G0\n(10.0-15.0 cm, N = 2)"

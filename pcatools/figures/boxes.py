@@ -74,6 +74,10 @@ def boxes_mpl(
     ``dmax_group`` and loss. ``points="all"`` jitters every point with a generator seeded by ``seed``.
     """
     rng = np.random.default_rng(seed)
+    if (
+        tick_labels is not None
+    ):  # "G0 (9.0-10.5 cm, N = 2)": the range on a line of its own, so labels never overlap
+        tick_labels = [t.replace(" (", "\n(", 1) for t in tick_labels]
     losses = ordered((loss for _, p in panels for loss in p["loss"]), LOSS_LABELS)
     if bars is None:  # figure 4: one row, a panel per network
         nrows, ncols = 1, max(1, len(panels))

@@ -97,10 +97,7 @@ def figure6(cases: pd.DataFrame, title: str | None = None) -> go.Figure:
         cases_g = df.drop_duplicates([c for c in ("case_id", "dmax_group") if c in df.columns])
         rng = cases_g.groupby("dmax_group")["dmax_mm"].agg(["min", "max", "size"])
         ticktext = [
-            f"{g} ({rng.loc[g, 'min'] / 10:.1f}-{rng.loc[g, 'max'] / 10:.1f} cm, N = {int(rng.loc[g, 'size'])})"
-            if g in rng.index
-            else g
-            for g in groups
+            _group_label(g, *rng.loc[g, ["min", "max", "size"]]) if g in rng.index else g for g in groups
         ]
     fig.update_xaxes(categoryorder="array", categoryarray=groups, tickvals=groups, ticktext=ticktext)
     fig.update_xaxes(title="Dmax group", row=len(nets) + 1, col=1)
@@ -115,6 +112,16 @@ def figure6(cases: pd.DataFrame, title: str | None = None) -> go.Figure:
         legend={"title": "loss"},
     )
     return attach_static(fig, lambda: _figure6_mpl(df, tla, nets, groups, titles, ticktext, ttl))
+
+
+def _group_label(group: str, low_mm: float, high_mm: float, n: int) -> str:
+    """``"G0 (9.0-10.5 cm, N = 2)"``; one value where the group's cases share it (``"G1 (19.0 cm, N = 1)"``)."""
+    span = (
+        f"{low_mm / 10:.1f}"
+        if f"{low_mm / 10:.1f}" == f"{high_mm / 10:.1f}"
+        else f"{low_mm / 10:.1f}-{high_mm / 10:.1f}"
+    )
+    return f"{group} ({span} cm, N = {int(n)})"
 
 
 def _figure6_mpl(
