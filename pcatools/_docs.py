@@ -19,9 +19,29 @@ import re
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 
-__all__ = ["fill_doc"]
+__all__ = ["EVALUATE_PARAMETERS", "fill_doc"]
 
 F = TypeVar("F", bound=Callable[..., object])
+
+EVALUATE_PARAMETERS: dict[str, str] = {
+    "gt": "Ground-truth masks: <case_id>.nii.gz files (a plain folder, nnU-Net labelsTs/) or a dataset "
+    "root (nnU-Net, autoPET, flat).",
+    "pred": "one model's predictions, <case_id>.nii.gz files (also _pred / _seg suffixes and MONAI's "
+    "<id>/<id>_seg.nii.gz) on the ground truth's grid. A NAME network/loss (e.g. segresnet/l1dfl) fills "
+    "both columns; a bare DIR is named after its folder.",
+    "suv": "PET in SUV on the same grid (<id>_0001.nii.gz / <id>.nii.gz files or a dataset root).",
+    "reference": "Model whose DSC the P values compare with every other (default: the first).",
+    "criterion": "Detection rule: suvmax (the paper), suvmax_iou, overlap, iou; without SUV images it "
+    "falls back to overlap.",
+    "label": "Lesion class of integer label maps (default: masks must hold 0 and 1 only).",
+    "allow_missing": "Evaluate the cases every folder has and list those left out, instead of refusing.",
+    "workers": "Worker processes (default: one per CPU).",
+    "progress": "Show a progress bar.",
+    "seed": "Seed of the bootstrap confidence intervals.",
+}
+"""One description per option of :func:`pcatools.evaluation.evaluate_folders`, shared with
+``pcatools evaluate --help``; here, beside :func:`fill_doc`, so the command line reads it without
+importing the evaluation (pandas, nibabel) at start-up."""
 
 
 def fill_doc(descriptions: Mapping[str, str]) -> Callable[[F], F]:

@@ -43,7 +43,7 @@ from typing import Any
 import pandas as pd
 
 from pcatools._atomic import write_text_atomic
-from pcatools._docs import fill_doc
+from pcatools._docs import EVALUATE_PARAMETERS, fill_doc
 from pcatools.data.discovery import patient_ids
 from pcatools.data.errors import DataError
 from pcatools.data.folders import case_files
@@ -306,26 +306,7 @@ TP and FN are per-patient rates, FP a per-patient count of false-positive compon
 """
 
 
-#: One description per option of :func:`evaluate_folders`, shared with ``pcatools evaluate --help``.
-PARAMETERS: dict[str, str] = {
-    "gt": "Ground-truth masks: <case_id>.nii.gz files (a plain folder, nnU-Net labelsTs/) or a dataset "
-    "root (nnU-Net, autoPET, flat).",
-    "pred": "one model's predictions, <case_id>.nii.gz files (also _pred / _seg suffixes and MONAI's "
-    "<id>/<id>_seg.nii.gz) on the ground truth's grid. A NAME network/loss (e.g. segresnet/l1dfl) fills "
-    "both columns; a bare DIR is named after its folder.",
-    "suv": "PET in SUV on the same grid (<id>_0001.nii.gz / <id>.nii.gz files or a dataset root).",
-    "reference": "Model whose DSC the P values compare with every other (default: the first).",
-    "criterion": "Detection rule: suvmax (the paper), suvmax_iou, overlap, iou; without SUV images it "
-    "falls back to overlap.",
-    "label": "Lesion class of integer label maps (default: masks must hold 0 and 1 only).",
-    "allow_missing": "Evaluate the cases every folder has and list those left out, instead of refusing.",
-    "workers": "Worker processes (default: one per CPU).",
-    "progress": "Show a progress bar.",
-    "seed": "Seed of the bootstrap confidence intervals.",
-}
-
-
-@fill_doc(PARAMETERS)
+@fill_doc(EVALUATE_PARAMETERS)
 def evaluate_folders(
     out: str | os.PathLike[str],
     gt: str | os.PathLike[str],

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from typer.main import get_command
 
-from pcatools._docs import fill_doc
+from pcatools._docs import EVALUATE_PARAMETERS, fill_doc
 from pcatools.cli import app
-from pcatools.evaluation import PARAMETERS, evaluate_folders
+from pcatools.evaluation import evaluate_folders
 from pcatools.training.config import setting_help
 
 
@@ -20,7 +20,7 @@ def test_evaluate_docstring_and_help_share_each_description() -> None:
     doc = " ".join((evaluate_folders.__doc__ or "").split())
     assert "{{" not in doc
     helps = _option_help("evaluate")
-    for name, text in PARAMETERS.items():
+    for name, text in EVALUATE_PARAMETERS.items():
         assert " ".join(text.split()) in doc, name
         assert " ".join(text.split()) in helps[name], name
 

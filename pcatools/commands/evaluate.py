@@ -6,23 +6,23 @@ from pathlib import Path
 
 import typer
 
-from pcatools.evaluation import PARAMETERS
+from pcatools._docs import EVALUATE_PARAMETERS
 
 NAME = "evaluate"
 
 
 def run(
     out: Path = typer.Argument(..., help="Evaluation folder to write (a previous one is replaced whole)."),
-    gt: Path = typer.Option(..., help=PARAMETERS["gt"]),
-    pred: list[str] = typer.Option(..., help="NAME=DIR (repeatable): " + PARAMETERS["pred"]),
-    suv: Path | None = typer.Option(None, help=PARAMETERS["suv"]),
-    reference: str | None = typer.Option(None, help=PARAMETERS["reference"]),
-    criterion: str = typer.Option("suvmax", help=PARAMETERS["criterion"]),
-    label: int | None = typer.Option(None, help=PARAMETERS["label"]),
-    allow_missing: bool = typer.Option(False, help=PARAMETERS["allow_missing"]),
-    workers: int | None = typer.Option(None, help=PARAMETERS["workers"]),
-    seed: int = typer.Option(0, help=PARAMETERS["seed"]),
-    progress: bool = typer.Option(True, help=PARAMETERS["progress"]),
+    gt: Path = typer.Option(..., help=EVALUATE_PARAMETERS["gt"]),
+    pred: list[str] = typer.Option(..., help="NAME=DIR (repeatable): " + EVALUATE_PARAMETERS["pred"]),
+    suv: Path | None = typer.Option(None, help=EVALUATE_PARAMETERS["suv"]),
+    reference: str | None = typer.Option(None, help=EVALUATE_PARAMETERS["reference"]),
+    criterion: str = typer.Option("suvmax", help=EVALUATE_PARAMETERS["criterion"]),
+    label: int | None = typer.Option(None, help=EVALUATE_PARAMETERS["label"]),
+    allow_missing: bool = typer.Option(False, help=EVALUATE_PARAMETERS["allow_missing"]),
+    workers: int | None = typer.Option(None, help=EVALUATE_PARAMETERS["workers"]),
+    seed: int = typer.Option(0, help=EVALUATE_PARAMETERS["seed"]),
+    progress: bool = typer.Option(True, help=EVALUATE_PARAMETERS["progress"]),
 ) -> None:
     """Evaluate predictions the paper's way: Table 1, Wilcoxon, scenarios, thresholds, Dmax groups, Figures 3-6."""
     import time
