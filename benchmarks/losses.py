@@ -162,6 +162,31 @@ def memory_in_child(script: str | Path, argv: list[str]) -> dict[str, list[float
     return result
 
 
+RunAll = Callable[[argparse.Namespace, bool], tuple[dict[str, list[float]], dict[str, list[float]]]]
+
+
+def times_and_memory(
+    run_all: RunAll, args: argparse.Namespace, argv: list[str], script: str | Path
+) -> tuple[dict[str, list[float]], dict[str, list[float]], str] | None:
+    """Times and peak memories per name from ``run_all(args, memory)``, and how memory was read.
+
+    On CUDA one run gives both; on CPU the timed run goes without memory and a child process
+    (:func:`memory_in_child`) measures it. In that child (``args.memory_child``) the memories are
+    printed as JSON and ``None`` is returned. Shared by ``nnunet_loss.py``.
+    """
+    if args.memory_child:
+        print(json.dumps(run_all(args, True)[1]))
+        return None
+    if args.device == "cuda":
+        times, mems = run_all(args, True)
+        return times, mems, "torch.cuda.max_memory_allocated"
+    times, _ = run_all(args, False)
+    child = memory_in_child(script, argv) if _can_reset_peak_rss() else None
+    mems = child if child is not None else {k: [float("nan")] for k in times}
+    how = "peak RSS (VmHWM after clear_refs) minus RSS before, child process" if child else "unavailable"
+    return times, mems, how
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
@@ -179,21 +204,10 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    if args.memory_child:
-        _, mems = _run_all(args, memory=True)
-        print(json.dumps(mems))
+    measured = times_and_memory(_run_all, args, argv, __file__)
+    if measured is None:
         return
-
-    if args.device == "cuda":
-        times, mems = _run_all(args, memory=True)
-        mem_method = "torch.cuda.max_memory_allocated"
-    else:
-        times, _ = _run_all(args, memory=False)
-        child = memory_in_child(__file__, argv) if _can_reset_peak_rss() else None
-        mems = child if child is not None else {k: [float("nan")] for k in times}
-        mem_method = (
-            "peak RSS (VmHWM after clear_refs) minus RSS before, child process" if child else "unavailable"
-        )
+    times, mems, mem_method = measured
 
     dev = (
         torch.cuda.get_device_name()

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import statistics
 import sys
 import tempfile
@@ -43,7 +42,7 @@ sys.path.insert(0, str(HERE))
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from losses import _can_reset_peak_rss, measure_step, memory_in_child  # noqa: E402
+from losses import _can_reset_peak_rss, measure_step, times_and_memory  # noqa: E402
 
 from pcatools.nnunet import LOSSES, trainer_class  # noqa: E402
 from pcatools.nnunet.trainers import standalone_trainer  # noqa: E402
@@ -126,18 +125,10 @@ def main(argv: list[str] | None = None) -> None:
         ap.error("--device cuda requested but torch.cuda.is_available() is False")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    if args.memory_child:
-        print(json.dumps(run_all(args, memory=True)[1]))
+    measured = times_and_memory(run_all, args, argv, __file__)
+    if measured is None:
         return
-
-    if args.device == "cuda":
-        times, mems = run_all(args, memory=True)
-        how = "torch.cuda.max_memory_allocated"
-    else:
-        times, _ = run_all(args, memory=False)
-        child = memory_in_child(__file__, argv) if _can_reset_peak_rss() else None
-        mems = child if child is not None else {k: [float("nan")] for k in ORDER}
-        how = "peak RSS (VmHWM after clear_refs) minus RSS before, child process" if child else "unavailable"
+    times, mems, how = measured
 
     from importlib.metadata import version
 
