@@ -22,9 +22,19 @@ by side in one panel of each figure. Table 1's P values compare the reference mo
 first) with every other model, paired on the cases (one-tailed Wilcoxon, H1: the reference scores
 higher).
 
-``OUT`` is written whole or not at all: everything is made in a hidden folder beside it and
-renamed into place at the end, so an interrupted run leaves ``OUT`` as it was, and a re-run
-replaces a previous evaluation folder as a whole (a folder that is not one is refused).
+``OUT`` is written whole or not at all, and nothing evaluate did not write is ever removed:
+
+- an ``OUT`` that holds (or is) one of the inputs, or that holds a file evaluate did not write
+  (``evaluation.json`` records the files it wrote), is refused before anything is read;
+- everything is made in a hidden folder ``.OUT.partial-<hex>`` beside ``OUT``, whose
+  ``evaluation.json`` is written last, and swapped with ``OUT`` in one step (Linux
+  ``renameat2(RENAME_EXCHANGE)``), so ``OUT``'s name holds the old or the new complete folder at
+  every instant. Where the system cannot swap, the old folder is renamed ``.OUT.old-<hex>`` first and
+  kept until the new one is in place; a run killed in between leaves ``OUT`` missing, and the next
+  run puts the old folder back before anything else;
+- a ``.OUT.lock`` file beside ``OUT`` (``flock``) refuses a second evaluation into the same ``OUT``
+  while one is writing it; the next run removes the ``.OUT.partial-*`` and ``.OUT.old-*`` folders that
+  a killed run left, when they hold nothing but what evaluate writes.
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ import contextlib
 import datetime as _dt
 import json
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Mapping, Sequence
@@ -42,7 +53,7 @@ from typing import Any
 
 import pandas as pd
 
-from pcatools._atomic import write_text_atomic
+from pcatools._atomic import LockBusyError, exchange_paths, exclusive_lock, write_text_atomic
 from pcatools._docs import EVALUATE_PARAMETERS, fill_doc
 from pcatools.data.discovery import patient_ids
 from pcatools.data.errors import DataError
@@ -51,7 +62,14 @@ from pcatools.data.manifest import write_manifest
 from pcatools.metrics.detection import CRITERIA, Criterion
 
 MARKER = "evaluation.json"
-"""The file that makes a folder a pcatools evaluation folder (and lets a re-run replace it)."""
+"""The file that makes a folder a pcatools evaluation folder (and lets a re-run replace it); it lists
+the files evaluate wrote there (``files``) and is written last, so a folder holding it is complete."""
+
+_HIDDEN = re.compile(r"^\.(?P<name>.+)\.(?P<kind>partial|old)-[0-9a-f]{8}$")
+"""The hidden folders beside ``OUT``: a staging folder (``partial``) and a replaced one (``old``)."""
+
+_WRITTEN = re.compile(r"^(?:(?:results|figures)/)?[^/]+\.(?:csv|md|tex|png|html|js|json|svg|pdf)$")
+"""Names evaluate writes (temporary ``.<name>.<x>.part.<ext>`` ones included), for a folder with no list."""
 
 
 @dataclass(frozen=True)
@@ -171,8 +189,10 @@ def pair_cases(
     """The (case, model) manifest of :func:`evaluate_folders`, paired by case id, and the cases left out.
 
     Returns a DataFrame with ``case_id, patient_id, model, network, loss, label, pet, ct, pred``
-    (absolute paths; ``pet`` empty without ``suv``; ``ct`` found beside the SUV or the ground
-    truth for the viewer, empty where there is none) and the sorted ids that some folder lacks.
+    (absolute paths, links kept as links: a file's format is judged by its own name, not by its
+    target's, which in a content-addressed store such as DVC's cache has no ``.nii.gz``; ``pet``
+    empty without ``suv``; ``ct`` found beside the SUV or the ground truth for the viewer, empty
+    where there is none) and the sorted ids that some folder lacks.
 
     Raises
     ------
@@ -217,10 +237,10 @@ def pair_cases(
             "model": m.name,
             "network": m.network,
             "loss": m.loss,
-            "label": str(gt_files[cid].resolve()),
-            "pet": str(suv_files[cid].resolve()) if suv_files is not None else "",
-            "ct": str(ct_files[cid].resolve()) if cid in ct_files else "",
-            "pred": str(pred_files[m.name][cid].resolve()),
+            "label": os.path.abspath(gt_files[cid]),
+            "pet": os.path.abspath(suv_files[cid]) if suv_files is not None else "",
+            "ct": os.path.abspath(ct_files[cid]) if cid in ct_files else "",
+            "pred": os.path.abspath(pred_files[m.name][cid]),
         }
         for m in models
         for cid in ids
@@ -228,36 +248,174 @@ def pair_cases(
     return pd.DataFrame(rows), left_out
 
 
+def _foreign(folder: Path, recorded: set[str] | None) -> str | None:
+    """The first entry of ``folder`` (relative path) that evaluate did not write, or None.
+
+    ``recorded``: the files its ``evaluation.json`` lists; ``None`` (a staging folder, or a folder
+    from a version that kept no list): the names evaluate writes (``_WRITTEN``). A link, or anything
+    but a file or folder, is never evaluate's.
+    """
+    parents = {str(Path(r).parent) for r in recorded} if recorded is not None else {"results", "figures"}
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder).as_posix()
+        if path.is_symlink() or not (path.is_dir() or path.is_file()):
+            return rel
+        if path.is_dir():
+            if rel not in parents:
+                return rel
+        elif rel != MARKER and (rel not in recorded if recorded is not None else not _WRITTEN.match(rel)):
+            return rel
+    return None
+
+
+def _recorded(folder: Path) -> set[str] | None:
+    """The files a folder's ``evaluation.json`` lists; None when it keeps no list or does not read."""
+    try:
+        files = json.loads((folder / MARKER).read_text()).get("files")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return {str(f) for f in files} if isinstance(files, list) else None
+
+
+def _complete(folder: Path) -> bool:
+    """True for a finished evaluation folder: its marker (written last) and every file it lists."""
+    files = _recorded(folder)
+    return (
+        files is not None and all((folder / f).is_file() for f in files) and _foreign(folder, files) is None
+    )
+
+
 def _check_out(out: Path) -> None:
-    """Refuse an ``OUT`` that is a file, or a non-empty folder that is not an evaluation folder."""
+    """Refuse an ``OUT`` that is a file or a link, a non-empty folder that is not an evaluation folder,
+    or one that holds a file evaluate did not write (named); nothing is written."""
+    if out.is_symlink():
+        raise DataError(
+            f"output {out}: expected a folder (new or a previous evaluation), found a symbolic link"
+        )
     if out.exists() and not out.is_dir():
         raise DataError(f"output {out}: expected a folder (new or a previous evaluation), found a file")
-    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
-        raise DataError(
-            f"output {out}: the folder exists and is not a pcatools evaluation folder (no {MARKER}); "
-            "choose a new path, so that nothing of yours is replaced"
-        )
-    parent = out.parent if out.parent != Path("") else Path(".")
-    parent.mkdir(parents=True, exist_ok=True)
-    if not os.access(parent, os.W_OK):
-        raise DataError(f"output {out}: cannot write in {parent}")
+    if out.is_dir() and any(out.iterdir()):
+        if not (out / MARKER).is_file():
+            raise DataError(
+                f"output {out}: the folder exists and is not a pcatools evaluation folder (no {MARKER}); "
+                "choose a new path, so that nothing of yours is replaced"
+            )
+        foreign = _foreign(out, _recorded(out))
+        if foreign is not None:
+            raise DataError(
+                f"output {out}: holds {foreign}, which pcatools evaluate did not write; move it out of the "
+                "folder or choose a new path, so that nothing of yours is replaced"
+            )
+    ancestor = out.parent if str(out.parent) else Path(".")
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK):
+        raise DataError(f"output {out}: cannot write in {ancestor}")
+
+
+def _check_inputs(out: Path, inputs: Sequence[tuple[str, str | os.PathLike[str]]]) -> None:
+    """Refuse an ``OUT`` that is or holds an input ``(what, path)``: replacing it would delete the input.
+
+    Both the path as given and the path its links lead to are compared with ``OUT`` and with the
+    hidden folders beside it, so that a link into ``OUT`` is caught too.
+    """
+    outs = {Path(os.path.abspath(out)), Path(os.path.realpath(out))}
+    for what, path in inputs:
+        for where in {Path(os.path.abspath(path)), Path(os.path.realpath(path))}:
+            for o in outs:
+                hidden = (
+                    where.is_relative_to(o.parent)
+                    and where != o.parent
+                    and (
+                        (m := _HIDDEN.match(where.relative_to(o.parent).parts[0])) is not None
+                        and m["name"] == o.name
+                    )
+                )
+                if where == o or o in where.parents or hidden:
+                    raise DataError(
+                        f"output {out}: holds the input {path} ({what}), which replacing it would delete; "
+                        "choose an output folder outside the inputs"
+                    )
+
+
+def _input_files(manifest: pd.DataFrame) -> list[tuple[str, str]]:
+    """Every file of the paired manifest, as ``(what, path)`` for :func:`_check_inputs`."""
+    files = []
+    for row in manifest.itertuples(index=False):
+        for col in ("label", "pet", "ct"):
+            if getattr(row, col):
+                files.append((f"case {row.case_id!r} {col}", str(getattr(row, col))))
+        files.append((f"case {row.case_id!r}, model {row.model!r}", str(row.pred)))
+    return files
+
+
+def _step(name: str) -> None:
+    """Called at each step of replacing ``OUT`` ("locked", "staging", "staged", "swapped", "moved_old").
+
+    Does nothing; the tests replace it to stop a run at that step and check what is left.
+    """
+
+
+def _tidy(out: Path) -> None:
+    """Undo what a killed run left beside ``OUT`` (under the lock): put a replaced folder back where
+    ``OUT`` is missing, and remove hidden folders that hold nothing but evaluate's files."""
+    hidden = sorted(
+        p for p in out.parent.iterdir()
+        if (m := _HIDDEN.match(p.name)) and m["name"] == out.name and p.is_dir() and not p.is_symlink()
+    )  # fmt: skip
+    if not out.exists():
+        olds = [p for p in hidden if _HIDDEN.match(p.name)["kind"] == "old" and _complete(p)]  # type: ignore[index]
+        if olds:
+            newest = max(olds, key=lambda p: (p / MARKER).stat().st_mtime)
+            os.rename(newest, out)
+            hidden.remove(newest)
+    for p in hidden:
+        if _foreign(p, _recorded(p) if (p / MARKER).is_file() else None) is None:
+            shutil.rmtree(p, ignore_errors=True)
 
 
 @contextlib.contextmanager
 def _staged(out: Path) -> Any:
-    """Yield a hidden folder beside ``out``; on success it replaces ``out`` whole, on failure it is removed."""
-    stage = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
-    stage.mkdir()
-    try:
-        yield stage
-        old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-        if out.exists():
-            os.replace(out, old)
-        os.replace(stage, out)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
+    """Yield a hidden folder beside ``out``; on success it replaces ``out`` whole, on failure it is removed.
+
+    Held under ``.OUT.lock``; the swap is :func:`pcatools._atomic.exchange_paths` where the system
+    can (the module docstring says what happens where it cannot).
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lock = out.parent / f".{out.name}.lock"
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(exclusive_lock(lock))
+        except LockBusyError:
+            raise DataError(
+                f"output {out}: another pcatools evaluate is writing it (lock {lock}); wait for it to finish "
+                "or choose another output folder"
+            ) from None
+        _tidy(out)
+        _check_out(out)  # again, under the lock
+        _step("locked")
+        stage = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
+        stage.mkdir()
+        old: Path | None = None
+        try:
+            yield stage
+            _step("staged")
+            if not out.exists():
+                os.rename(stage, out)
+            elif exchange_paths(stage, out):
+                _step("swapped")
+                shutil.rmtree(stage)  # the previous evaluation, now under the staging name
+            else:
+                old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+                os.rename(out, old)
+                _step("moved_old")
+                os.rename(stage, out)
+                shutil.rmtree(old)
+        except BaseException:
+            if old is not None and old.exists() and not out.exists():
+                os.rename(old, out)
+            shutil.rmtree(stage, ignore_errors=True)
+            raise
 
 
 def _readme(config: dict[str, Any], table1_md: str, figures: Sequence[str]) -> str:
@@ -372,8 +530,12 @@ def evaluate_folders(
     if len(pairs) != len(models):
         raise ValueError("predictions: two models give the same network/loss; name them differently")
     out_path = Path(out)
+    folders = [("ground truth", gt), *([("SUV", suv)] if suv is not None else [])]
+    folders += [(f"prediction {m.name!r}", m.folder) for m in models]
+    _check_inputs(out_path, folders)
     _check_out(out_path)
     manifest, left_out = pair_cases(gt, models, suv, allow_missing)
+    _check_inputs(out_path, _input_files(manifest))
 
     tables = evaluate_cohort_tables(
         manifest, workers=workers, progress=progress, criterion=criterion,
@@ -387,6 +549,7 @@ def evaluate_folders(
         for name, table in (("predictions", manifest), ("cases", cases), ("lesions", tables.lesions),
                             ("components", tables.components)):  # fmt: skip
             write_manifest(table, results / f"{name}.csv", root=stage)
+        _step("staging")
         analysed = analyse(results, cases, tables.lesions, seed=seed, reference=ref, by=None, arm="model")
         study = StudyResult(
             stage, cases_manifest, manifest, cases, tables.lesions, analysed["table1"], label_value=label
@@ -412,5 +575,6 @@ def evaluate_folders(
         write_text_atomic(
             stage / "README.md", _readme(config, stats.table1_markdown(analysed["table1"]), sorted(figures))
         )
-        write_text_atomic(stage / MARKER, json.dumps(config, indent=2))
+        config["files"] = sorted(p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_file())
+        write_text_atomic(stage / MARKER, json.dumps(config, indent=2))  # last: the folder is complete
     return load_study(out_path)

@@ -311,7 +311,8 @@ def wilcoxon_vs(
     ``scipy.stats.wilcoxon(x_reference, x_other, alternative=alternative)`` (default
     ``"greater"``: H1 = the reference loss scores higher; scipy's defaults otherwise, i.e.
     ``zero_method="wilcox"`` and the exact distribution for small samples without ties).
-    ``p_holm`` is Holm-corrected over all rows of the result.
+    ``p_holm`` is Holm-corrected over all rows of the result. Two models equal on every case
+    give statistic 0 and P = 1 (no evidence that either scores higher; docs/conventions.md).
 
     Returns
     -------
@@ -336,6 +337,8 @@ def wilcoxon_vs(
             pair = wide[[reference, other]].apply(pd.to_numeric, errors="coerce").dropna()
             if len(pair) == 0:
                 stat, p = np.nan, np.nan
+            elif (pair[reference] == pair[other]).all():  # no difference: scipy would divide 0 by 0
+                stat, p = 0.0, 1.0
             else:
                 res = sps.wilcoxon(
                     pair[reference].to_numpy(), pair[other].to_numpy(), alternative=alternative

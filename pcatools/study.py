@@ -488,7 +488,7 @@ def figure3_case(cases: pd.DataFrame) -> str:
 
 def _case_images(study: StudyResult, case_id: str) -> tuple[Any, np.ndarray, pd.DataFrame]:
     """PET image, ground-truth mask and prediction rows of one case of a study or evaluation folder."""
-    from pcatools.data.io import load_nifti
+    from pcatools.data.io import Grid, load_nifti
     from pcatools.metrics.evaluate import read_mask
 
     rows = study.manifest[study.manifest["case_id"].astype(str) == case_id]
@@ -497,9 +497,17 @@ def _case_images(study: StudyResult, case_id: str) -> tuple[Any, np.ndarray, pd.
     row = rows.iloc[0]
     if not isinstance(row.get("label"), str) or not row["label"]:
         raise ValueError(f"case {case_id!r} has no ground-truth label; Figures 2 and 3 need one")
-    pet = load_nifti(row["pet"], "pet")
-    label = np.asarray(read_mask(row["label"], study.label_value, "ground truth").dataobj)
+    gt = read_mask(row["label"], study.label_value, "ground truth")
+    pet = load_nifti(row["pet"], "pet", onto=Grid(gt.shape, gt.affine, "ground truth", row["label"]))
+    label = np.asarray(gt.dataobj)
     return pet, label, study.predictions[study.predictions["case_id"].astype(str) == case_id]
+
+
+def _on_pet(pet: Any) -> Any:
+    """The grid of a case's PET (the ground truth's), onto which its predictions are read as evaluated."""
+    from pcatools.data.io import Grid
+
+    return Grid(pet.shape, pet.affine, "PET", pet.get_filename() or "")
 
 
 def figure2_for_study(study: StudyResult, case_id: str | None = None, model: int = 0) -> Any:
@@ -515,7 +523,7 @@ def figure2_for_study(study: StudyResult, case_id: str | None = None, model: int
     case_id = figure3_case(study.cases) if case_id is None else str(case_id)
     pet, label, preds = _case_images(study, case_id)
     pick = preds.iloc[model]
-    pred = np.asarray(read_mask(pick["pred"], study.label_value, "prediction").dataobj)
+    pred = np.asarray(read_mask(pick["pred"], study.label_value, "prediction", onto=_on_pet(pet)).dataobj)
     name = pick["model"] if "model" in preds.columns else f"{pick['network']}/{pick['loss']}"
     spacing = tuple(float(z) for z in pet.header.get_zooms()[:3])
     return figure2(
@@ -540,7 +548,7 @@ def figure3_for_study(study: StudyResult, case_id: str | None = None) -> Any:
     masks: dict[tuple[str, str], np.ndarray] = {}
     for network, loss, pred in preds[["network", "loss", "pred"]].itertuples(index=False):
         masks[(str(network), str(loss))] = np.asarray(
-            read_mask(pred, study.label_value, "prediction").dataobj
+            read_mask(pred, study.label_value, "prediction", onto=_on_pet(pet)).dataobj
         )
     spacing = tuple(float(z) for z in pet.header.get_zooms()[:3])
     return figure3(np.asarray(pet.dataobj), label, masks, spacing=spacing, title=f"Case {case_id}")

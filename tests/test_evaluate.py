@@ -374,10 +374,10 @@ def test_out_that_is_a_file_or_a_foreign_folder_is_refused(cohort: Path, tmp_pat
 def test_rerun_replaces_the_folder_whole(cohort: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert _cli(*_args(cohort, out))[0] == 0
-    (out / "results" / "stale.csv").write_text("old")
+    (out / "results" / "cases.csv").write_text("old")  # a file evaluate wrote: replaced with the folder
     code, text = _cli(*_args(cohort, out, "--reference", "merged"))
     assert code == 0, text
-    assert not (out / "results" / "stale.csv").exists()
+    assert (out / "results" / "cases.csv").read_text() != "old"
     assert json.loads((out / "evaluation.json").read_text())["reference"] == "merged"
 
 

@@ -19,13 +19,15 @@ sort order**. :func:`case_files` finds the files of one role in one folder, whic
   ``ct``      ``<id>_0000`` (nnU-Net channel 0; other channels are skipped), ``<id>_ct``
   ==========  =====================================================================================
 
-Two files that give one case id are an error naming both, so nothing is silently dropped.
+Two files that give one case id are an error naming both, so nothing is silently dropped; so is a
+NIfTI name on a broken link, a named pipe or a device (never opened).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
 from pathlib import Path
 from typing import Literal
 
@@ -76,18 +78,49 @@ def _plain_files(root: Path, role: FolderRole) -> dict[str, Path]:
         found[case_id] = path
 
     for path in sorted(root.iterdir()):
-        if path.is_file():
-            m = _NIFTI.match(path.name)
-            case_id = _case_id(m["stem"], role) if m else None
-            if case_id is not None:
-                add(case_id, path)
-        elif path.is_dir() and role in ("label", "pred"):  # MONAI SaveImage: <id>/<id>_seg.nii.gz
-            inner = [p for p in sorted(path.iterdir()) if p.is_file() and _NIFTI.match(p.name)]
-            ids = [_case_id(_NIFTI.match(p.name)["stem"], role) for p in inner]  # type: ignore[index]
-            for p, case_id in zip(inner, ids, strict=True):
-                if case_id == path.name:
-                    add(case_id, p)
+        if path.is_dir():
+            if role in ("label", "pred"):  # MONAI SaveImage: <id>/<id>_seg.nii.gz
+                inner = [p for p in sorted(path.iterdir()) if _NIFTI.match(p.name) and _regular(p, role)]
+                ids = [_case_id(_NIFTI.match(p.name)["stem"], role) for p in inner]  # type: ignore[index]
+                for p, case_id in zip(inner, ids, strict=True):
+                    if case_id == path.name:
+                        add(case_id, p)
+            continue
+        m = _NIFTI.match(path.name)
+        case_id = _case_id(m["stem"], role) if m else None
+        if case_id is not None and _regular(path, role):
+            add(case_id, path)
     return found
+
+
+def _regular(path: Path, role: FolderRole) -> bool:
+    """True for a regular file (or a link to one); a NIfTI name on anything else is a DataError.
+
+    A broken link, a named pipe or a device under a case's file name would otherwise be reported
+    as a missing case, or block (a pipe) or never end (``/dev/zero``) when read; ``os.stat`` looks
+    without opening.
+    """
+    what = f"{_ROLE_WORDS[role]} {path}"
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        target = os.readlink(path) if path.is_symlink() else "?"
+        raise DataError(
+            f"{what}: expected a NIfTI file, found a broken symbolic link (its target {target} is missing)"
+        ) from None
+    except OSError as err:
+        raise DataError(f"{what}: expected a NIfTI file, cannot look at it ({err.strerror})") from None
+    if stat.S_ISREG(mode):
+        return True
+    kind = (
+        "a named pipe (FIFO)" if stat.S_ISFIFO(mode)
+        else "a character device" if stat.S_ISCHR(mode)
+        else "a block device" if stat.S_ISBLK(mode)
+        else "a socket" if stat.S_ISSOCK(mode)
+        else "not a regular file"
+    )  # fmt: skip
+    link = f" (a link to {os.readlink(path)})" if path.is_symlink() else ""
+    raise DataError(f"{what}: expected a NIfTI file, found {kind}{link}, which is not a regular file")
 
 
 def case_files(root: str | os.PathLike[str], role: FolderRole) -> dict[str, Path]:

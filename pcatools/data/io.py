@@ -20,6 +20,7 @@ import os
 import re
 import zlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,6 +41,10 @@ GRID_ATOL_MM = 0.01
 distance (mm, per coordinate) of each other. Far below any PET/CT voxel size, far above float32
 rounding of NIfTI headers (about 1e-4 mm at 1 m from the origin)."""
 
+DEFLATE_MAX_RATIO = 1032
+"""Deflate (gzip) expands data at most about 1032-fold: a ``.nii.gz`` whose header's grid needs more
+bytes than this many times the file's size cannot hold it, and is refused before any voxel is read."""
+
 CT_FILL_HU = -1000.0
 """CT value (air) given to PET voxels outside the CT field of view when CT is resampled onto PET."""
 
@@ -57,8 +62,72 @@ _ROLE_NAMES = {"ct": "CT", "pet": "PET", "label": "label"}
 # --------------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Grid:
+    """A reference voxel grid for :func:`load_nifti`: shape, affine, and the file messages name for it."""
+
+    shape: tuple[int, ...]
+    affine: np.ndarray
+    name: str
+    path: str
+
+
+def _dtype_name(img: Any) -> str:
+    label = img.header.get_value_label("datatype")
+    return {"RGB": "RGB24", "RGBA": "RGBA32"}.get(label, label)
+
+
+def open_nifti(path: str | os.PathLike[str], role: Role | None = None, *, name: str | None = None) -> Any:
+    """Open a NIfTI file and check its header, without reading any voxel; return the lazy image.
+
+    Checked: the file exists and is a NIfTI-1/2 image whose name (``.nii`` / ``.nii.gz``; a link's
+    own name, not its target's) says how it is stored; its voxels are integer, boolean or float
+    (not RGB or complex); its grid is 3-D (trailing axes of length 1 aside); and the file can hold
+    the bytes that the header's shape needs (an uncompressed file at least that size, a gzip file
+    at least 1/:data:`DEFLATE_MAX_RATIO` of it), so that a damaged or hostile header never makes
+    pcatools allocate more than the file could give. Arguments as :func:`load_nifti`.
+    """
+    path = Path(path)
+    what = name or _ROLE_NAMES.get(role or "", "NIfTI")
+    if not path.is_file():
+        raise DataError(f"{what} file not found: {path}")
+    try:
+        img: Any = nib.load(str(path))
+    except (OSError, EOFError, zlib.error, ImageFileError, ValueError) as err:
+        raise DataError(
+            f"{what} {path}: cannot read the NIfTI file, it is truncated or corrupt ({type(err).__name__}: {err})"
+        ) from err
+    if not isinstance(img, nib.Nifti1Image):
+        raise DataError(f"{what} {path}: expected a NIfTI image, found {type(img).__name__}")
+    dtype = img.get_data_dtype()
+    if dtype.fields is not None or dtype.kind not in "biuf":
+        kind = "mask" if role in ("label", None) else "image"
+        raise DataError(
+            f"{what} {path}: expected an integer, boolean or float {kind}, found {_dtype_name(img)} voxels"
+        )
+    shape = tuple(int(n) for n in img.shape)
+    while len(shape) > 3 and shape[-1] == 1:
+        shape = shape[:-1]
+    if len(shape) != 3:
+        raise DataError(f"{what} {path}: expected a 3-D (x, y, z) image, found shape {img.shape}")
+    needed = int(img.header.get_data_offset()) + int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    size = path.stat().st_size
+    gz = path.name.endswith(".gz")
+    if needed > (size * DEFLATE_MAX_RATIO if gz else size):
+        held = f"at most {size * DEFLATE_MAX_RATIO} once decompressed" if gz else f"{size} bytes"
+        raise DataError(
+            f"{what} {path}: cannot read the NIfTI file, it is truncated or corrupt (its header's shape "
+            f"{tuple(img.shape)} of {dtype} needs {needed} bytes; the {size}-byte file holds {held})"
+        )
+    return img
+
+
 def load_nifti(
-    path: str | os.PathLike[str], role: Role | None = None, *, name: str | None = None
+    path: str | os.PathLike[str],
+    role: Role | None = None,
+    *,
+    name: str | None = None,
+    onto: Grid | None = None,
 ) -> nib.Nifti1Image:
     """Read a NIfTI file completely and check it; return it as an in-memory ``Nifti1Image``.
 
@@ -73,6 +142,11 @@ def load_nifti(
     name : str, optional
         What messages call the file (default: the role, e.g. ``"label"``; ``"prediction"`` for a
         predicted mask read with role ``"label"``).
+    onto : Grid, optional
+        The file must lie on this grid, possibly stored in another orientation (axes flipped or
+        permuted, as MONAI's ``Orientation`` writes): checked from the header before any voxel is
+        read (:func:`reorientation`), and the voxels are then put on the grid exactly (no
+        interpolation). The returned image has the grid's affine.
 
     Returns
     -------
@@ -84,8 +158,9 @@ def load_nifti(
     Raises
     ------
     DataError
-        Missing file; truncated or corrupt file (names the path); not 3-D; NaN/inf in CT or PET
-        (counts them); label values other than 0/1 (names the values found).
+        Missing file; truncated or corrupt file, or a header the file cannot hold (names the path,
+        :func:`open_nifti`); RGB or complex voxels; not 3-D; not on ``onto``; NaN/inf in CT or
+        PET (counts them); label values other than 0/1 (names the values found).
 
     Examples
     --------
@@ -99,21 +174,30 @@ def load_nifti(
     """
     path = Path(path)
     what = name or _ROLE_NAMES.get(role or "", "NIfTI")
-    if not path.is_file():
-        raise DataError(f"{what} file not found: {path}")
+    if role not in ("ct", "pet", "label", None):
+        raise ValueError(f"role: expected 'ct', 'pet', 'label' or None, found {role!r}")
+    img = open_nifti(path, role, name=name)
+    ornt = None
+    if onto is not None:
+        ornt = reorientation(img.shape, img.affine, onto.shape, onto.affine)
+        if ornt is None:
+            raise DataError(
+                f"{what} {path} is not on the grid of {onto.name} {onto.path}: {what} has "
+                f"{describe_grid(img.shape, img.affine)}; {onto.name} has "
+                f"{describe_grid(onto.shape, onto.affine)}"
+            )
     try:
-        img: Any = nib.load(str(path))
-        data = np.asanyarray(img.dataobj)  # reads (and decompresses) the whole file
-    except (OSError, EOFError, zlib.error, ImageFileError, ValueError) as err:
+        data = np.asanyarray(img.dataobj)  # reads (and decompresses) what the header's grid holds
+    except (OSError, EOFError, zlib.error, ValueError) as err:
         raise DataError(
             f"{what} {path}: cannot read the NIfTI file, it is truncated or corrupt ({type(err).__name__}: {err})"
         ) from err
-    if not isinstance(img, nib.Nifti1Image):
-        raise DataError(f"{what} {path}: expected a NIfTI image, found {type(img).__name__}")
     while data.ndim > 3 and data.shape[-1] == 1:
         data = data[..., 0]
-    if data.ndim != 3:
-        raise DataError(f"{what} {path}: expected a 3-D (x, y, z) image, found shape {img.shape}")
+    affine = img.affine
+    if ornt is not None and onto is not None:
+        data = nib.orientations.apply_orientation(data, ornt)
+        affine = np.asarray(onto.affine, dtype=np.float64)
 
     if role in ("ct", "pet"):
         data = np.asarray(data, dtype=np.float32)
@@ -138,10 +222,8 @@ def load_nifti(
                     f"in {int(bad.sum())} voxels"
                 )
         data = np.asarray(data, dtype=np.uint8)
-    elif role is not None:
-        raise ValueError(f"role: expected 'ct', 'pet', 'label' or None, found {role!r}")
 
-    out = nib.Nifti1Image(data, img.affine, header=img.header)
+    out = nib.Nifti1Image(np.ascontiguousarray(data), affine, header=img.header)
     out.set_data_dtype(data.dtype)
     return out
 
@@ -179,6 +261,48 @@ def same_grid(
         return False
     diff = np.abs(_corners(shape_a, np.asarray(affine_a)) - _corners(shape_b, np.asarray(affine_b)))
     return bool(diff.max() <= atol_mm)
+
+
+def reorientation(
+    shape: tuple[int, ...],
+    affine: np.ndarray,
+    ref_shape: tuple[int, ...],
+    ref_affine: np.ndarray,
+    atol_mm: float = GRID_ATOL_MM,
+) -> np.ndarray | None:
+    """The axis flips and permutations that put a grid exactly on a reference grid, or None.
+
+    A mask saved after MONAI's ``Orientation`` (to RAS) without inverting it holds the same voxels
+    as its ground truth in another axis order and direction; its affine says so. The result is a
+    nibabel orientation transform (``nibabel.orientations.apply_orientation`` applies it; the
+    identity when the grids already agree), given only when the reoriented grid passes
+    :func:`same_grid` with the reference: no interpolation is ever needed or done.
+
+    Examples
+    --------
+    >>> a = np.diag([2.0, 3.0, 4.0, 1.0])
+    >>> flipped = a @ np.array([[-1, 0, 0, 4], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]], float)
+    >>> reorientation((5, 6, 7), flipped, (5, 6, 7), a).tolist()
+    [[0.0, -1.0], [1.0, 1.0], [2.0, 1.0]]
+    >>> reorientation((5, 6, 7), a, (5, 6, 8), a) is None
+    True
+    """
+    if len(shape) < 3 or len(ref_shape) < 3:
+        return None
+    try:
+        ornt = nib.orientations.ornt_transform(
+            nib.orientations.io_orientation(np.asarray(affine, dtype=np.float64)),
+            nib.orientations.io_orientation(np.asarray(ref_affine, dtype=np.float64)),
+        )
+    except ValueError:  # a degenerate affine: no orientation
+        return None
+    if np.isnan(ornt).any():
+        return None
+    new_shape = tuple(int(shape[int(i)]) for i in np.argsort(ornt[:, 0]))  # axis k of the result
+    new_affine = np.asarray(affine, dtype=np.float64) @ nib.orientations.inv_ornt_aff(ornt, tuple(shape[:3]))
+    if not same_grid(new_shape, new_affine, tuple(ref_shape), ref_affine, atol_mm):
+        return None
+    return ornt
 
 
 def describe_grid(shape: tuple[int, ...], affine: np.ndarray) -> str:

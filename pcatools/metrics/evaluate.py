@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
+import sys
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -16,7 +18,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from pcatools.data.errors import DataError
-from pcatools.data.io import describe_grid, load_nifti, same_grid
+from pcatools.data.io import Grid, load_nifti
 from pcatools.data.manifest import read_manifest
 from pcatools.metrics.autopet import false_negative_volume, false_positive_volume
 from pcatools.metrics.burden import gt_suv, lesion_suv, pred_component_suv, pred_suv
@@ -301,21 +303,54 @@ def component_table(
 # --------------------------------------------------------------------------- cohort
 
 
+def _mask_reading(data: np.ndarray, label_value: int, what: str) -> tuple[np.ndarray, str, str]:
+    """The class ``label_value`` of a mask file's voxels: ``(mask, reading, values)``.
+
+    ``reading`` is ``"class"`` (the file holds ``label_value``, or several other classes: a label
+    map, read as ``data == label_value``), ``"binary"`` (only 0 and 1: a 0/1 mask, its 1s read as
+    the class) or ``"empty"`` (only 0). A file holding 0 and one value that is neither 1 nor
+    ``label_value`` could be a mask stored 0/v or a map without the class: refused, not guessed.
+    ``values`` lists the values found, for messages.
+    """
+    if not np.issubdtype(data.dtype, np.integer) and not np.array_equal(data, np.round(data)):
+        raise DataError(f"{what}: --label {label_value} needs an integer label map, found fractional values")
+    nonzero = np.unique(data[data != 0])
+    shown = ", ".join(f"{v:g}" for v in [0, *nonzero[:10].tolist()]) + (" ..." if nonzero.size > 10 else "")
+    if np.isin(label_value, nonzero):
+        return data == label_value, "class", f"[{shown}]"
+    if nonzero.size == 0:
+        return np.zeros(data.shape, bool), "empty", "[0]"
+    if nonzero.size == 1 and nonzero[0] == 1:
+        return data == 1, "binary", "[0, 1]"
+    if nonzero.size == 1:
+        v = f"{nonzero[0]:g}"
+        raise DataError(
+            f"{what}: --label {label_value} asks for class {label_value}, found values [0, {v}] only (a 0/{v} "
+            f"mask, or a label map without class {label_value}?); pass --label {v} if {v} marks the lesions"
+        )
+    return np.zeros(data.shape, bool), "class", f"[{shown}]"
+
+
 def read_mask(
-    path: str | os.PathLike[str], label_value: int | None = None, name: str = "mask"
+    path: str | os.PathLike[str], label_value: int | None = None, name: str = "mask", onto: Grid | None = None
 ) -> nib.Nifti1Image:
     """A binary (uint8) mask from a NIfTI file: values must be 0/1 (checked by
-    :func:`~pcatools.data.io.load_nifti`), or, with ``label_value``, the voxels of that class of an
-    integer label map; ``name`` is what error messages call the file."""
+    :func:`~pcatools.data.io.load_nifti`), or, with ``label_value``, the voxels of that class
+    (:func:`_mask_reading`: a 0/1 file is a 0/1 mask, a file holding the class or several
+    classes a label map); ``name`` is what error messages call the file; ``onto`` the grid it
+    must lie on (flips and permutations of its axes are undone exactly)."""
+    return _read_mask(path, label_value, name, onto)[0]
+
+
+def _read_mask(
+    path: str | os.PathLike[str], label_value: int | None, name: str, onto: Grid | None = None
+) -> tuple[nib.Nifti1Image, str, str]:
+    """:func:`read_mask` and how the file was read (``"mask"`` without ``label_value``) and its values."""
     if label_value is None:
-        return load_nifti(path, "label", name=name)
-    img = load_nifti(path, name=name)
-    data = np.asanyarray(img.dataobj)
-    if not np.issubdtype(data.dtype, np.integer) and not np.array_equal(data, np.round(data)):
-        raise DataError(
-            f"mask {path}: --label {label_value} needs an integer label map, found fractional values"
-        )
-    return nib.Nifti1Image((data == label_value).astype(np.uint8), img.affine, header=img.header)
+        return load_nifti(path, "label", name=name, onto=onto), "mask", "[0, 1]"
+    img = load_nifti(path, name=name, onto=onto)
+    mask, reading, values = _mask_reading(np.asanyarray(img.dataobj), label_value, f"{name} {path}")
+    return nib.Nifti1Image(mask.astype(np.uint8), img.affine, header=img.header), reading, values
 
 
 def _evaluate_files(
@@ -329,20 +364,17 @@ def _evaluate_files(
 ) -> list[tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]]:
     """Evaluate every prediction ``(model, path)`` of one case, reading its ground truth and PET once.
 
-    A bad file is a DataError that names ``case`` (and the model, for a prediction).
+    A bad file is a DataError that names ``case`` (and the model, for a prediction). PET and
+    predictions stored in another orientation of the ground truth's grid are put on it exactly.
+    Each case dict also holds ``_readings`` (how the ground truth and the prediction were read, for
+    :func:`_check_readings`).
     """
     try:
-        gt_img = read_mask(label, label_value, "ground truth")
+        gt_img, gt_reading, gt_values = _read_mask(label, label_value, "ground truth")
+        grid = Grid(tuple(gt_img.shape), np.asarray(gt_img.affine), "ground truth", label)
         suv = None
         if pet is not None:
-            pet_img = load_nifti(pet, "pet")
-            if not same_grid(gt_img.shape, gt_img.affine, pet_img.shape, pet_img.affine):
-                raise DataError(
-                    f"PET {pet} is not on the grid of ground truth {label}: PET has "
-                    f"{describe_grid(pet_img.shape, pet_img.affine)}; ground truth has "
-                    f"{describe_grid(gt_img.shape, gt_img.affine)}"
-                )
-            suv = np.asanyarray(pet_img.dataobj)
+            suv = np.asanyarray(load_nifti(pet, "pet", onto=grid).dataobj)
     except DataError as err:
         raise DataError(f"{case}: {err}") from None
     zooms = gt_img.header.get_zooms()[:3]
@@ -351,20 +383,53 @@ def _evaluate_files(
     out = []
     for model, pred in preds:
         try:
-            pred_img = read_mask(pred, label_value, "prediction")
-            if not same_grid(gt_img.shape, gt_img.affine, pred_img.shape, pred_img.affine):
-                raise DataError(
-                    f"prediction {pred} is not on the grid of ground truth {label}: prediction has "
-                    f"{describe_grid(pred_img.shape, pred_img.affine)}; ground truth has "
-                    f"{describe_grid(gt_img.shape, gt_img.affine)} (resample the prediction onto the ground truth)"
-                )
+            pred_img, pred_reading, pred_values = _read_mask(pred, label_value, "prediction", onto=grid)
         except DataError as err:
             raise DataError(f"{case}{model}: {err}") from None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # the fallback is reported once by evaluate_cohort
             comp = components(gt_arr, np.asanyarray(pred_img.dataobj), spacing)
-            out.append(_evaluate(comp, suv, criterion, iou_threshold))
+            metrics, lesions, comps = _evaluate(comp, suv, criterion, iou_threshold)
+        metrics["_readings"] = ((label, gt_reading, gt_values), (pred, pred_reading, pred_values))
+        out.append((metrics, lesions, comps))
     return out
+
+
+def _check_readings(label_value: int, readings: list[tuple[str, tuple[str, str, str]]]) -> None:
+    """Refuse a folder whose files were read two ways under ``--label`` (some 0/1 masks, some label maps).
+
+    ``readings`` holds ``(folder name, (path, reading, values))`` per file. A 0/1 file beside label
+    maps is most likely a label map whose class 1 is something else, so it is not guessed.
+    """
+    by_folder: dict[str, dict[str, tuple[str, str]]] = {}
+    for folder, (path, reading, values) in readings:
+        by_folder.setdefault(folder, {}).setdefault(reading, (path, values))
+    for folder, kinds in by_folder.items():
+        if "binary" in kinds and "class" in kinds:
+            (bpath, _), (cpath, cvalues) = kinds["binary"], kinds["class"]
+            raise DataError(
+                f"--label {label_value}: the {folder} files are of two kinds: {bpath} holds values [0, 1] "
+                f"(a 0/1 mask) and {cpath} holds values {cvalues} (a label map); expected one kind per folder"
+            )
+
+
+def _die_with_parent(parent: int) -> None:
+    """Worker initializer: Linux kills this worker (SIGKILL) when the process that started it dies.
+
+    A killed ``pcatools evaluate`` would otherwise leave its workers running until their queue
+    breaks (``prctl(PR_SET_PDEATHSIG)``; a parent already gone before the call ends the worker).
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 def _present(value: Any) -> bool:
@@ -480,7 +545,9 @@ def evaluate_cohort_tables(
                 store(indices, _evaluate_files(*args))
         else:
             ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as pool:
+            with ProcessPoolExecutor(
+                max_workers=n_workers, mp_context=ctx, initializer=_die_with_parent, initargs=(os.getpid(),)
+            ) as pool:
                 futures = {pool.submit(_evaluate_files, *args): indices for args, indices in jobs}
                 try:
                     for fut in as_completed(futures):
@@ -497,9 +564,13 @@ def evaluate_cohort_tables(
     case_records = []
     lesion_frames = []
     comp_frames = []
+    readings: list[tuple[str, tuple[str, str, str]]] = []
     for i, res in enumerate(results):
         assert res is not None
         metrics, les, comps = res
+        gt_read, pred_read = metrics.pop("_readings")
+        model = _where(rows.iloc[i], i)[1].removeprefix(",")
+        readings += [("ground truth", gt_read), (f"prediction{model}", pred_read)]
         extra = {c: rows.at[i, c] for c in carried}
         case_records.append({**extra, **metrics})
         les = les.assign(scenario=metrics["scenario"])
@@ -508,6 +579,9 @@ def evaluate_cohort_tables(
             comps.insert(0, c, [extra[c]] * len(comps))
         lesion_frames.append(les)
         comp_frames.append(comps)
+
+    if label_value is not None:
+        _check_readings(label_value, readings)
 
     def frame(frames: list[pd.DataFrame], cols: list[str]) -> pd.DataFrame:
         return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
