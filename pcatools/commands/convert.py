@@ -66,7 +66,13 @@ def run(
     """
     from tqdm.auto import tqdm
 
-    from pcatools.data.case_ids import CaseIdError, case_id_from_name, colliding_case_ids, validate_case_id
+    from pcatools.data.case_ids import (
+        CaseIdError,
+        case_id_from_name,
+        colliding_case_ids,
+        study_folder_name,
+        validate_case_id,
+    )
     from pcatools.data.dicom import OutputPathError, OverriddenCheckWarning, check_output_dir, convert_study
 
     if ct_grid not in ("pet", "own"):
@@ -104,7 +110,7 @@ def run(
             if case_id is not None:
                 validate_case_id(case_id, "--case-id")
             else:
-                validate_case_id(case_id_from_name(study.resolve().name), f"study folder {study}")
+                validate_case_id(case_id_from_name(study_folder_name(study)), f"study folder {study}")
         check_output_dir(out_dir, "Ts" if split == "Ts" else "Tr")
     except (CaseIdError, OutputPathError) as exc:
         _fail(str(exc))

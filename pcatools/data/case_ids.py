@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 
 from pcatools.data.errors import DataError
 
-__all__ = ["CaseIdError", "case_id_from_name", "colliding_case_ids", "validate_case_id"]
+__all__ = ["CaseIdError", "case_id_from_name", "colliding_case_ids", "study_folder_name", "validate_case_id"]
 
 
 class CaseIdError(DataError):
@@ -56,17 +57,34 @@ def validate_case_id(case_id: str, source: str = "") -> str:
 def case_id_from_name(name: str) -> str:
     """A case id from a folder name: runs of characters other than letters, digits, ``.`` and ``-`` become ``-``.
 
-    Leading and trailing ``-`` / ``.`` are dropped (an empty result becomes ``"case"``), so that
-    any folder name gives an id that :func:`validate_case_id` accepts.
+    Letters and digits are those of any script (``Jörg``, ``山田``), after NFC normalisation (macOS
+    stores ``ö`` as ``o`` plus a combining mark), so that folders that differ only in non-ASCII
+    letters keep distinct ids; every file system pcatools writes to stores such names. Leading and
+    trailing ``-`` / ``.`` are dropped (an empty result becomes ``"case"``), so that any folder name
+    gives an id that :func:`validate_case_id` accepts.
 
     Examples
     --------
-    >>> [case_id_from_name(n) for n in ("Study 01", "case_1", ".hidden", "...")]
-    ['Study-01', 'case-1', 'hidden', 'case']
+    >>> [case_id_from_name(n) for n in ("Study 01", "case_1", ".hidden", "...", "Jörg", "山田 太郎")]
+    ['Study-01', 'case-1', 'hidden', 'case', 'Jörg', '山田-太郎']
     """
-    cleaned = re.sub(r"[^A-Za-z0-9.-]+", "-", name).strip("-.")
+    cleaned = re.sub(r"(?:[^\w.-]|_)+", "-", unicodedata.normalize("NFC", name)).strip("-.")
     cleaned = re.sub(r"\.{2,}", ".", cleaned)
     return cleaned or "case"
+
+
+def study_folder_name(folder: str | os.PathLike[str]) -> str:
+    """The name of a study folder as given, made absolute without following links (``.`` -> the current folder).
+
+    A study folder that is a link keeps its own name, not its target's, so the id that
+    :func:`colliding_case_ids` checks is the id the case is written under.
+
+    Examples
+    --------
+    >>> study_folder_name("studies/Jörg/")
+    'Jörg'
+    """
+    return Path(os.path.abspath(folder)).name
 
 
 def colliding_case_ids(folders: Iterable[str | os.PathLike[str]]) -> dict[str, list[Path]]:
@@ -83,5 +101,7 @@ def colliding_case_ids(folders: Iterable[str | os.PathLike[str]]) -> dict[str, l
     groups: dict[str, list[Path]] = {}
     for folder in folders:
         path = Path(folder)
-        groups.setdefault(case_id_from_name(path.name).casefold(), []).append(path)
-    return {case_id_from_name(paths[0].name): paths for paths in groups.values() if len(paths) > 1}
+        groups.setdefault(case_id_from_name(study_folder_name(path)).casefold(), []).append(path)
+    return {
+        case_id_from_name(study_folder_name(paths[0])): paths for paths in groups.values() if len(paths) > 1
+    }

@@ -25,7 +25,7 @@ import numpy as np
 import pydicom
 
 from pcatools.data.case import layout_paths, save_niftis
-from pcatools.data.case_ids import case_id_from_name, validate_case_id
+from pcatools.data.case_ids import case_id_from_name, study_folder_name, validate_case_id
 from pcatools.data.dicom.ct import ct_series_to_hu
 from pcatools.data.dicom.masks import (
     referenced_series_uids,
@@ -242,7 +242,7 @@ def convert_study(
     if ct_grid not in ("pet", "own"):
         raise ValueError(f"ct_grid must be 'pet' or 'own', found {ct_grid!r}")
     if case_id is None:
-        cid = validate_case_id(case_id_from_name(study.resolve().name), f"study folder {study}")
+        cid = validate_case_id(case_id_from_name(study_folder_name(study)), f"study folder {study}")
     else:
         cid = validate_case_id(case_id)
     check_output_dir(out_dir, split)

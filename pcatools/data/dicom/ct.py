@@ -23,7 +23,9 @@ def ct_series_to_hu(series: DicomSeries) -> nib.Nifti1Image:
     """A CT :class:`DicomSeries` as float32 Hounsfield units: ``HU = stored * RescaleSlope + RescaleIntercept``.
 
     Slope and intercept are applied per slice. Raises :class:`DicomSeriesError` for a series that is
-    not CT, a localizer (scout) or one whose ``RescaleType`` names other units than HU.
+    not CT, a localizer (scout), one whose ``RescaleType`` names other units than HU, or one with a
+    missing, non-finite or non-positive ``RescaleSlope``
+    (:func:`~pcatools.data.dicom.series.rescale_slopes`).
     """
     if series.modality != "CT":
         raise DicomSeriesError(

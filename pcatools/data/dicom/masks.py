@@ -269,17 +269,29 @@ def resample_to_reference(
 ) -> nib.Nifti1Image:
     """Resample ``img`` onto the grid (shape and affine) of ``reference`` in world coordinates.
 
-    ``order=1`` is trilinear (images), ``order=0`` nearest neighbour (labels); points outside
-    ``img`` get ``cval``. Uses :func:`nibabel.processing.resample_from_to` (scipy); the result keeps
-    the dtype of ``img``.
+    ``order=1`` is trilinear (images), ``order=0`` nearest neighbour (labels). ``img`` covers the
+    box of its voxels, half a voxel beyond its outermost voxel centres, as in SimpleITK / ITK
+    (whose interpolators take the edge voxel's value there): a PET slice centre up to half a CT
+    slice beyond the CT's last slice centre, common where the slice thicknesses differ, gets the
+    CT's last slice, not air inside the body. Points outside that box get ``cval``. The result
+    keeps the dtype of ``img``.
     """
-    from nibabel.processing import resample_from_to
+    from scipy.ndimage import map_coordinates
 
-    out = resample_from_to(
-        img, (reference.shape[:3], reference.affine), order=order, mode="constant", cval=cval
-    )
-    data = np.asarray(out.dataobj)
+    data = np.asarray(img.dataobj)
+    shape_in = np.array(data.shape[:3])
+    padded = np.pad(data, 1, mode="edge")  # the edge value out to half a voxel (and beyond, cut below)
+    to_input = np.linalg.inv(img.affine) @ reference.affine  # reference voxel -> img voxel
+    shape = tuple(int(n) for n in reference.shape[:3])
     dtype = img.get_data_dtype()
+    out = np.empty(shape, dtype=np.float64 if np.issubdtype(dtype, np.integer) else dtype)
+    i, j = (a.ravel() for a in np.meshgrid(np.arange(shape[0]), np.arange(shape[1]), indexing="ij"))
+    tolerance = 1e-6  # voxel units: a reference centre on the box's face counts as inside
+    for k in range(shape[2]):  # one output slice at a time keeps the coordinate arrays small
+        ijk = to_input[:3, :3] @ np.stack([i, j, np.full(i.shape, k)]).astype(float) + to_input[:3, 3:4]
+        inside = np.all((ijk >= -0.5 - tolerance) & (ijk <= shape_in[:, None] - 0.5 + tolerance), axis=0)
+        values = map_coordinates(padded, ijk + 1.0, order=order, mode="nearest", output=np.float64)
+        out[:, :, k] = np.where(inside, values, cval).reshape(shape[:2])
     if np.issubdtype(dtype, np.integer):
-        data = np.rint(data)
-    return _nifti(data.astype(dtype), reference.affine, str(img.header["descrip"].astype(str)))
+        out = np.rint(out)
+    return _nifti(out.astype(dtype), reference.affine, str(img.header["descrip"].astype(str)))

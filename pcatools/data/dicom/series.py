@@ -18,6 +18,7 @@ them; spacing in mm.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import warnings
@@ -32,6 +33,8 @@ from pydicom.datadict import keyword_for_tag
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.pixels.utils import get_expected_length
+from pydicom.uid import UID
 from tqdm.auto import tqdm
 
 from pcatools.data.errors import DataError
@@ -46,6 +49,7 @@ __all__ = [
     "find_series",
     "read_dicom_series",
     "refuse_unless_allowed",
+    "rescale_slopes",
     "unreadable_reason",
 ]
 
@@ -59,6 +63,13 @@ NON_IMAGE_MODALITIES = frozenset(
 
 _DICOMDIR_UID = "1.2.840.10008.1.3.10"
 _PROGRESS_MIN_FILES = 50
+#: A message names at most this many unreadable files (and counts the others), so it stays one short line.
+_LISTED_FILES = 2
+#: SOP classes read besides images: RT Structure Set Storage and Segmentation Storage (the masks).
+_MASK_SOP_CLASSES = frozenset({"1.2.840.10008.5.1.4.1.1.481.3", "1.2.840.10008.5.1.4.1.1.66.4"})
+#: Header values larger than this are not loaded (only their offsets), so that a raw-data object
+#: with a gigabyte private blob costs as little as an image header.
+_DEFER_SIZE = 1 << 16
 
 
 class DicomSeriesError(DataError):
@@ -178,12 +189,15 @@ class DicomSeries:
             yield ds, np.asarray(pixels, dtype=np.float64).T
 
     def rescaled(self, desc: str | None = None) -> np.ndarray:
-        """The volume ``stored * RescaleSlope + RescaleIntercept``, slope and intercept per slice, float32."""
+        """The volume ``stored * RescaleSlope + RescaleIntercept``, slope and intercept per slice, float32.
+
+        The slopes are checked first (:func:`rescale_slopes`).
+        """
+        slopes = rescale_slopes(self)
         out = np.empty(self.shape, dtype=np.float32)
         for k, (ds, stored) in enumerate(self.iter_slices(desc)):
-            slope = _float_tag(ds, "RescaleSlope", 1.0)
             intercept = _float_tag(ds, "RescaleIntercept", 0.0)
-            out[:, :, k] = stored * slope + intercept
+            out[:, :, k] = stored * slopes[k] + intercept
         return out
 
     def to_nifti(self, array: np.ndarray, descrip: str = "") -> nib.Nifti1Image:
@@ -202,14 +216,19 @@ def find_series(
 ) -> list[SeriesFiles]:
     """Group the DICOM files under ``path`` (a folder, searched recursively, or a list of files) by series.
 
-    Files that are not DICOM (NIfTI masks, notes ...) and DICOMDIR indexes are skipped. Series are
-    keyed by ``(SeriesInstanceUID, Modality)``, so anonymised data with empty UIDs still splits by
+    Folders are searched through symbolic links (each real folder once, so a link loop ends).
+    Files that are not DICOM (NIfTI masks, notes ...), DICOMDIR indexes and DICOM objects of a SOP
+    class that is neither an image nor an RTSTRUCT / SEG (raw data, list mode, SR, PDF ...: see
+    :func:`_skipped_sop_class`) are skipped silently, as other series that are not converted are
+    ignored; headers are read without pixel data and without values over 64 KiB. Series are keyed
+    by ``(SeriesInstanceUID, Modality)``, so anonymised data with empty UIDs still splits by
     modality.
 
     A file that should be DICOM but cannot be read whole (see :func:`unreadable_reason`: empty,
-    truncated, unparsable) is an error, because leaving it out silently would shorten a volume
-    whose first or last slice it was; ``skip_unreadable=True`` leaves such files out with an
-    :class:`OverriddenCheckWarning` naming them.
+    truncated, unparsable, pixel data of another size than its image tags say) is an error,
+    because leaving it out silently would shorten a volume whose first or last slice it was;
+    ``skip_unreadable=True`` leaves such files out with an :class:`OverriddenCheckWarning`. Either
+    message names the first two files with their reasons and counts the others.
 
     Raises
     ------
@@ -222,7 +241,7 @@ def find_series(
         root = Path(path)
         if not root.exists():
             raise FileNotFoundError(f"DICOM path {root} does not exist")
-        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        files = [root] if root.is_file() else _files_under(root)
     else:
         root = Path(os.path.commonpath([str(p) for p in path])) if path else Path(".")
         files = [Path(p) for p in path]
@@ -237,9 +256,12 @@ def find_series(
         key = (str(ds.get("SeriesInstanceUID", "") or ""), str(ds.get("Modality", "") or "").upper())
         groups.setdefault(key, []).append((f, ds))
     if unreadable:
+        listed = "; ".join(unreadable[:_LISTED_FILES])
+        if len(unreadable) > _LISTED_FILES:
+            listed += f"; and {len(unreadable) - _LISTED_FILES} more"
         refuse_unless_allowed(
             UnreadableDicomError,
-            f"{len(unreadable)} unreadable DICOM file(s) under {root}: {'; '.join(unreadable)}",
+            f"{len(unreadable)} unreadable DICOM file(s) under {root}: {listed}",
             skip_unreadable,
             "skip_unreadable",
             "--skip-unreadable",
@@ -251,6 +273,50 @@ def find_series(
             SeriesFiles(uid, modality, description, tuple(p for p, _ in items), tuple(d for _, d in items))
         )
     return out
+
+
+def _files_under(root: Path) -> list[Path]:
+    """Every file under ``root``, sorted, following links to folders; each real folder is searched once.
+
+    ``Path.rglob`` does not follow folder links, so a study whose series folder is a link held no
+    PET; tracking the real paths visited ends a link loop (``PET/again -> ..``) and keeps a folder
+    reachable twice from giving its slices twice.
+    """
+    seen: set[str] = set()
+    found: list[Path] = []
+    for folder, subfolders, names in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            subfolders[:] = []
+            continue
+        seen.add(real)
+        subfolders.sort()
+        found.extend(Path(folder) / name for name in names)
+    return sorted(p for p in found if p.is_file())
+
+
+def _skipped_sop_class(sop_class: str) -> bool:
+    """True for a SOP class pydicom knows that is neither an image storage class nor RTSTRUCT / SEG.
+
+    Raw Data Storage (list mode, sinograms), SR, encapsulated PDF, presentation states, RT plans
+    and doses are never slices of a volume or masks; an unknown or private class is read as before.
+    """
+    name = UID(sop_class).name
+    return name != sop_class and sop_class not in _MASK_SOP_CLASSES and "Image Storage" not in name
+
+
+def _may_start_a_data_set(head: bytes) -> bool:
+    """Whether a file without the ``DICM`` prefix may start with a DICOM data set (its first element's group).
+
+    Elements are stored in ascending tag order (DICOM PS3.5 section 7.1) and a data set pcatools
+    reads holds SOPClassUID (0008,0016), so its first group is 0x0002 to 0x0008, little or big
+    endian; anything else is not parsed at all, so that a large non-DICOM file named ``.dcm`` is
+    refused at once instead of after a minute of forced parsing.
+    """
+    if len(head) < 8:
+        return False
+    little, big = int.from_bytes(head[:2], "little"), int.from_bytes(head[:2], "big")
+    return 0x0002 <= little <= 0x0008 or 0x0002 <= big <= 0x0008
 
 
 #: File name endings that say "this is a DICOM file" even where its content does not.
@@ -279,16 +345,18 @@ def _read_header(path: Path) -> tuple[Dataset | None, str | None]:
     if size == 0:
         return None, ("empty file (0 bytes)" if _named_like_dicom(path, empty=True) else None)
     has_prefix = preamble[128:132] == b"DICM"
+    if not has_prefix and not _may_start_a_data_set(preamble):
+        return None, ("not a DICOM data set" if _named_like_dicom(path, empty=False) else None)
     try:
         with warnings.catch_warnings():  # a damaged file is reported below, not by pydicom's warnings
             warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(path, stop_before_pixels=True)
+            ds = pydicom.dcmread(path, stop_before_pixels=True, defer_size=_DEFER_SIZE)
     except InvalidDicomError:
         # no 128-byte preamble: accept only what clearly is a DICOM data set
         try:
             with warnings.catch_warnings():  # pydicom warns about whatever it finds in a non-DICOM file
                 warnings.simplefilter("ignore")
-                ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+                ds = pydicom.dcmread(path, stop_before_pixels=True, defer_size=_DEFER_SIZE, force=True)
         except Exception:
             ds = None
         modality = None if ds is None else ds.get("Modality", None)
@@ -303,6 +371,8 @@ def _read_header(path: Path) -> tuple[Dataset | None, str | None]:
     meta = getattr(ds, "file_meta", None)
     if meta is not None and str(meta.get("MediaStorageSOPClassUID", "")) == _DICOMDIR_UID:
         return None, None
+    if ds is not None and _skipped_sop_class(str(ds.get("SOPClassUID", "") or "")):
+        return None, None
     reason = unreadable_reason(path, ds)
     return (None, reason) if reason else (ds, None)
 
@@ -312,9 +382,12 @@ def unreadable_reason(path: str | os.PathLike[str], header: Dataset | None = Non
 
     pydicom reads a truncated file without complaint and returns what it got (an image without
     its last rows, a header cut in the middle, or nothing at all for cut compressed pixel data),
-    so every element's declared length is compared with what the file holds. Large values are not
-    loaded (only their offsets), so this costs about one header read. ``header`` is the file's
-    header as already read (without pixels), if at hand.
+    so every element's declared length is compared with what the file holds. Uncompressed pixel
+    data must also hold what Rows x Columns x BitsAllocated (x SamplesPerPixel x NumberOfFrames)
+    say (:func:`_pixel_data_size_reason`), because a volume is allocated from those tags before any
+    slice is decoded (65535 x 65535 asked for 320 GiB). Large values are not loaded (only their
+    offsets), so this costs about one header read. ``header`` is the file's header as already read
+    (without pixels), if at hand.
     """
     path = Path(path)
     size = path.stat().st_size
@@ -344,7 +417,88 @@ def unreadable_reason(path: str | os.PathLike[str], header: Dataset | None = Non
     pixel_tags = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
     if rows and not any(t in full for t in pixel_tags):
         return "truncated: Rows (0028,0010) is given but PixelData (7FE0,0010) is missing"
-    return None
+    return _pixel_data_size_reason(full)
+
+
+def _pixel_data_size_reason(ds: Dataset) -> str | None:
+    """Why uncompressed PixelData (7FE0,0010) does not hold the bytes its image tags describe, or None.
+
+    Compressed (encapsulated) pixel data has no fixed size and is left to the decoder. One byte
+    more than described is the padding to an even length (DICOM PS3.5 section 7.1.1).
+    """
+    syntax = getattr(ds, "file_meta", Dataset()).get("TransferSyntaxUID", None)
+    if "PixelData" not in ds or syntax is None or syntax.is_encapsulated or syntax.is_deflated:
+        return None
+    raw = ds.get_item(0x7FE00010, keep_deferred=True)
+    length = raw.length if isinstance(raw, RawDataElement) else len(ds.PixelData or b"")
+    if length == 0xFFFFFFFF:
+        return None
+    try:
+        expected = int(get_expected_length(ds, "bytes"))
+        rows, columns, bits = int(ds.Rows), int(ds.Columns), int(ds.BitsAllocated)
+        samples, frames = int(ds.get("SamplesPerPixel", 1) or 1), int(ds.get("NumberOfFrames", 1) or 1)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None  # a tag the size needs is missing: the decoder names it
+    if length == expected or (length == expected + 1 and expected % 2):
+        return None
+    more = (f" x SamplesPerPixel (0028,0002) {samples}" if samples != 1 else "") + (
+        f" x NumberOfFrames (0028,0008) {frames}" if frames != 1 else ""
+    )
+    return (
+        f"Rows (0028,0010) {rows} x Columns (0028,0011) {columns}{more} x BitsAllocated (0028,0100) {bits} bits "
+        f"= {expected} bytes of pixel data, but PixelData (7FE0,0010) holds {length} bytes"
+    )
+
+
+def rescale_slopes(series: DicomSeries) -> list[float]:
+    """Each slice's RescaleSlope (0028,1053), in order: given in every slice, a finite number above 0.
+
+    The slope scales the stored values of its slice (the manual: per slice, DRO 1_0). A missing
+    slope was read as 1, so in a series whose slopes differ per slice that slice came out wrong by
+    its slope (2.3 times too bright); a negative slope made its values negative, 0 blanked it, NaN
+    filled it with NaN. The CT and PET Image modules make the slope Type 1 (DICOM PS3.3 C.8.2.1,
+    C.8.9.4), so a series without any slope is refused as well. Checked on the headers, before
+    any pixel data is read.
+
+    Raises
+    ------
+    DicomSeriesError
+        Naming the slice, the tag and the value found (no override: no slope would be right).
+    """
+    n = len(series.files)
+    folder = series.files[0].parent
+    given = [(f, h.get("RescaleSlope", None)) for f, h in zip(series.files, series.headers, strict=True)]
+    missing = [f for f, v in given if v is None or v == ""]
+    if missing:
+        present = [(f, v) for f, v in given if not (v is None or v == "")]
+        if present:
+            raise DicomSeriesError(
+                f"{missing[0]}: RescaleSlope (0028,1053) is missing in {len(missing)} of the {n} slices of the "
+                f"{series.modality} series in {folder}, the others give it (e.g. {present[0][1]} in {present[0][0].name}); "
+                "read as 1, such a slice would be off by its slope"
+            )
+        raise DicomSeriesError(
+            f"{missing[0]}: RescaleSlope (0028,1053) is missing in all {n} slices of the {series.modality} series "
+            f"in {folder}; the CT and PET Image modules require it (DICOM PS3.3 C.8.2.1, C.8.9.4)"
+        )
+    slopes = []
+    for f, v in given:
+        try:
+            slope = float(v)
+        except (TypeError, ValueError):
+            raise DicomSeriesError(f"{f}: RescaleSlope (0028,1053) is not a number: {v!r}") from None
+        if not math.isfinite(slope):
+            raise DicomSeriesError(
+                f"{f}: RescaleSlope (0028,1053) is {'NaN' if math.isnan(slope) else v}; expected a finite number "
+                "above 0"
+            )
+        if slope <= 0:
+            raise DicomSeriesError(
+                f"{f}: RescaleSlope (0028,1053) is {slope:g}; expected a number above 0 (a negative slope turns "
+                "the slice's values negative, 0 blanks it)"
+            )
+        slopes.append(slope)
+    return slopes
 
 
 def read_dicom_series(

@@ -29,7 +29,8 @@ Values that are present but implausible are refused as well (:class:`Implausible
 because a wrong unit or a typo gives SUVs that look like numbers: a weight outside
 :data:`WEIGHT_KG`, a height outside :data:`HEIGHT_CM` (where used), a dose outside :data:`DOSE_BQ`,
 an uptake time outside ``-INJECTION_AFTER_SCAN_TOLERANCE`` .. :data:`MAX_UPTAKE_HALF_LIVES`
-half-lives, a maximum SUV above :data:`SUV_MAX_CEILING` or a body median outside
+half-lives, a RadionuclideHalfLife more than :data:`HALF_LIFE_TOLERANCE` from that of the nuclide
+its code names (:func:`check_half_life`), a maximum SUV above :data:`SUV_MAX_CEILING` or a body median outside
 :data:`BODY_MEDIAN_SUV`. ``allow_implausible=True`` converts anyway with an
 :class:`~pcatools.data.dicom.series.OverriddenCheckWarning`. Every factor-relevant attribute must
 be the same in all slices of a series (:data:`SERIES_CONSTANT`). ``docs/refusals.md`` lists every
@@ -62,6 +63,7 @@ from pcatools.data.dicom.series import (
     DicomSeriesError,
     read_dicom_series,
     refuse_unless_allowed,
+    rescale_slopes,
 )
 from pcatools.data.errors import DataError
 
@@ -71,7 +73,6 @@ __all__ = [
     "administered_dose_bq",
     "average_count_rate_time",
     "body_surface_area",
-    "check_series_consistency",
     "decay_reference_time",
     "decayed_dose",
     "dicom_pet_to_suv",
@@ -81,6 +82,8 @@ __all__ = [
     "lean_body_mass",
     "patient_weight_kg",
     "pet_series_to_suv",
+    "check_half_life",
+    "check_series_consistency",
     "radionuclide_half_life",
     "suvbw_factor",
     "uptake_seconds",
@@ -95,31 +98,34 @@ class ImplausibleValueError(SUVConversionError):
     """A header value or the resulting SUVs lie outside the plausible range (overridable: ``allow_implausible``)."""
 
 
-#: Half-lives (s) by SNOMED-RT code value of RadionuclideCodeSequence (0054,0300), used only when
-#: RadionuclideHalfLife (0018,1075) is missing.
+#: Common PET radionuclides: (element name, mass number) -> (half-life in s, SNOMED-RT code, SNOMED CT
+#: code), the codes of DICOM PS3.16 CID 4020 "PET Radionuclide" for RadionuclideCodeSequence
+#: (0054,0300) (SRT until 2019, SCT since; as pydicom's ``pydicom.sr`` tables map them). The
+#: half-lives are the values PET scanners write (the manual's Table 10: 598, 1223, 4057, 6586 s),
+#: within 0.2 % of the nuclear-data values (Ga-68 67.71 min = 4062.6 s, C-11 20.36 min).
+RADIONUCLIDES: dict[tuple[str, int], tuple[float, str, str]] = {
+    ("fluorine", 18): (6586.2, "C-111A1", "77004003"),  # 109.77 min
+    ("gallium", 68): (4057.7, "C-131A3", "35337001"),  # 67.63 min
+    ("carbon", 11): (1223.4, "C-105A1", "40565003"),  # 20.39 min
+    ("nitrogen", 13): (597.9, "C-107A1", "21576001"),  # 9.965 min
+    ("oxygen", 15): (122.24, "C-B1038", "129504001"),  # 2.04 min
+    ("rubidium", 82): (75.45, "C-159A2", "79197006"),  # 1.26 min
+    ("copper", 64): (45721.1, "C-127A2", "3932008"),  # 12.70 h
+    ("zirconium", 89): (282240.0, "C-168A4", "63360001"),  # 78.4 h
+    ("iodine", 124): (360806.4, "C-114A5", "40937006"),  # 4.18 days
+}
+#: Half-lives (s) by code value (SNOMED-RT or SNOMED CT) of RadionuclideCodeSequence (0054,0300).
 HALF_LIFE_BY_CODE: dict[str, float] = {
-    "C-111A1": 6586.2,  # F-18
-    "C-131A1": 4057.7,  # Ga-68
-    "C-105A1": 1223.4,  # C-11
-    "C-107A1": 597.9,  # N-13
-    "C-B1038": 122.24,  # O-15
-    "C-127A1": 45721.1,  # Cu-64
-    "C-B1103": 282240.0,  # Zr-89
-    "C-159A2": 75.45,  # Rb-82
-    "C-114A4": 360806.4,  # I-124
+    code: half for half, *codes in RADIONUCLIDES.values() for code in codes
 }
 #: The same by (element name, mass number), matched in the code meaning ("^18^Fluorine", "Ga-68" ...).
 HALF_LIFE_BY_NUCLIDE: dict[tuple[str, int], float] = {
-    ("fluorine", 18): 6586.2,
-    ("gallium", 68): 4057.7,
-    ("carbon", 11): 1223.4,
-    ("nitrogen", 13): 597.9,
-    ("oxygen", 15): 122.24,
-    ("copper", 64): 45721.1,
-    ("zirconium", 89): 282240.0,
-    ("rubidium", 82): 75.45,
-    ("iodine", 124): 360806.4,
+    key: half for key, (half, _, _) in RADIONUCLIDES.items()
 }
+#: RadionuclideHalfLife (0018,1075) may differ from the half-life of the nuclide its code names by
+#: this fraction (rounding, other nuclear-data tables); a Ga-68 half-life with an F-18 code (38 %)
+#: raises every SUV 27 % one hour after injection.
+HALF_LIFE_TOLERANCE = 0.01
 _SYMBOLS = {
     "f": "fluorine",
     "ga": "gallium",
@@ -324,6 +330,8 @@ def patient_weight_kg(ds: Dataset, allow_implausible: bool = False) -> float:
     another unit (pounds are not told apart) and scales every SUV; ``allow_implausible`` warns instead.
     """
     w = _number(ds.get("PatientWeight", None))
+    if w is not None and math.isnan(w):
+        raise SUVConversionError("PatientWeight (0010,1030) is NaN; expected the weight in kg")
     if w is None or not math.isfinite(w) or w <= 0:
         raise SUVConversionError(
             f"PatientWeight (0010,1030) is missing or not positive (found {ds.get('PatientWeight', None)!r})"
@@ -372,6 +380,11 @@ def administered_dose_bq(ds: Dataset, allow_implausible: bool = False) -> float:
     Bq would give SUVs a thousand times too high; ``allow_implausible`` warns instead.
     """
     d = _number(_radiopharmaceutical(ds).get("RadionuclideTotalDose", None))
+    if d is not None and math.isnan(d):
+        raise SUVConversionError(
+            "RadionuclideTotalDose (0018,1074) is NaN in RadiopharmaceuticalInformationSequence (0054,0016); "
+            "expected the administered dose in Bq or MBq"
+        )
     if d is None or not math.isfinite(d) or d <= 0:
         raise SUVConversionError(
             "RadionuclideTotalDose (0018,1074) is missing or not positive in RadiopharmaceuticalInformationSequence (0054,0016)"
@@ -393,25 +406,92 @@ def administered_dose_bq(ds: Dataset, allow_implausible: bool = False) -> float:
     return bq
 
 
+def _named_nuclides(rp: Dataset) -> dict[str, float]:
+    """The nuclides RadionuclideCodeSequence (0054,0300) names, ``{"^18^Fluorine (C-111A1)": 6586.2}``.
+
+    By code value (:data:`HALF_LIFE_BY_CODE`) where it is known, else by element and mass number
+    in the code meaning: DRO 5_0 codes Ga-68 as ``C-131A1`` (that is Ga-66's SNOMED-RT code) with
+    the meaning ``^68^Gallium``.
+    """
+    named: dict[str, float] = {}
+    for code in rp.get("RadionuclideCodeSequence", []) or []:
+        value = str(code.get("CodeValue", "") or "")
+        meaning = str(code.get("CodeMeaning", "") or "")
+        label = f"{meaning or '?'} ({value or 'no code value'})"
+        if value in HALF_LIFE_BY_CODE:
+            named[label] = HALF_LIFE_BY_CODE[value]
+            continue
+        mass = re.findall(r"\d+", meaning)
+        names = {_SYMBOLS.get(w, w) for w in re.findall(r"[a-z]+", meaning.lower())}
+        for (element, a), half in HALF_LIFE_BY_NUCLIDE.items():
+            if element in names and str(a) in mass:
+                named[label] = half
+    return named
+
+
 def radionuclide_half_life(ds: Dataset) -> float:
-    """Half-life in s: ``RadionuclideHalfLife`` (0018,1075), else from ``RadionuclideCodeSequence`` (0054,0300)."""
+    """Half-life in s: ``RadionuclideHalfLife`` (0018,1075), else from ``RadionuclideCodeSequence`` (0054,0300).
+
+    Raises
+    ------
+    SUVConversionError
+        The tag is missing and the code sequence names no known nuclide, or nuclides of different
+        half-lives.
+    """
     rp = _radiopharmaceutical(ds)
     t = _number(rp.get("RadionuclideHalfLife", None))
     if t is not None and math.isfinite(t) and t > 0:
         return t
-    for code in rp.get("RadionuclideCodeSequence", []) or []:
-        value = str(code.get("CodeValue", "") or "")
-        if value in HALF_LIFE_BY_CODE:
-            return HALF_LIFE_BY_CODE[value]
-        meaning = str(code.get("CodeMeaning", "") or "").lower()
-        mass = re.findall(r"\d+", meaning)
-        words = re.findall(r"[a-z]+", meaning)
-        names = {_SYMBOLS.get(w, w) for w in words}
-        for (element, a), half in HALF_LIFE_BY_NUCLIDE.items():
-            if element in names and str(a) in mass:
-                return half
+    named = _named_nuclides(rp)
+    if len(set(named.values())) == 1:
+        return next(iter(named.values()))
+    if named:
+        listed = ", ".join(f"{label}: {half:g} s" for label, half in named.items())
+        raise SUVConversionError(
+            f"RadionuclideHalfLife (0018,1075) is missing and RadionuclideCodeSequence (0054,0300) names nuclides "
+            f"of different half-lives ({listed})"
+        )
     raise SUVConversionError(
         "RadionuclideHalfLife (0018,1075) is missing and RadionuclideCodeSequence (0054,0300) names no known radionuclide"
+    )
+
+
+def check_half_life(ds: Dataset, allow_implausible: bool = False) -> None:
+    """Refuse a RadionuclideHalfLife (0018,1075) that contradicts the nuclide RadionuclideCodeSequence names.
+
+    The half-life sets the decay correction, ``exp(ln 2 t / T)``: Ga-68's 4062.6 s written into an
+    F-18 scan (code C-111A1, 109.77 min) raises every SUV 27 % one hour after injection. Refused
+    when the value differs from the half-life of every nuclide the code names by more than
+    :data:`HALF_LIFE_TOLERANCE`; a code this table does not know is not compared.
+    ``allow_implausible`` warns instead.
+
+    Examples
+    --------
+    >>> from pydicom.dataset import Dataset
+    >>> code, rp, ds = Dataset(), Dataset(), Dataset()
+    >>> code.CodeValue, code.CodeMeaning = "C-111A1", "^18^Fluorine"
+    >>> rp.RadionuclideCodeSequence, rp.RadionuclideHalfLife = [code], "4062.6"
+    >>> ds.RadiopharmaceuticalInformationSequence = [rp]
+    >>> check_half_life(ds)
+    Traceback (most recent call last):
+    ...
+    pcatools.data.dicom.suv.ImplausibleValueError: RadionuclideHalfLife (0018,1075) is 4062.6 s (67.71 min), but RadionuclideCodeSequence (0054,0300) names ^18^Fluorine (C-111A1), whose half-life is 6586.2 s (109.77 min): 38.3 % apart, tolerance 1 %; pass allow_implausible=True (--allow-implausible) to convert anyway
+    """
+    rp = _radiopharmaceutical(ds)
+    t = _number(rp.get("RadionuclideHalfLife", None))
+    named = _named_nuclides(rp)
+    if t is None or not math.isfinite(t) or t <= 0 or not named:
+        return
+    if any(abs(t / half - 1.0) <= HALF_LIFE_TOLERANCE for half in named.values()):
+        return
+    label, half = next(iter(named.items()))
+    refuse_unless_allowed(
+        ImplausibleValueError,
+        f"RadionuclideHalfLife (0018,1075) is {t:g} s ({t / 60:.2f} min), but RadionuclideCodeSequence (0054,0300) "
+        f"names {label}, whose half-life is {half:g} s ({half / 60:.2f} min): {abs(t / half - 1.0) * 100:.1f} % apart, "
+        f"tolerance {HALF_LIFE_TOLERANCE * 100:g} %",
+        allow_implausible,
+        *_IMPLAUSIBLE,
     )
 
 
@@ -641,6 +721,8 @@ def _bqml_factor(ds: Dataset, reference_time: datetime | None, allow: bool) -> f
     weight_g = patient_weight_kg(ds, allow) * 1000.0
     dose = administered_dose_bq(ds, allow)
     dc = str(ds.get("DecayCorrection", "") or "").upper()
+    if dc in ("START", "NONE"):
+        check_half_life(ds, allow)
     if dc == "ADMIN":
         return weight_g / dose
     if dc == "START":
@@ -825,9 +907,15 @@ def _comparable(value: Any) -> Any:
     if not text:
         return None
     try:
-        return float(text)
+        number = float(text)
     except ValueError:
         return text.upper()
+    return "NAN" if math.isnan(number) else number  # NaN != NaN: all NaNs are one value
+
+
+def _shorten(text: str, limit: int = 40) -> str:
+    """``text`` cut to ``limit`` characters with an ellipsis, so that one value cannot fill the message."""
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def check_series_consistency(files: Sequence[os.PathLike[str] | str], headers: Sequence[Dataset]) -> None:
@@ -841,7 +929,9 @@ def check_series_consistency(files: Sequence[os.PathLike[str] | str], headers: S
     Raises
     ------
     SUVConversionError
-        Naming the attribute, each value with the number of files holding it and an example file.
+        Naming the attribute and the two most frequent values, each with the number of files
+        holding it and an example file, and how many other values there are (a short line even
+        where every slice differs).
     """
     keys: list[tuple[str | tuple[int, int], str, bool]] = list(SERIES_CONSTANT)
     units = {_comparable(h.get("Units", None)) for h in headers}
@@ -862,10 +952,12 @@ def check_series_consistency(files: Sequence[os.PathLike[str] | str], headers: S
             found.setdefault(_comparable(value), (shown, []))[1].append(str(path))
         if len(found) > 1:
             label = f"{key} {tag}" if isinstance(key, str) else tag
+            ranked = sorted(found.values(), key=lambda kv: -len(kv[1]))
             values = "; ".join(
-                f"{shown} in {len(paths)} file(s), e.g. {paths[0]}"
-                for shown, paths in sorted(found.values(), key=lambda kv: -len(kv[1]))
+                f"{_shorten(shown)} in {len(paths)} file(s), e.g. {paths[0]}" for shown, paths in ranked[:2]
             )
+            if len(ranked) > 2:
+                values += f"; and {len(ranked) - 2} more distinct value(s) in {sum(len(p) for _, p in ranked[2:])} file(s)"
             raise SUVConversionError(
                 f"{label} differs between the {len(headers)} slices of the PET series in {Path(files[0]).parent}: "
                 f"{values}; one series has one patient, injection and reconstruction, so these slices cannot share "
@@ -906,7 +998,8 @@ def pet_series_to_suv(series: DicomSeries, *, allow_implausible: bool = False) -
 
     Each slice is ``(stored * RescaleSlope + RescaleIntercept) * suvbw_factor(slice)`` with one
     decay-correction reference time for the whole series. The slices must agree on every factor
-    attribute (:func:`check_series_consistency`); implausible header values and SUVs are refused
+    attribute (:func:`check_series_consistency`) and each must give a finite RescaleSlope above 0
+    (:func:`~pcatools.data.dicom.series.rescale_slopes`); implausible header values and SUVs are refused
     (see the module docstring) unless ``allow_implausible``, which warns once per message
     (naming the first slice and how many more) instead.
 
@@ -922,6 +1015,10 @@ def pet_series_to_suv(series: DicomSeries, *, allow_implausible: bool = False) -
             f"Modality (0008,0060) is {series.modality!r}, expected 'PT': {series.files[0]} is not a PET image"
         )
     check_series_consistency(series.files, series.headers)
+    try:
+        slopes = rescale_slopes(series)
+    except DicomSeriesError as exc:
+        raise SUVConversionError(str(exc)) from exc
     try:
         reference = decay_reference_time(series.headers)
     except SUVConversionError:
@@ -942,9 +1039,8 @@ def pet_series_to_suv(series: DicomSeries, *, allow_implausible: bool = False) -
         more = f" and {len(paths) - 1} more slice(s)" if len(paths) > 1 else ""
         warnings.warn(f"{paths[0]}{more}: {message}", category, stacklevel=2)
     out = np.empty(series.shape, dtype=np.float32)
-    for k, (ds, stored) in enumerate(series.iter_slices("read PET")):
-        slope = _number(ds.get("RescaleSlope", None))
-        out[:, :, k] = stored * (1.0 if slope is None else slope) * factors[k]
+    for k, (_, stored) in enumerate(series.iter_slices("read PET")):
+        out[:, :, k] = stored * slopes[k] * factors[k]
     if not np.all(np.isfinite(out)):
         raise SUVConversionError(f"non-finite SUV values in {series.files[0].parent}")
     _check_suv_volume(out, f"PET series {series.series_uid} in {series.files[0].parent}", allow_implausible)
