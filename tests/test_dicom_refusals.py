@@ -22,7 +22,8 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian
 from typer.testing import CliRunner, Result
 
 from pcatools.cli import app
@@ -194,6 +195,66 @@ def _second_series(folder: str, name: str) -> Callable[[Path], None]:
     return damage
 
 
+def _halve_last_slice(delete_slope: bool) -> Callable[[Path], None]:
+    """The last PET slice stored at half its values with RescaleSlope 2: per-slice slopes, the same SUVs.
+
+    With ``delete_slope`` the slope of that slice is then removed, which used to read as 1 and made
+    the slice half as bright (the DRO's stored values are even, so halving is exact).
+    """
+
+    def edit(ds: Dataset) -> None:
+        stored = ds.pixel_array
+        assert not (stored % 2).any()
+        ds.PixelData = (stored // 2).astype(stored.dtype).tobytes()
+        ds.RescaleSlope = "2"
+        if delete_slope:
+            del ds.RescaleSlope
+
+    return lambda study: edit_files(pet_files(study)[-1:], edit)
+
+
+def _del_slope(ds: Dataset) -> None:
+    del ds.RescaleSlope
+
+
+def _every_slice_its_own_dose(study: Path) -> None:
+    for k, f in enumerate(pet_files(study)):
+        edit_files([f], _set_rp(RadionuclideTotalDose=f"{368080000 + k}"))
+
+
+def _rows_columns(rows: int, columns: int) -> Callable[[Dataset], None]:
+    return _set(Rows=rows, Columns=columns)
+
+
+def _big_non_dicom_file(study: Path) -> None:
+    """64 MiB of zeros named like a slice (sparse): forced parsing took a minute per 100 MB."""
+    with open(study / "PET" / "zeros.dcm", "wb") as fh:
+        fh.truncate(64 << 20)
+
+
+def _raw_data_object(study: Path, blob_bytes: int) -> None:
+    """A Raw Data Storage object (list mode) in the PET's series, with a private blob of ``blob_bytes``."""
+    pet = pydicom.dcmread(pet_files(study)[0], stop_before_pixels=True)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.66"  # Raw Data Storage
+    meta.MediaStorageSOPInstanceUID = uid("raw data", study)
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Modality, ds.SeriesInstanceUID, ds.StudyInstanceUID = "PT", pet.SeriesInstanceUID, pet.StudyInstanceUID
+    ds.add_new((0x0029, 0x0010), "LO", "SIEMENS MI RAW")
+    ds.add_new((0x0029, 0x1010), "OB", bytes(blob_bytes))
+    ds.save_as(study / "PET" / "listmode.dcm", enforce_file_format=True)
+
+
+def _series_folder_behind_links(study: Path) -> None:
+    """The PET folder moved beside the study and linked back; a link loop inside the CT folder."""
+    (study / "PET").rename(study.parent / "PET-elsewhere")
+    (study / "PET").symlink_to(study.parent / "PET-elsewhere", target_is_directory=True)
+    (study / "CT" / "loop").symlink_to(study, target_is_directory=True)
+
+
 def _harmless_files(study: Path) -> None:
     """Not DICOM and not named like it: skipped silently, as before."""
     (study / "notes.txt").write_text("reader notes")
@@ -235,6 +296,41 @@ DAMAGES: dict[str, Damage] = {
     "corrected image differs": Damage(
         _one_slice(_set(CorrectedImage=["NORM", "ATTN", "DECY"])), r"CorrectedImage \(0028,0051\) differs"
     ),
+    "dose differs in every slice": Damage(
+        _every_slice_its_own_dose,
+        r"RadionuclideTotalDose \(0018,1074\) differs between the 20 slices .*: '368080000' in 1 file\(s\), e\.g\. "
+        r".*slice_000\.dcm; '368080001' in 1 file\(s\), e\.g\. .*slice_001\.dcm; and 18 more distinct value\(s\) in "
+        r"18 file\(s\); one series",
+    ),
+    # 1b. rescale slopes (no override)
+    "negative slope in one slice": Damage(
+        _one_slice(_set(RescaleSlope="-1")),
+        r"slice_019\.dcm: RescaleSlope \(0028,1053\) is -1; expected a number above 0 \(a negative slope",
+    ),
+    "zero slope in one slice": Damage(
+        _one_slice(_set(RescaleSlope="0")),
+        r"slice_019\.dcm: RescaleSlope \(0028,1053\) is 0; expected a number above 0 .* 0 blanks it\)$",
+    ),
+    "NaN slope in one slice": Damage(
+        _one_slice(_set(RescaleSlope="NaN")),
+        r"slice_019\.dcm: RescaleSlope \(0028,1053\) is NaN; expected a finite number above 0$",
+    ),
+    "slope missing in one slice of per-slice slopes": Damage(
+        _halve_last_slice(delete_slope=True),
+        r"slice_019\.dcm: RescaleSlope \(0028,1053\) is missing in 1 of the 20 slices of the PT series in .*PET, "
+        r"the others give it \(e\.g\. 1\.0 in pet_dro_0_0_slice_000\.dcm\); read as 1, such a slice would be off",
+    ),
+    "slope missing in every slice": Damage(
+        _all_slices(_del_slope),
+        r"slice_000\.dcm: RescaleSlope \(0028,1053\) is missing in all 20 slices of the PT series in .*; the CT and "
+        r"PET Image modules require it \(DICOM PS3\.3 C\.8\.2\.1, C\.8\.9\.4\)",
+    ),
+    # 1c. NaN reported as NaN, once
+    "NaN dose": Damage(
+        _all_slices(_set_rp(RadionuclideTotalDose="NaN")),
+        r"^error: \S+: \S+slice_000\.dcm: RadionuclideTotalDose \(0018,1074\) is NaN in "
+        r"RadiopharmaceuticalInformationSequence \(0054,0016\); expected the administered dose in Bq or MBq$",
+    ),
     # 2. plausibility (--allow-implausible)
     "dose in kBq": Damage(
         _all_slices(_set_rp(RadionuclideTotalDose="368080")),
@@ -268,6 +364,13 @@ DAMAGES: dict[str, Damage] = {
         r"uptake time .* is 25\.00 h \(13\.7 half-lives",
         "--allow-implausible",
     ),
+    "Ga-68 half-life with the F-18 code": Damage(
+        _all_slices(_set_rp(RadionuclideHalfLife="4062.6")),
+        r"slice_000\.dcm: RadionuclideHalfLife \(0018,1075\) is 4062\.6 s \(67\.71 min\), but RadionuclideCodeSequence "
+        r"\(0054,0300\) names \^18\^Fluorine \(C-111A1\), whose half-life is 6586\.2 s \(109\.77 min\): 38\.3 % apart, "
+        r"tolerance 1 %; pass allow_implausible=True",
+        "--allow-implausible",
+    ),
     "SUV above the ceiling": Damage(
         lambda study: edit_files(pet_files(study)[9:10], _scale_slope(500.0)),
         r"the maximum SUVbw is 2000, above the ceiling of 1000",
@@ -297,6 +400,26 @@ DAMAGES: dict[str, Damage] = {
         r"slice_000\.dcm \(no data set after the file meta information",
         "--skip-unreadable",
     ),
+    "Rows and Columns 65535 in the last slice": Damage(
+        _one_slice(_rows_columns(65535, 65535)),
+        r"1 unreadable DICOM file\(s\) .*: \S+slice_019\.dcm \(Rows \(0028,0010\) 65535 x Columns \(0028,0011\) 65535 x "
+        r"BitsAllocated \(0028,0100\) 16 bits = 8589672450 bytes of pixel data, but PixelData \(7FE0,0010\) holds "
+        r"131072 bytes\); pass skip_unreadable=True",
+        "--skip-unreadable",
+    ),
+    "Rows and Columns 65535 in every slice": Damage(
+        _all_slices(_rows_columns(65535, 65535)),
+        r"20 unreadable DICOM file\(s\) .*slice_000\.dcm \(Rows .*\); \S+slice_001\.dcm \(Rows .*\); and 18 more; pass",
+    ),
+    "Rows halved in one CT slice": Damage(
+        lambda study: edit_files(ct_files(study)[:1], _rows_columns(50, 100)),
+        r"CT/slice_000\.dcm \(Rows \(0028,0010\) 50 x Columns \(0028,0011\) 100 x BitsAllocated \(0028,0100\) 16 bits "
+        r"= 10000 bytes of pixel data, but PixelData \(7FE0,0010\) holds 20000 bytes\)",
+        "--skip-unreadable",
+    ),
+    "a large non-DICOM file named .dcm": Damage(
+        _big_non_dicom_file, r"PET/zeros\.dcm \(not a DICOM data set\)", "--skip-unreadable"
+    ),
     # 4. a CT that is not the PET's (--allow-ct-mismatch)
     "CT of another frame of reference": Damage(
         _new_frame_of_reference,
@@ -324,6 +447,9 @@ HARMLESS: dict[str, Callable[[Path], None]] = {
     "PatientSize differs where BQML does not use it": _one_slice(_set(PatientSize="1.80")),
     "non-DICOM files beside the series": _harmless_files,
     "AcquisitionTime differs by bed position": _one_slice(_set(AcquisitionTime="110230.000000")),
+    "per-slice slopes (last slice stored at half, slope 2)": _halve_last_slice(delete_slope=False),
+    "raw data object with a private blob in the PET series": lambda study: _raw_data_object(study, 4 << 20),
+    "series folder behind a link, a link loop": _series_folder_behind_links,
 }
 
 

@@ -355,8 +355,85 @@ def test_bad_pet_headers(
 def test_half_life_from_the_radionuclide_code_when_the_tag_is_missing(dro_root: Path) -> None:
     ds = pydicom.dcmread(sorted((dro_root / "DRO_5_0" / "PT").glob("*.dcm"))[0], stop_before_pixels=True)
     factor = suvbw_factor(ds)
-    del ds.RadiopharmaceuticalInformationSequence[0].RadionuclideHalfLife  # code C-131A1 = Ga-68, 4057.7 s
+    # code C-131A1 is Ga-66's SNOMED-RT code, but its meaning '^68^Gallium' names Ga-68: 4057.7 s
+    del ds.RadiopharmaceuticalInformationSequence[0].RadionuclideHalfLife
     assert suvbw_factor(ds) == pytest.approx(factor, rel=1e-12)
+
+
+def test_radionuclide_codes_are_those_of_dicom_cid_4020() -> None:
+    """Each nuclide's SNOMED-RT and SNOMED CT codes as pydicom's copy of DICOM PS3.16 maps them to each other."""
+    from pydicom.sr._concepts_dict import concepts
+    from pydicom.sr._snomed_dict import mapping
+
+    from pcatools.data.dicom.suv import RADIONUCLIDES
+
+    meanings = {code: meaning for entry in concepts["SCT"].values() for code, (meaning, _) in entry.items()}
+    for (element, mass), (_, srt, sct) in RADIONUCLIDES.items():
+        assert mapping["SRT"][srt] == sct, element
+        assert meanings[sct] == f"^{mass}^{element.capitalize()}"
+
+
+def _nuclide(value: str, meaning: str, half_life: str | None) -> Dataset:
+    code, rp, ds = Dataset(), Dataset(), Dataset()
+    code.CodeValue, code.CodeMeaning = value, meaning
+    rp.RadionuclideCodeSequence = [code]
+    if half_life is not None:
+        rp.RadionuclideHalfLife = half_life
+    ds.RadiopharmaceuticalInformationSequence = [rp]
+    return ds
+
+
+def test_half_life_must_agree_with_the_radionuclide_code() -> None:
+    from pcatools.data.dicom import OverriddenCheckWarning
+    from pcatools.data.dicom.suv import ImplausibleValueError, check_half_life, radionuclide_half_life
+
+    for ds in (
+        _nuclide("C-111A1", "^18^Fluorine", "6588"),  # the other common F-18 value (manual, Table 10)
+        _nuclide("77004003", "^18^Fluorine", "6586.2"),  # SNOMED CT code
+        _nuclide("C-131A3", "^68^Gallium", "4062.6"),
+        _nuclide("C-131A1", "^68^Gallium", "4057.7"),  # DRO 5_0
+        _nuclide("C-999", "^68^Germanium", "23400000"),  # a nuclide not in the table: not compared
+    ):
+        check_half_life(ds)
+    wrong = _nuclide("C-111A1", "^18^Fluorine", "4062.6")
+    message = (
+        r"RadionuclideHalfLife \(0018,1075\) is 4062\.6 s \(67\.71 min\), but RadionuclideCodeSequence \(0054,0300\) "
+        r"names \^18\^Fluorine \(C-111A1\), whose half-life is 6586\.2 s \(109\.77 min\): 38\.3 % apart, tolerance 1 %"
+    )
+    with pytest.raises(ImplausibleValueError, match=message):
+        check_half_life(wrong)
+    with pytest.warns(OverriddenCheckWarning, match=message + r" \(converted anyway"):
+        check_half_life(wrong, allow_implausible=True)
+    # 1.1 % off Zr-89 (78.4 h) is refused, 0.9 % is not
+    with pytest.raises(ImplausibleValueError, match=r"1\.1 % apart"):
+        check_half_life(_nuclide("63360001", "^89^Zirconium", f"{282240 * 1.011:g}"))
+    check_half_life(_nuclide("63360001", "^89^Zirconium", f"{282240 * 0.991:g}"))
+    ambiguous = _nuclide("C-111A1", "^18^Fluorine", None)
+    second = Dataset()
+    second.CodeValue, second.CodeMeaning = "35337001", "^68^Gallium"
+    ambiguous.RadiopharmaceuticalInformationSequence[0].RadionuclideCodeSequence.append(second)
+    with pytest.raises(
+        SUVConversionError,
+        match=r"names nuclides of different half-lives \(\^18\^Fluorine \(C-111A1\): 6586\.2 s, \^68\^Gallium "
+        r"\(35337001\): 4057\.7 s\)",
+    ):
+        radionuclide_half_life(ambiguous)
+
+
+def test_a_missing_slope_in_a_series_of_per_slice_slopes_is_refused(dro_root: Path, tmp_path: Path) -> None:
+    """DRO 1_0 has slopes 4 and 3; slice 9 without its slope was read as 1, a third of its SUVs."""
+
+    def drop_slope(ds: Dataset, i: int) -> None:
+        if i == 9:
+            del ds.RescaleSlope
+
+    folder = _copy_edited(dro_root / "DRO_1_0", tmp_path / "slope", drop_slope)
+    with pytest.raises(
+        SUVConversionError,
+        match=r"slice_009\.dcm: RescaleSlope \(0028,1053\) is missing in 1 of the 20 slices of the PT series in "
+        r".*slope, the others give it \(e\.g\. 4\.0 in pet_dro_1_0_slice_000\.dcm\)",
+    ):
+        dicom_pet_to_suv(folder)
 
 
 def test_ct_series_given_as_pet(shared_data: Path) -> None:
