@@ -533,9 +533,9 @@ def evaluate_folders(
     folders = [("ground truth", gt), *([("SUV", suv)] if suv is not None else [])]
     folders += [(f"prediction {m.name!r}", m.folder) for m in models]
     _check_inputs(out_path, folders)
-    _check_out(out_path)
     manifest, left_out = pair_cases(gt, models, suv, allow_missing)
     _check_inputs(out_path, _input_files(manifest))
+    _check_out(out_path)
 
     tables = evaluate_cohort_tables(
         manifest, workers=workers, progress=progress, criterion=criterion,
