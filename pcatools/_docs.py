@@ -33,7 +33,9 @@ EVALUATE_PARAMETERS: dict[str, str] = {
     "reference": "Model whose DSC the P values compare with every other (default: the first).",
     "criterion": "Detection rule: suvmax (the paper), suvmax_iou, overlap, iou; without SUV images it "
     "falls back to overlap.",
-    "label": "Lesion class of integer label maps (default: masks must hold 0 and 1 only).",
+    "label": "Lesion class N of integer label maps: a file holding N (or several classes) gives its class N, "
+    "a file holding only 0 and 1 is a 0/1 mask; a folder mixing both, or a file holding 0 and one other "
+    "value, is refused (default: masks must hold 0 and 1 only).",
     "allow_missing": "Evaluate the cases every folder has and list those left out, instead of refusing.",
     "workers": "Worker processes (default: one per CPU).",
     "progress": "Show a progress bar.",
