@@ -43,13 +43,14 @@ def run(
     skip_unreadable: bool = typer.Option(
         False,
         "--skip-unreadable",
-        help="Leave out empty or truncated DICOM files (with a warning naming them) instead of refusing the study.",
+        help="Leave out empty, truncated or unparsable DICOM files, or ones whose pixel data is not the size "
+        "Rows x Columns say (with a warning naming them), instead of refusing the study.",
     ),
     allow_implausible: bool = typer.Option(
         False,
         "--allow-implausible",
-        help="Convert a PET with implausible weight, height, dose, uptake time or SUVs (with a warning) "
-        "instead of refusing it.",
+        help="Convert a PET with implausible weight, height, dose, uptake time, a half-life that contradicts "
+        "its nuclide code, or implausible SUVs (with a warning) instead of refusing it.",
     ),
     allow_ct_mismatch: bool = typer.Option(
         False,

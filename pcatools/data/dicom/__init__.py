@@ -51,6 +51,7 @@ from pcatools.data.dicom.series import (
     find_series,
     read_dicom_series,
     refuse_unless_allowed,
+    rescale_slopes,
     unreadable_reason,
 )
 from pcatools.data.dicom.suv import (
@@ -81,6 +82,7 @@ __all__ = [
     "referenced_series_uids",
     "refuse_unless_allowed",
     "resample_to_reference",
+    "rescale_slopes",
     "rtstruct_to_mask",
     "seg_to_mask",
     "suvbw_factor",

@@ -193,8 +193,10 @@ def convert_study(
 
     The label is drawn on the grid of the series it references (PET or CT; the PET grid where it
     references neither) and then brought onto the PET grid by nearest neighbour. The CT is
-    resampled onto the PET grid by trilinear interpolation (air, -1024 HU, outside the CT's field
-    of view), as autoPET's ``CTres``; ``ct_grid="own"`` keeps its own grid instead.
+    resampled onto the PET grid by trilinear interpolation, as autoPET's ``CTres``: it covers the
+    box of its voxels, half a voxel beyond its outermost centres, as in SimpleITK, and is air
+    (-1024 HU) beyond (:func:`~pcatools.data.dicom.masks.resample_to_reference`); ``ct_grid="own"``
+    keeps its own grid instead.
 
     Before reading any DICOM the case id (:func:`pcatools.data.case_ids.validate_case_id`) and the
     output folders (:func:`check_output_dir`) are checked.
@@ -206,8 +208,8 @@ def convert_study(
     out_dir : path
         Dataset root (``imagesTr`` / ``labelsTr`` are created inside).
     case_id : str, optional
-        nnU-Net case id; by default the study folder's name with unsafe characters replaced
-        (:func:`pcatools.data.case_ids.case_id_from_name`).
+        nnU-Net case id; by default the study folder's name as given (a link keeps its own name)
+        with unsafe characters replaced (:func:`pcatools.data.case_ids.case_id_from_name`).
     ct_grid : {"pet", "own"}
         Grid of the written CT.
     split : {"Tr", "Ts"}
@@ -219,7 +221,8 @@ def convert_study(
     skip_unreadable : bool
         Leave out empty or truncated DICOM files with a warning (:func:`find_series`).
     allow_implausible : bool
-        Convert a PET with implausible weight, dose, uptake time or SUVs with a warning
+        Convert a PET with implausible weight, dose, uptake time, a half-life that contradicts its
+        nuclide code, or implausible SUVs with a warning
         (:func:`pcatools.data.dicom.suv.pet_series_to_suv`).
     allow_ct_mismatch : bool
         Convert a CT of another frame of reference, or one that does not overlap the PET, with a
