@@ -86,6 +86,52 @@ def test_ct_on_the_pet_grid_matches_simpleitk_at_the_edge_slices(
     np.testing.assert_allclose(got, expected, atol=1e-3, rtol=0)
 
 
+def _sitk_image(sitk: object, img: nib.Nifti1Image) -> object:
+    """The NIfTI image as a SimpleITK image (LPS: the RAS affine with x and y negated)."""
+    lps = np.diag([-1.0, -1.0, 1.0, 1.0]) @ img.affine
+    spacing = np.linalg.norm(lps[:3, :3], axis=0)
+    out = sitk.GetImageFromArray(np.asarray(img.dataobj).transpose(2, 1, 0))  # type: ignore[attr-defined]
+    out.SetOrigin(tuple(lps[:3, 3]))
+    out.SetSpacing(tuple(spacing))
+    out.SetDirection(tuple((lps[:3, :3] / spacing).ravel()))
+    return out
+
+
+@pytest.mark.parametrize("order", [1, 0])
+def test_resampling_an_oblique_grid_matches_simpleitk(order: int) -> None:
+    """A rotated 7 x 6 x 5 image onto a larger tilted grid that reaches past all its faces (no ../shared needed)."""
+    sitk = pytest.importorskip("SimpleITK")
+    from scipy.spatial.transform import Rotation
+
+    from pcatools.data.dicom import resample_to_reference
+
+    rng = np.random.default_rng(22)
+    affine = np.eye(4)
+    affine[:3, :3] = Rotation.from_euler("xyz", [10, -20, 30], degrees=True).as_matrix() @ np.diag(
+        [2.0, 3.0, 5.0]
+    )
+    affine[:3, 3] = [1.0, -2.0, 3.0]
+    dtype = np.float32 if order == 1 else np.uint8
+    img = nib.Nifti1Image(rng.integers(1, 200, size=(7, 6, 5)).astype(dtype), affine)
+    ref_affine = np.eye(4)
+    ref_affine[:3, :3] = Rotation.from_euler("z", 7, degrees=True).as_matrix() * 1.3
+    ref_affine[:3, 3] = [-12.0, -14.0, -10.0]
+    reference = nib.Nifti1Image(np.zeros((24, 26, 30), dtype=np.float32), ref_affine)
+    got = np.asarray(resample_to_reference(img, reference, order=order, cval=-5 if order else 0).dataobj)
+    expected = sitk.GetArrayFromImage(
+        sitk.Resample(
+            _sitk_image(sitk, img),
+            _sitk_image(sitk, reference),
+            sitk.Transform(),
+            sitk.sitkLinear if order else sitk.sitkNearestNeighbor,
+            -5.0 if order else 0.0,
+        )
+    ).transpose(2, 1, 0)
+    inside = got != (-5 if order else 0)
+    assert 1000 < inside.sum() < got.size  # the reference reaches past the image on every side
+    np.testing.assert_allclose(got, expected, atol=1e-3, rtol=0)
+
+
 # ---------------------------------------------------------------------------------------------- 4: links
 
 

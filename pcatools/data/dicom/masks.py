@@ -276,22 +276,31 @@ def resample_to_reference(
     CT's last slice, not air inside the body. Points outside that box get ``cval``. The result
     keeps the dtype of ``img``.
     """
-    from scipy.ndimage import map_coordinates
+    from scipy.ndimage import affine_transform
 
     data = np.asarray(img.dataobj)
     shape_in = np.array(data.shape[:3])
-    padded = np.pad(data, 1, mode="edge")  # the edge value out to half a voxel (and beyond, cut below)
     to_input = np.linalg.inv(img.affine) @ reference.affine  # reference voxel -> img voxel
     shape = tuple(int(n) for n in reference.shape[:3])
     dtype = img.get_data_dtype()
-    out = np.empty(shape, dtype=np.float64 if np.issubdtype(dtype, np.integer) else dtype)
+    # mode "nearest" repeats the edge voxel outside the array: its value out to half a voxel
+    out = affine_transform(
+        data,
+        to_input[:3, :3],
+        to_input[:3, 3],
+        output_shape=shape,
+        order=order,
+        mode="nearest",
+        output=np.float64 if np.issubdtype(dtype, np.integer) else dtype,
+    )
     i, j = (a.ravel() for a in np.meshgrid(np.arange(shape[0]), np.arange(shape[1]), indexing="ij"))
+    in_plane = to_input[:3, :2] @ np.stack([i, j]).astype(float) + to_input[:3, 3:4]
     tolerance = 1e-6  # voxel units: a reference centre on the box's face counts as inside
-    for k in range(shape[2]):  # one output slice at a time keeps the coordinate arrays small
-        ijk = to_input[:3, :3] @ np.stack([i, j, np.full(i.shape, k)]).astype(float) + to_input[:3, 3:4]
-        inside = np.all((ijk >= -0.5 - tolerance) & (ijk <= shape_in[:, None] - 0.5 + tolerance), axis=0)
-        values = map_coordinates(padded, ijk + 1.0, order=order, mode="nearest", output=np.float64)
-        out[:, :, k] = np.where(inside, values, cval).reshape(shape[:2])
+    lo, hi = -0.5 - tolerance, shape_in[:, None] - 0.5 + tolerance
+    for k in range(shape[2]):  # beyond the box: cval (one output slice at a time keeps this small)
+        ijk = in_plane + to_input[:3, 2:3] * k
+        outside = ~np.all((ijk >= lo) & (ijk <= hi), axis=0)
+        out[:, :, k][outside.reshape(shape[:2])] = cval
     if np.issubdtype(dtype, np.integer):
         out = np.rint(out)
     return _nifti(out.astype(dtype), reference.affine, str(img.header["descrip"].astype(str)))
