@@ -3,7 +3,8 @@
 Modules: :mod:`~pcatools.metrics.components` (checks, 18-connected labelling, overlap table),
 :mod:`~pcatools.metrics.overlap` (DSC, eq. 13 and 16), :mod:`~pcatools.metrics.detection`
 (TP/FP/FN criteria, F1 eq. 14), :mod:`~pcatools.metrics.burden` (MTV, TMTV, TLA, SUV statistics),
-:mod:`~pcatools.metrics.dmax` (eq. 15), :mod:`~pcatools.metrics.autopet` (FPV, FNV, Dice) and
+:mod:`~pcatools.metrics.dmax` (eq. 15), :mod:`~pcatools.metrics.autopet` (FPV, FNV, Dice),
+:mod:`~pcatools.metrics.panoptic` (RQ, SQ, PQ) and
 :mod:`~pcatools.metrics.evaluate` (``evaluate_case``, ``lesion_table``, ``component_table``,
 ``evaluate_cohort``, ``evaluate_cohort_tables``).
 Definitions, edge cases and choices: ``docs/metrics.md``.
@@ -19,6 +20,7 @@ from pcatools.metrics.autopet import (
 )
 from pcatools.metrics.burden import lesion_suv, mtv_ml, tla, tmtv_ml
 from pcatools.metrics.components import (
+    CONNECTIVITIES,
     CONNECTIVITY,
     Components,
     components,
@@ -32,6 +34,7 @@ from pcatools.metrics.evaluate import (
     CASE_COLUMNS,
     COMPONENT_COLUMNS,
     LESION_COLUMNS,
+    PANOPTIC_COLUMNS,
     CohortTables,
     component_table,
     evaluate_case,
@@ -40,17 +43,22 @@ from pcatools.metrics.evaluate import (
     lesion_table,
     read_mask,
 )
-from pcatools.metrics.overlap import dice, dice_from_counts, lesion_dice
+from pcatools.metrics.overlap import LESION_DICE_READINGS, dice, dice_from_counts, lesion_dice
+from pcatools.metrics.panoptic import Panoptic, panoptic_quality
 
 __all__ = [
     "CASE_COLUMNS",
     "COMPONENT_COLUMNS",
+    "CONNECTIVITIES",
     "CONNECTIVITY",
     "CRITERIA",
     "LESION_COLUMNS",
+    "LESION_DICE_READINGS",
+    "PANOPTIC_COLUMNS",
     "CohortTables",
     "Components",
     "Detection",
+    "Panoptic",
     "autopet_from_components",
     "autopet_metrics",
     "component_table",
@@ -73,6 +81,7 @@ __all__ = [
     "lesion_table",
     "max_pairwise_distance",
     "mtv_ml",
+    "panoptic_quality",
     "read_mask",
     "scenario",
     "tla",

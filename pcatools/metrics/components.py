@@ -20,7 +20,19 @@ import cc3d
 import numpy as np
 
 CONNECTIVITY: Literal[18] = 18
-"""Connectivity of lesion components everywhere in pcatools (paper 2.7.2, autoPET)."""
+"""Default connectivity of lesion components in pcatools (paper 2.7.2, autoPET's official)."""
+
+CONNECTIVITIES: tuple[int, ...] = (6, 18, 26)
+"""The 3-D connectivities a caller may choose (``pcatools evaluate --connectivity``): 26 is what
+panoptica and many other tools use, 6 the face neighbours only."""
+
+
+def check_connectivity(connectivity: int) -> int:
+    """Validate a 3-D connectivity: one of :data:`CONNECTIVITIES`."""
+    if connectivity not in CONNECTIVITIES:
+        raise ValueError(f"connectivity: expected one of {list(CONNECTIVITIES)}, found {connectivity!r}")
+    return int(connectivity)
+
 
 Scenario = Literal["none", "S", "M"]
 
@@ -216,8 +228,8 @@ def as_mask(mask: np.ndarray, name: str = "mask") -> np.ndarray:
     return out
 
 
-def label_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
-    """Label the 18-connected components of a binary mask with ``cc3d``.
+def label_components(mask: np.ndarray, connectivity: int = CONNECTIVITY) -> tuple[np.ndarray, int]:
+    """Label the connected components (18-connected by default) of a binary mask with ``cc3d``.
 
     Labels are ``1..n`` in the order of each component's first voxel in C order of the
     ``(x, y, z)`` array (cc3d's raster order on a C-contiguous array, the numbering of
@@ -231,7 +243,7 @@ def label_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
     (2, [1, 1, 0, 2, 0])
     """
     arr = np.ascontiguousarray(as_mask(mask)).view(np.uint8)
-    labels, n = cc3d.connected_components(arr, connectivity=CONNECTIVITY, return_N=True)
+    labels, n = cc3d.connected_components(arr, connectivity=check_connectivity(connectivity), return_N=True)
     return np.asarray(labels), int(n)
 
 
@@ -278,6 +290,8 @@ class Components:
         Grid indices of the predicted voxels, in C order (for prediction-side SUV, TLA and Dmax).
     pred_voxel_label : ndarray (M,)
         Predicted component label (1..n_pred) of each predicted voxel.
+    connectivity : int
+        The connectivity both masks were labelled with (6, 18 or 26).
     """
 
     shape: tuple[int, int, int]
@@ -293,6 +307,7 @@ class Components:
     pair_overlap: np.ndarray
     pred_coords: np.ndarray
     pred_voxel_label: np.ndarray
+    connectivity: int = CONNECTIVITY
 
     @property
     def voxel_ml(self) -> float:
@@ -343,8 +358,13 @@ def _union_box(a: Box | None, b: Box | None) -> Box | None:
     )
 
 
-def components(gt: np.ndarray, pred: np.ndarray, spacing: Sequence[float] = (1.0, 1.0, 1.0)) -> Components:
-    """Label ``gt`` and ``pred`` once (18-connectivity) and tabulate their overlap.
+def components(
+    gt: np.ndarray,
+    pred: np.ndarray,
+    spacing: Sequence[float] = (1.0, 1.0, 1.0),
+    connectivity: int = CONNECTIVITY,
+) -> Components:
+    """Label ``gt`` and ``pred`` once (18-connectivity unless ``connectivity`` says 6 or 26) and tabulate their overlap.
 
     Parameters
     ----------
@@ -362,6 +382,7 @@ def components(gt: np.ndarray, pred: np.ndarray, spacing: Sequence[float] = (1.0
     (2, 1, [[1, 1]], [1])
     """
     spacing_t = check_spacing(spacing)
+    connectivity = check_connectivity(connectivity)
     g_raw = _raw_mask(gt, "gt")
     p_raw = _raw_mask(pred, "pred")
     if g_raw.shape != p_raw.shape:
@@ -384,11 +405,12 @@ def components(gt: np.ndarray, pred: np.ndarray, spacing: Sequence[float] = (1.0
             empty_i,
             np.zeros((0, 3), np.int64),
             empty_i,
+            connectivity,
         )
     g_b = np.ascontiguousarray(_binary_crop(g_raw, box, "gt"))
     p_b = np.ascontiguousarray(_binary_crop(p_raw, box, "pred"))
-    g_lab, n_gt = label_components(g_b)
-    p_lab, n_pred = label_components(p_b)
+    g_lab, n_gt = label_components(g_b, connectivity)
+    p_lab, n_pred = label_components(p_b, connectivity)
     g_flat = np.flatnonzero(g_b)  # C order
     gl = g_lab.ravel()[g_flat].astype(np.int64)
     gp = p_lab.ravel()[g_flat].astype(np.int64)
@@ -417,4 +439,5 @@ def components(gt: np.ndarray, pred: np.ndarray, spacing: Sequence[float] = (1.0
         counts.astype(np.int64),
         p_coords,
         pl,
+        connectivity,
     )

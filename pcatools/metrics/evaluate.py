@@ -22,10 +22,11 @@ from pcatools.data.io import Grid, load_nifti
 from pcatools.data.manifest import read_manifest
 from pcatools.metrics.autopet import false_negative_volume, false_positive_volume
 from pcatools.metrics.burden import gt_suv, lesion_suv, pred_component_suv, pred_suv
-from pcatools.metrics.components import Components, components, scenario
+from pcatools.metrics.components import CONNECTIVITY, Components, check_connectivity, components, scenario
 from pcatools.metrics.detection import CRITERIA, NEEDS_SUV, Criterion, detect, f1_score
 from pcatools.metrics.dmax import dmax_points
-from pcatools.metrics.overlap import dice_from_counts, lesion_dice
+from pcatools.metrics.overlap import LESION_DICE_READINGS, dice_from_counts, lesion_dice
+from pcatools.metrics.panoptic import panoptic_quality
 
 CASE_COLUMNS: tuple[str, ...] = (
     "dice",
@@ -49,6 +50,9 @@ CASE_COLUMNS: tuple[str, ...] = (
     "criterion",
 )
 """Keys of :func:`evaluate_case` (and metric columns of the per-case table), in order."""
+
+PANOPTIC_COLUMNS: tuple[str, ...] = ("rq", "sq", "pq")
+"""Columns added after :data:`CASE_COLUMNS` with ``panoptic=True`` (:mod:`pcatools.metrics.panoptic`)."""
 
 LESION_COLUMNS: tuple[str, ...] = (
     "lesion_id",
@@ -91,6 +95,8 @@ def _evaluate(
     criterion: Criterion | str,
     iou_threshold: float,
     with_dmax: bool = True,
+    lesion_dice_reading: str = "union",
+    panoptic: bool = False,
 ) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
     """Case metrics, lesion table and predicted-component table from one labelling of a case."""
     if criterion not in CRITERIA:
@@ -142,6 +148,9 @@ def _evaluate(
         "pred_dmax_mm": dmax_points(comp.pred_coords, comp.spacing) if with_dmax else float("nan"),
         "criterion": det.criterion,
     }
+    if panoptic:
+        pq = panoptic_quality(comp)
+        case.update(rq=pq.rq, sq=pq.sq, pq=pq.pq)
     # matched components of each lesion, and matched lesions of each component (pairs are sorted)
     by_lesion = np.split(comp.pairs[:, 1], np.searchsorted(comp.pairs[:, 0], np.arange(2, n + 1)))
     order = np.lexsort((comp.pairs[:, 0], comp.pairs[:, 1]))
@@ -160,7 +169,7 @@ def _evaluate(
             "suvmean": suvmean,
             "tla": les_tla,
             "matched": comp.gt_overlapped()[1:],
-            "dice": lesion_dice(comp),
+            "dice": lesion_dice(comp, lesion_dice_reading),
             "detected": det.detected,
             "pred_components": [_ids(c) for c in by_lesion] if n else [],
             "pred_volume_ml": [float(pred_ml[c].sum()) for c in by_lesion] if n else [],
@@ -198,6 +207,8 @@ def evaluate_case(
     spacing: Sequence[float] = (1.0, 1.0, 1.0),
     criterion: Criterion | str = "suvmax",
     iou_threshold: float = 0.5,
+    connectivity: int = CONNECTIVITY,
+    panoptic: bool = False,
 ) -> dict[str, Any]:
     """All patient-level metrics of one case (paper 2.7.1 and autoPET), each mask labelled once.
 
@@ -215,6 +226,10 @@ def evaluate_case(
         Detection criterion (:mod:`pcatools.metrics.detection`); ``"suvmax"`` is the paper's.
     iou_threshold : float
         For ``criterion="iou"``.
+    connectivity : {6, 18, 26}
+        Connectivity of the lesion components (18: autoPET's official; panoptica uses 26).
+    panoptic : bool
+        Also return ``rq``, ``sq`` and ``pq`` (:func:`pcatools.metrics.panoptic.panoptic_quality`).
 
     Returns
     -------
@@ -236,8 +251,8 @@ def evaluate_case(
     >>> r["tp"], r["fp"], r["fn"], r["dice"], r["fnv_ml"], r["dmax_mm"]
     (1, 1, 1, 0.2857142857142857, 2.0, 60.0)
     """
-    comp = components(gt, pred, spacing)
-    return _evaluate(comp, suv, criterion, iou_threshold)[0]
+    comp = components(gt, pred, spacing, connectivity)
+    return _evaluate(comp, suv, criterion, iou_threshold, panoptic=panoptic)[0]
 
 
 def lesion_table(
@@ -247,13 +262,16 @@ def lesion_table(
     spacing: Sequence[float],
     criterion: Criterion | str = "suvmax",
     iou_threshold: float = 0.5,
+    connectivity: int = CONNECTIVITY,
+    lesion_dice_reading: str = "union",
 ) -> pd.DataFrame:
-    """One row per ground-truth lesion (18-connected component), paper 2.7.2.
+    """One row per ground-truth lesion (18-connected component unless ``connectivity``), paper 2.7.2.
 
     Columns: ``lesion_id`` (1..n, in C order of each lesion's first voxel), ``n_voxels``,
     ``volume_ml`` (MTV), ``suvmax``, ``suvmean``, ``tla`` (SUV x ml), ``matched`` (any voxel
     overlap with a predicted component), ``dice`` (eq. 16 against the union of the matched
-    components, 0 when unmatched), ``detected`` (under ``criterion``), ``pred_components`` (ids
+    components, or its best matched pair with ``lesion_dice_reading="pair"``:
+    :func:`~pcatools.metrics.overlap.lesion_dice`; 0 when unmatched), ``detected`` (under ``criterion``), ``pred_components`` (ids
     of the matched predicted components, ``"2;5"``, as in :func:`component_table`; ``""`` when
     unmatched), ``pred_volume_ml`` (their volume, 0 when unmatched) and ``pred_suvmax`` (their
     highest SUV, NaN when unmatched). SUV columns are NaN without ``suv``.
@@ -267,8 +285,8 @@ def lesion_table(
     0          1     True   0.5
     1          2    False   0.0
     """
-    comp = components(gt, pred, spacing)
-    return _evaluate(comp, suv, criterion, iou_threshold, with_dmax=False)[1]
+    comp = components(gt, pred, spacing, connectivity)
+    return _evaluate(comp, suv, criterion, iou_threshold, False, lesion_dice_reading)[1]
 
 
 def component_table(
@@ -278,8 +296,9 @@ def component_table(
     spacing: Sequence[float],
     criterion: Criterion | str = "suvmax",
     iou_threshold: float = 0.5,
+    connectivity: int = CONNECTIVITY,
 ) -> pd.DataFrame:
-    """One row per predicted component (18-connected), the prediction-side twin of :func:`lesion_table`.
+    """One row per predicted component (18-connected unless ``connectivity``), the prediction-side twin of :func:`lesion_table`.
 
     Columns: ``component_id`` (1..n, C order of each component's first voxel), ``n_voxels``,
     ``volume_ml``, ``suvmax``, ``suvmean``, ``tla`` (SUV x ml; NaN without ``suv``), ``lesions``
@@ -296,7 +315,7 @@ def component_table(
     0             1       1   0.5
     1             2           0.0
     """
-    comp = components(gt, pred, spacing)
+    comp = components(gt, pred, spacing, connectivity)
     return _evaluate(comp, suv, criterion, iou_threshold, with_dmax=False)[2]
 
 
@@ -361,14 +380,16 @@ def _evaluate_files(
     criterion: str,
     iou_threshold: float,
     label_value: int | None = None,
+    rules: tuple[int, str, bool] = (CONNECTIVITY, "union", False),
 ) -> list[tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]]:
     """Evaluate every prediction ``(model, path)`` of one case, reading its ground truth and PET once.
 
     A bad file is a DataError that names ``case`` (and the model, for a prediction). PET and
     predictions stored in another orientation of the ground truth's grid are put on it exactly.
     Each case dict also holds ``_readings`` (how the ground truth and the prediction were read, for
-    :func:`_check_readings`).
+    :func:`_check_readings`). ``rules``: connectivity, lesion-DSC reading and panoptic quality.
     """
+    connectivity, reading, panoptic = rules
     try:
         gt_img, gt_reading, gt_values = _read_mask(label, label_value, "ground truth")
         grid = Grid(tuple(gt_img.shape), np.asarray(gt_img.affine), "ground truth", label)
@@ -388,8 +409,8 @@ def _evaluate_files(
             raise DataError(f"{case}{model}: {err}") from None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # the fallback is reported once by evaluate_cohort
-            comp = components(gt_arr, np.asanyarray(pred_img.dataobj), spacing)
-            metrics, lesions, comps = _evaluate(comp, suv, criterion, iou_threshold)
+            comp = components(gt_arr, np.asanyarray(pred_img.dataobj), spacing, connectivity)
+            metrics, lesions, comps = _evaluate(comp, suv, criterion, iou_threshold, True, reading, panoptic)
         metrics["_readings"] = ((label, gt_reading, gt_values), (pred, pred_reading, pred_values))
         out.append((metrics, lesions, comps))
     return out
@@ -464,6 +485,9 @@ def evaluate_cohort_tables(
     label_col: str = "label",
     pet_col: str = "pet",
     label_value: int | None = None,
+    connectivity: int = CONNECTIVITY,
+    lesion_dice_reading: str = "union",
+    panoptic: bool = False,
 ) -> CohortTables:
     """Evaluate every row of a manifest: per-case, per-lesion and per-predicted-component tables.
 
@@ -491,6 +515,10 @@ def evaluate_cohort_tables(
     label_value : int, optional
         Masks are integer label maps and this value is the lesion class (e.g. 1 of a multi-class
         prediction); ``None``: masks must hold 0 and 1 only.
+    connectivity, lesion_dice_reading, panoptic
+        Connectivity of the components (6, 18 or 26), the reading of eq. 16 (``"union"`` or
+        ``"pair"``, :func:`~pcatools.metrics.overlap.lesion_dice`) and whether the case table gets
+        :data:`PANOPTIC_COLUMNS`.
 
     Returns
     -------
@@ -508,6 +536,12 @@ def evaluate_cohort_tables(
             )
     if criterion not in CRITERIA:
         raise ValueError(f"criterion: expected one of {CRITERIA}, found {criterion!r}")
+    check_connectivity(connectivity)
+    if lesion_dice_reading not in LESION_DICE_READINGS:
+        raise ValueError(
+            f"lesion dice reading: expected one of {list(LESION_DICE_READINGS)}, found {lesion_dice_reading!r}"
+        )
+    rules = (int(connectivity), lesion_dice_reading, bool(panoptic))
     rows = manifest.reset_index(drop=True)
     has_pet = pet_col in rows.columns
     # one job per (ground truth, PET): each case's files are read once for all of its models
@@ -519,7 +553,7 @@ def evaluate_cohort_tables(
             (int(cast(int, i)), model, str(row[pred_col]))
         )
     jobs = [
-        ((case, label, pet, [(m, p) for _, m, p in members], criterion, iou_threshold, label_value),
+        ((case, label, pet, [(m, p) for _, m, p in members], criterion, iou_threshold, label_value, rules),
          [i for i, _, _ in members])
         for (case, label, pet), members in groups.items()
     ]  # fmt: skip
@@ -559,7 +593,8 @@ def evaluate_cohort_tables(
     finally:
         bar.close()
 
-    computed = set(CASE_COLUMNS) | set(LESION_COLUMNS) | set(COMPONENT_COLUMNS)
+    case_columns = [*CASE_COLUMNS, *(PANOPTIC_COLUMNS if panoptic else ())]
+    computed = set(case_columns) | set(LESION_COLUMNS) | set(COMPONENT_COLUMNS)
     carried = [c for c in rows.columns if c not in computed]
     case_records = []
     lesion_frames = []
@@ -587,7 +622,7 @@ def evaluate_cohort_tables(
         return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
 
     return CohortTables(
-        pd.DataFrame.from_records(case_records, columns=[*carried, *CASE_COLUMNS]),
+        pd.DataFrame.from_records(case_records, columns=[*carried, *case_columns]),
         frame(lesion_frames, [*carried, *LESION_COLUMNS, "scenario"]),
         frame(comp_frames, [*carried, *COMPONENT_COLUMNS]),
     )

@@ -55,14 +55,22 @@ def dice(gt: np.ndarray, pred: np.ndarray, empty: float = 1.0) -> float:
     )
 
 
-def lesion_dice(comp: Components) -> np.ndarray:
+LESION_DICE_READINGS: tuple[str, ...] = ("union", "pair")
+"""Readings of eq. 16 (``pcatools evaluate --lesion-dice``): ``"union"`` (default) scores a lesion
+against the union of its matched components, ``"pair"`` against each matched component alone."""
+
+
+def lesion_dice(comp: Components, reading: str = "union") -> np.ndarray:
     """Lesion-level Dice of every ground-truth lesion, eq. 16: ``DSC_l = 2 |G_l ∩ P_l| / (|G_l| + |P_l|)``.
 
-    Matching is by any voxel overlap between 18-connected components (paper 2.7.2). The paper
-    defines DSC per matched pair but reports one value per lesion; our reading: ``P_l`` is the union
-    of all predicted components that overlap ``G_l`` (so a lesion split over two components is
-    scored against both pieces, and a component covering two lesions counts fully in each lesion's
-    denominator). A lesion with no match scores 0, as the paper states.
+    Matching is by any voxel overlap between connected components (paper 2.7.2). The paper
+    defines DSC per matched pair but reports one value per lesion, so two readings are offered:
+    ``reading="union"`` (default): ``P_l`` is the union of all predicted components that overlap
+    ``G_l`` (a lesion split over two components is scored against both pieces, and a component
+    covering two lesions counts fully in each lesion's denominator); ``reading="pair"`` (eq. 16
+    literally): each matched pair ``(G_l, P_c)`` is scored alone and the lesion reports its best
+    pair. The two differ only for a lesion split over several components. A lesion with no match
+    scores 0, as the paper states.
 
     Returns
     -------
@@ -72,16 +80,25 @@ def lesion_dice(comp: Components) -> np.ndarray:
     Examples
     --------
     >>> from pcatools.metrics.components import components
-    >>> g = np.zeros((8, 1, 1), bool); g[0:2] = True; g[5] = True
-    >>> p = np.zeros_like(g); p[1:3] = True
-    >>> lesion_dice(components(g, p)).tolist()
-    [0.5, 0.0]
+    >>> g = np.zeros((8, 1, 1), bool); g[0:4] = True
+    >>> p = np.zeros_like(g); p[0] = True; p[2:4] = True
+    >>> lesion_dice(components(g, p)).tolist(), lesion_dice(components(g, p), "pair").tolist()
+    ([0.8571428571428571], [0.6666666666666666])
     """
+    if reading not in LESION_DICE_READINGS:
+        raise ValueError(
+            f"lesion dice reading: expected one of {list(LESION_DICE_READINGS)}, found {reading!r}"
+        )
+    out = np.zeros(comp.n_gt + 1)
+    if reading == "pair":
+        g, c = comp.pairs[:, 0], comp.pairs[:, 1]
+        pair = 2.0 * comp.pair_overlap / (comp.gt_sizes[g] + comp.pred_sizes[c])
+        np.maximum.at(out, g, pair)
+        return out[1:]
     inter = np.bincount(comp.pairs[:, 0], weights=comp.pair_overlap, minlength=comp.n_gt + 1)
     pred_size = np.bincount(
         comp.pairs[:, 0], weights=comp.pred_sizes[comp.pairs[:, 1]], minlength=comp.n_gt + 1
     )
     denom = comp.gt_sizes + pred_size
-    out = np.zeros(comp.n_gt + 1)
     np.divide(2.0 * inter, denom, out=out, where=denom > 0)
     return out[1:]
