@@ -26,6 +26,30 @@ PAPER_DMAX_EDGES_MM: tuple[float, ...] = (0.0, 90.0, 110.0, 140.0, 600.0)
 
 DMAX_GROUPS: tuple[str, ...] = ("G0", "G1", "G2", "G3")
 
+EMPTY_CASE_RULES: tuple[str, ...] = ("autopet", "count", "exclude")
+"""How Table 1 scores a case without ground-truth lesion (``pcatools evaluate --empty-cases``):
+``"autopet"`` (default, the challenge's rule) counts it in FP (and FPV) only, not in DSC, F1, TP,
+FN or the P values; ``"count"`` counts it everywhere (DSC and F1 are 1 when nothing is predicted,
+else 0; TP and FN rates leave it out, having no lesion to divide by); ``"exclude"`` leaves it out
+of every column."""
+
+SMALL_COHORT = 5
+"""Fewer paired cases than this get a note under Table 1: SD, bootstrap CI and Wilcoxon P say little
+(with n pairs the smallest one-tailed exact P is 1/2^n, 0.5 for one case)."""
+
+DETECTION_COUNTS: dict[str, tuple[str, str, str]] = {
+    "suvmax": ("lesions whose SUVmax voxel a prediction covers", "components overlapping no lesion",
+               "lesions whose SUVmax voxel no prediction covers"),
+    "overlap": ("components overlapping a lesion", "components overlapping no lesion",
+                "lesions no component overlaps"),
+    "iou": ("components matched to a lesion at IoU >= the threshold", "components not matched",
+            "lesions not matched"),
+    "suvmax_iou": ("components covering the SUVmax voxel of their best-IoU lesion",
+                   "components that do not", "lesions no TP component is matched to"),
+}  # fmt: skip
+"""What TP, FP and FN count under each detection criterion (:mod:`pcatools.metrics.detection`), for
+Table 1's footnote."""
+
 
 # --------------------------------------------------------------------------- formatting
 
@@ -238,7 +262,9 @@ def dmax_groups(
     ``edges`` (mm, increasing, ``len(labels) + 1`` values; the paper's are
     :data:`PAPER_DMAX_EDGES_MM`) the bins are ``[e0, e1], (e1, e2], ...``; values outside get NaN.
     The paper uses Dmax groups in the multiple-lesion scenario only: filter ``scenario == "M"``
-    first to reproduce it. Cases with NaN Dmax (no lesion) get NaN.
+    first to reproduce it. Cases with NaN Dmax (no lesion) get NaN. Each row also gets its group's
+    cut points, ``dmax_low_mm`` and ``dmax_high_mm`` (what Figure 6's labels print, as the paper's
+    "G0 0-9 cm").
 
     Examples
     --------
@@ -268,6 +294,10 @@ def dmax_groups(
         )
     out = cases.copy()
     out["dmax_group"] = pd.cut(vals, bins=e, labels=list(labels), include_lowest=True, right=True)
+    index = out["dmax_group"].cat.codes.to_numpy()
+    has = index >= 0
+    out["dmax_low_mm"] = np.where(has, e[np.clip(index, 0, None)], np.nan)
+    out["dmax_high_mm"] = np.where(has, e[np.clip(index, 0, None) + 1], np.nan)
     return out
 
 
@@ -397,6 +427,66 @@ def bootstrap_median_ci(
 # --------------------------------------------------------------------------- Table 1
 
 
+def lesion_free(cases: pd.DataFrame) -> np.ndarray:
+    """Boolean per row: the case has no ground-truth lesion (``n_gt_lesions == 0``, else ``tp + fn == 0``,
+    which holds under every criterion exactly when there is no lesion).
+
+    Examples
+    --------
+    >>> lesion_free(pd.DataFrame({"n_gt_lesions": [0, 2]})).tolist()
+    [True, False]
+    """
+    if "n_gt_lesions" in cases.columns:
+        return (pd.to_numeric(cases["n_gt_lesions"]) == 0).to_numpy()
+    _require(cases, ["tp", "fn"], "lesion_free")
+    return (pd.to_numeric(cases["tp"]) + pd.to_numeric(cases["fn"]) == 0).to_numpy()
+
+
+def _check_rule(empty_cases: str) -> None:
+    if empty_cases not in EMPTY_CASE_RULES:
+        raise ValueError(f"empty cases: expected one of {list(EMPTY_CASE_RULES)}, found {empty_cases!r}")
+
+
+def scored_cases(cases: pd.DataFrame, empty_cases: str = "autopet", column: str = "dice") -> pd.DataFrame:
+    """The rows of ``cases`` that count in ``column`` of Table 1 under the rule ``empty_cases``
+    (:data:`EMPTY_CASE_RULES`): lesion-free cases are dropped from every column but ``fp`` under
+    ``"autopet"``, from every column under ``"exclude"``, and kept under ``"count"``.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"n_gt_lesions": [0, 2], "dice": [0.0, 0.8]})
+    >>> scored_cases(df)["dice"].tolist(), scored_cases(df, "autopet", "fp")["dice"].tolist()
+    ([0.8], [0.0, 0.8])
+    """
+    _check_rule(empty_cases)
+    if empty_cases == "count" or (empty_cases == "autopet" and column == "fp"):
+        return cases
+    return cases[~lesion_free(cases)]
+
+
+def _criterion(cases: pd.DataFrame, criterion: str | None) -> str:
+    """The detection criterion of a case table: ``criterion``, else its ``criterion`` column, else the paper's."""
+    if criterion is not None:
+        return criterion
+    if "criterion" in cases.columns and len(cases):
+        return str(cases["criterion"].iloc[0])
+    return "suvmax"
+
+
+def detection_columns(criterion: str = "suvmax", detection: str = "rate") -> tuple[str, str, str]:
+    """Table 1's TP, FP and FN column names: the paper's ``TP, FP, FN`` for its own criterion, and
+    names that say what is counted under the others, where TP counts components.
+
+    Examples
+    --------
+    >>> detection_columns("overlap")
+    ('TP (components)', 'FP (components)', 'FN (lesions)')
+    """
+    if criterion == "suvmax":
+        return ("TP", "FP", "FN")
+    return ("TP (components)", "FP (components)", "FN (lesions)")
+
+
 def table1(
     cases: pd.DataFrame,
     reference: str = "l1dfl",
@@ -409,6 +499,8 @@ def table1(
     seed: int = 0,
     by: str | None = "network",
     arm: str = "loss",
+    empty_cases: str = "autopet",
+    criterion: str | None = None,
 ) -> pd.DataFrame:
     """Table 1 of the paper as a DataFrame (one row per network and loss, paper order).
 
@@ -423,32 +515,47 @@ def table1(
     ``fn / (tp + fn)`` (cases without lesions left out), FP the count per patient, each as
     mean ± SD. This is our reading of the paper's "Mean Rates": its TP and FN add up to exactly 1
     in every row (e.g. 0.81 + 0.19), which only rates normalised by the number of lesions do.
-    ``detection="count"`` reports all three as counts per patient.
+    ``detection="count"`` reports all three as counts per patient. Under any criterion but the
+    paper's ``"suvmax"`` (``criterion``, default: the table's ``criterion`` column) TP counts
+    components, so TP, FP and FN are counts per case whatever ``detection`` says, and their
+    columns are named by :func:`detection_columns`.
+
+    ``empty_cases``: how cases without ground-truth lesion count (:data:`EMPTY_CASE_RULES`;
+    :func:`scored_cases`); the Wilcoxon tests and the CI use the DSC's cases.
+    :func:`table1_notes` gives the footnote that says all this with each column's number of cases.
     """
     if detection not in ("rate", "count"):
         raise ValueError(f"detection: expected 'rate' or 'count', found {detection!r}")
+    _check_rule(empty_cases)
     _require(cases, ["network", "loss", metric, "tp", "fp", "fn", "f1"], "table1")
+    crit = _criterion(cases, criterion)
+    if crit != "suvmax":
+        detection = "count"
+    tp_col, fp_col, fn_col = detection_columns(crit, detection)
     has_pairs = "case_id" in cases.columns
+    scored = scored_cases(cases, empty_cases)
     tests = (
-        wilcoxon_vs(cases, reference, metric, by=by, loss_col=arm)
-        if has_pairs and reference in set(cases[arm])
+        wilcoxon_vs(scored, reference, metric, by=by, loss_col=arm)
+        if has_pairs and reference in set(scored[arm])
         else None
     )
     rows: list[dict[str, Any]] = []
     for net in ordered(cases["network"], NETWORK_LABELS):
         sub = cases[cases["network"] == net]
         for loss in ordered(sub["loss"], LOSS_LABELS):
-            g = sub[sub["loss"] == loss]
+            g_all = sub[sub["loss"] == loss]
+            g = scored_cases(g_all, empty_cases)
+            g_fp = scored_cases(g_all, empty_cases, "fp")
             tp = pd.to_numeric(g["tp"]).to_numpy(float)
             fn = pd.to_numeric(g["fn"]).to_numpy(float)
-            fp = pd.to_numeric(g["fp"]).to_numpy(float)
+            fp = pd.to_numeric(g_fp["fp"]).to_numpy(float)
             if detection == "rate":
                 n_les = tp + fn
                 with np.errstate(invalid="ignore", divide="ignore"):
                     tp = np.where(n_les > 0, tp / n_les, np.nan)
                     fn = np.where(n_les > 0, fn / n_les, np.nan)
             p = p_holm = np.nan
-            if tests is not None:
+            if tests is not None and len(g):
                 hit = tests[tests[arm] == g[arm].iloc[0]]
                 if by:
                     hit = hit[hit[by] == g[by].iloc[0]]
@@ -459,9 +566,9 @@ def table1(
                 "Loss": loss_label(loss),
                 "DSC mean": fmt_mean_sd(g[metric], digits),
                 "DSC median [IQR]": fmt_median_iqr(g[metric], digits),
-                "TP": fmt_mean_sd(tp, digits),
-                "FP": fmt_mean_sd(fp, digits),
-                "FN": fmt_mean_sd(fn, digits),
+                tp_col: fmt_mean_sd(tp, digits),
+                fp_col: fmt_mean_sd(fp, digits),
+                fn_col: fmt_mean_sd(fn, digits),
                 "F1": fmt_mean_sd(g["f1"], digits),
                 "P value": fmt_p(p, alpha),
             }
@@ -475,12 +582,93 @@ def table1(
     return pd.DataFrame(rows)
 
 
+def _n_finite(values: pd.Series) -> int:
+    return int(_finite(values).size)
+
+
+def table1_notes(
+    cases: pd.DataFrame,
+    empty_cases: str = "autopet",
+    criterion: str | None = None,
+    detection: str = "rate",
+    arm: str = "loss",
+    metric: str = "dice",
+) -> list[str]:
+    """The footnote of :func:`table1` (same arguments): what TP, FP and FN count, how lesion-free
+    cases were scored, how many cases each column holds, how many patients they come from, and a
+    warning below :data:`SMALL_COHORT` paired cases, so that a reader of the table alone knows the
+    rules behind its numbers.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"case_id": ["a", "b"], "patient_id": ["p", "p"], "network": "", "loss": "m",
+    ...                    "n_gt_lesions": [0, 1], "dice": [0.0, 0.5], "tp": [0, 1], "fp": [1, 0],
+    ...                    "fn": [0, 0], "f1": [0.0, 1.0]})
+    >>> for line in table1_notes(df):  # doctest: +NORMALIZE_WHITESPACE
+    ...     print(line)
+    TP: lesions whose SUVmax voxel a prediction covers; FP: components overlapping no lesion; FN: lesions
+    whose SUVmax voxel no prediction covers (criterion suvmax). TP and FN are rates per case (TP + FN = 1),
+    FP a count per case; mean ± SD.
+    Lesion-free cases (rule autopet): 1 of 2 case(s); they count in FP (and FPV) only, not in DSC, F1, TP,
+    FN or the P values.
+    Cases per column: DSC, F1, TP, FN, P value 1; FP 2 (2 case(s) from 1 patient(s); the SD, CI and P values
+    treat cases as independent).
+    Only 1 paired case(s) (< 5): the SD, the bootstrap CI and the Wilcoxon P value say little (the smallest
+    one-tailed P with 1 pair(s) is 0.5).
+    """
+    _check_rule(empty_cases)
+    crit = _criterion(cases, criterion)
+    if crit != "suvmax":
+        detection = "count"
+    tp_c, fp_c, fn_c = DETECTION_COUNTS.get(crit, ("TP", "FP", "FN"))
+    kind = (
+        "TP and FN are rates per case (TP + FN = 1), FP a count per case"
+        if detection == "rate"
+        else "all three are counts per case"
+    )
+    notes = [f"TP: {tp_c}; FP: {fp_c}; FN: {fn_c} (criterion {crit}). {kind}; mean ± SD."]
+    distinct = cases.drop_duplicates("case_id") if "case_id" in cases.columns else cases
+    n_free = int(lesion_free(distinct).sum()) if len(distinct) else 0
+    effect = {
+        "autopet": "they count in FP (and FPV) only, not in DSC, F1, TP, FN or the P values",
+        "count": "they count in DSC and F1 (1 when nothing is predicted, else 0) and in FP; TP and FN "
+        "rates leave them out",
+        "exclude": "they are left out of every column",
+    }[empty_cases]
+    notes.append(f"Lesion-free cases (rule {empty_cases}): {n_free} of {len(distinct)} case(s); {effect}.")
+    counts = []
+    for _, g in cases.groupby([c for c in ("network", arm) if c in cases.columns], sort=False):
+        main = scored_cases(g, empty_cases)
+        n_main = _n_finite(main[metric])
+        n_fp = _n_finite(scored_cases(g, empty_cases, "fp")["fp"])
+        counts.append((n_main, n_fp))
+    uniq = sorted(set(counts))
+    shown = "; ".join(f"DSC, F1, TP, FN, P value {a}; FP {b}" for a, b in uniq) if uniq else "none"
+    patients = ""
+    if "patient_id" in distinct.columns and len(distinct):
+        n_pat = int(distinct["patient_id"].nunique())
+        patients = (
+            f" ({len(distinct)} case(s) from {n_pat} patient(s); the SD, CI and P values treat cases as "
+            "independent)"
+        )
+    notes.append(f"Cases per column: {shown}{patients}.")
+    n_paired = min((a for a, _ in counts), default=0)
+    if n_paired < SMALL_COHORT:
+        smallest = f"{0.5**n_paired:.2g}" if n_paired else "undefined"
+        notes.append(
+            f"Only {n_paired} paired case(s) (< {SMALL_COHORT}): the SD, the bootstrap CI and the Wilcoxon "
+            f"P value say little (the smallest one-tailed P with {n_paired} pair(s) is {smallest})."
+        )
+    return notes
+
+
 def _as_table1(table_or_cases: pd.DataFrame) -> pd.DataFrame:
     return table_or_cases if "Network" in table_or_cases.columns else table1(table_or_cases)
 
 
-def table1_markdown(table_or_cases: pd.DataFrame) -> str:
-    """Table 1 as a GitHub Markdown table (the network named on its first row only, as in the paper).
+def table1_markdown(table_or_cases: pd.DataFrame, notes: Sequence[str] = ()) -> str:
+    """Table 1 as a GitHub Markdown table (the network named on its first row only, as in the paper),
+    followed by ``notes`` (:func:`table1_notes`), one paragraph each.
 
     Accepts the output of :func:`table1` or a per-case table (then calls :func:`table1`).
     """
@@ -494,7 +682,7 @@ def table1_markdown(table_or_cases: pd.DataFrame) -> str:
             cells[0] = ""
         prev = r["Network"]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + "".join(f"\n{n}\n" for n in notes)
 
 
 def _latex_escape(text: str) -> str:
@@ -560,6 +748,8 @@ def lesion_mixed_model(
     reference_network: str | None = None,
     covariates: Sequence[str] = ("log_volume_ml", "suvmax"),
     reml: bool = True,
+    arm: str | None = None,
+    reference: str | None = None,
 ) -> pd.DataFrame:
     """Linear mixed model of lesion-level DSC with a random intercept per patient (beyond the paper).
 
@@ -571,6 +761,10 @@ def lesion_mixed_model(
     order); a factor with a single level is left out. ``log_volume_ml`` is ``log(volume_ml)``
     (natural log, ml); rows with NaN in any used column are dropped. ``group`` falls back to
     ``case_id`` when the table has no ``patient_id``.
+
+    ``arm`` (e.g. ``"model"``, as :func:`pcatools.evaluation.evaluate_folders` passes): the one
+    compared factor instead of loss and network, any names, coded against ``reference`` (default:
+    the first in order of appearance); terms are then ``<arm>[<name>]``.
 
     Returns
     -------
@@ -584,7 +778,13 @@ def lesion_mixed_model(
 
     if group not in lesions.columns and group == "patient_id" and "case_id" in lesions.columns:
         group = "case_id"
-    needed = [metric, group, "loss", "network"] + [c for c in covariates if c != "log_volume_ml"]
+    factors: list[tuple[str, str | None, Sequence[str]]] = (
+        [(arm, reference, ())]
+        if arm is not None
+        else [("loss", reference_loss, LOSS_LABELS), ("network", reference_network, NETWORK_LABELS)]
+    )
+    names = [f for f, _, _ in factors]
+    needed = [metric, group, *names] + [c for c in covariates if c != "log_volume_ml"]
     if "log_volume_ml" in covariates:
         needed.append("volume_ml")
     _require(lesions, needed, "lesion_mixed_model")
@@ -596,14 +796,11 @@ def lesion_mixed_model(
         df["log_volume_ml"] = np.log(vol)
     num_cols = [metric, *covariates]
     df[num_cols] = df[num_cols].apply(pd.to_numeric, errors="coerce")
-    df = df.dropna(subset=[*num_cols, group, "loss", "network"])
+    df = df.dropna(subset=[*num_cols, group, *names])
     if df.empty:
         raise ValueError(f"lesion_mixed_model: no complete rows in columns {num_cols + [group]}")
     exog = pd.DataFrame({"Intercept": np.ones(len(df))}, index=df.index)
-    for factor, ref, known in (
-        ("loss", reference_loss, LOSS_LABELS),
-        ("network", reference_network, NETWORK_LABELS),
-    ):
+    for factor, ref, known in factors:
         levels = ordered(df[factor], known)
         if len(levels) < 2:
             continue
