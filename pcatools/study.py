@@ -389,18 +389,29 @@ def dmax_grouped(cases: pd.DataFrame, scenario: str = "M", paper_edges: bool = F
     """Cases with their Dmax group G0-G3 (Figure 6), for ``scenario`` ``"M"`` (the paper), ``"S"`` or ``"all"``.
 
     Groups are the quartiles of this cohort's Dmax, or the paper's 0-9, 9-11, 11-14, 14-60 cm with
-    ``paper_edges=True``. Where quartile edges tie (tiny cohorts) the paper's edges are used instead.
+    ``paper_edges=True``. Where quartile edges tie (tiny cohorts) the paper's edges are used instead,
+    with a warning. Each row records its group's cut points (``dmax_low_mm``, ``dmax_high_mm``) and
+    where the edges came from (``dmax_edges``: ``"quartiles"``, ``"paper"`` or
+    ``"paper (quartiles tie)"``), so that ``dmax_groups.csv`` says which edges were used.
     """
+    import warnings
+
     from pcatools import stats
 
     if scenario != "all":
         cases = cases[cases["scenario"] == scenario]
+    source = "paper"
     if not paper_edges:
         try:
-            return stats.dmax_groups(cases)
-        except ValueError:
-            pass
-    return stats.dmax_groups(cases, edges=stats.PAPER_DMAX_EDGES_MM)
+            return stats.dmax_groups(cases).assign(dmax_edges="quartiles")
+        except ValueError as err:
+            warnings.warn(
+                f"Dmax groups: {err}; the paper's edges 0-9, 9-11, 11-14, 14-60 cm are used instead",
+                UserWarning,
+                stacklevel=2,
+            )
+            source = "paper (quartiles tie)"
+    return stats.dmax_groups(cases, edges=stats.PAPER_DMAX_EDGES_MM).assign(dmax_edges=source)
 
 
 def analyse(
@@ -411,29 +422,40 @@ def analyse(
     reference: str = "l1dfl",
     by: str | None = "network",
     arm: str = "loss",
+    empty_cases: str = "autopet",
+    notes: Sequence[str] = (),
 ) -> dict[str, pd.DataFrame]:
     """Section 3's statistics from the per-case and per-lesion tables; written to ``results_dir``.
 
     ``reference``, ``by``, ``arm``: what the Wilcoxon tests compare (:func:`pcatools.stats.table1`):
     L1DFL against each other loss per network in a study, one model against all others in
-    :func:`pcatools.evaluation.evaluate_folders`.
+    :func:`pcatools.evaluation.evaluate_folders`, whose mixed model then compares ``arm`` against
+    ``reference`` too. ``empty_cases``: how lesion-free cases count in Table 1 and the Wilcoxon
+    tests (:data:`pcatools.stats.EMPTY_CASE_RULES`). ``table1.md`` ends with
+    :func:`pcatools.stats.table1_notes` and ``notes`` (further rules the caller used).
     """
     from pcatools import stats
 
     tables: dict[str, pd.DataFrame] = {}
-    table1 = stats.table1(cases, reference=reference, seed=seed, by=by, arm=arm)
+    table1 = stats.table1(cases, reference=reference, seed=seed, by=by, arm=arm, empty_cases=empty_cases)
     tables["table1"] = table1
-    write_text_atomic(results_dir / "table1.md", stats.table1_markdown(table1))
+    footnote = [*stats.table1_notes(cases, empty_cases, arm=arm), *notes]
+    write_text_atomic(results_dir / "table1.md", stats.table1_markdown(table1, footnote))
     write_text_atomic(results_dir / "table1.tex", stats.table1_latex(table1))
-    has_reference = reference in set(cases[arm])
+    scored = stats.scored_cases(cases, empty_cases)
+    has_reference = reference in set(scored[arm])
     tables["wilcoxon"] = (
-        stats.wilcoxon_vs(cases, reference, by=by, loss_col=arm) if has_reference else pd.DataFrame()
+        stats.wilcoxon_vs(scored, reference, by=by, loss_col=arm) if has_reference else pd.DataFrame()
     )
     tables["thresholds_patient"] = stats.threshold_curve(cases, value_col="tmtv_ml")
     tables["thresholds_lesion"] = stats.threshold_curve(lesions, value_col="volume_ml")
     tables["dmax_groups"] = dmax_grouped(cases)
     try:
-        tables["mixed_model"] = stats.lesion_mixed_model(lesions)
+        tables["mixed_model"] = (
+            stats.lesion_mixed_model(lesions)
+            if arm == "loss"
+            else stats.lesion_mixed_model(lesions, arm=arm, reference=reference)
+        )
     except (ValueError, RuntimeError, ArithmeticError, IndexError) as err:  # too few lesions in tiny runs
         tables["mixed_model"] = pd.DataFrame({"note": [f"mixed model not estimable: {err}"]})
     for name, df in tables.items():

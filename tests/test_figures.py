@@ -398,12 +398,15 @@ def test_dmax_groups_are_quartiles_of_the_multiple_lesion_cases_and_figure6_name
     every = dmax_grouped(cases, scenario="all")
     assert every.loc[every["case_id"] == "s0", "dmax_group"].item() == "G0"
     ticks = list(figures.figure6(grouped).layout.xaxis.ticktext)
-    assert ticks == [
-        "G0 (10.0-15.0 cm, N = 2)", "G1 (20.0-25.0 cm, N = 2)",
-        "G2 (30.0-35.0 cm, N = 2)", "G3 (40.0-45.0 cm, N = 2)",
+    assert ticks == [  # the cut points, as the paper prints its groups (issue 25)
+        "G0 (10-18.8 cm, N = 2)", "G1 (18.8-27.5 cm, N = 2)",
+        "G2 (27.5-36.2 cm, N = 2)", "G3 (36.2-45 cm, N = 2)",
     ]  # fmt: skip
-    # one case in a group: one value; the PNG puts each range under its group name (no overlap)
+    # N counts the group's cases; the PNG puts each label under its group name (no overlap)
     one = grouped[grouped["case_id"] != "m7"]
-    assert list(figures.figure6(one).layout.xaxis.ticktext)[-1] == "G3 (40.0 cm, N = 1)"
+    assert list(figures.figure6(one).layout.xaxis.ticktext)[-1] == "G3 (36.2-45 cm, N = 1)"
+    # without cut points (a table grouped elsewhere) the labels give the cases' own range
+    bare = grouped.drop(columns=["dmax_low_mm", "dmax_high_mm"])
+    assert list(figures.figure6(bare).layout.xaxis.ticktext)[0] == "G0 (10.0-15.0 cm, N = 2)"
     png = figures.static_figure(figures.figure6(grouped))
-    assert [t.get_text() for t in png.axes[0].get_xticklabels()][0] == "G0\n(10.0-15.0 cm, N = 2)"
+    assert [t.get_text() for t in png.axes[0].get_xticklabels()][0] == "G0\n(10-18.8 cm, N = 2)"

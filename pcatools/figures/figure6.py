@@ -25,28 +25,30 @@ def figure6_data(cases: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     ``cases`` is the per-case table with ``dmax_group`` (G0-G3, from
     :func:`pcatools.stats.dmax_groups`); rows without a group (e.g. single-lesion cases, whose Dmax
     is their one lesion's diameter, when the groups are made of the multiple-lesion cases as in the
-    paper: :func:`pcatools.study.dmax_grouped`'s default) or without DSC are dropped. The second table has ``dmax_group, loss, median_tla, n``:
-    the median of ``tla`` over the cases of that group, pooled over networks (TLA is a property of
-    the ground truth, so it does not depend on the network).
+    paper: :func:`pcatools.study.dmax_grouped`'s default) or without DSC are dropped. The second table
+    has ``dmax_group, loss, median_tla, n``: the median of ``tla`` over the cases of that group, pooled
+    over networks (TLA is a property of the ground truth, so it does not depend on the network), and
+    ``n`` the number of distinct cases (``case_id``; rows where the table has none), not cases x
+    networks.
 
     Examples
     --------
     >>> import pandas as pd
     >>> df = pd.DataFrame({"network": "segresnet", "loss": "dice", "dmax_group": ["G0", "G0", "G1"],
     ...                    "dice": [0.2, 0.4, 0.9], "tla": [10.0, 30.0, 5.0]})
-    >>> figure6_data(df)[1]["median_tla"].tolist()
-    [20.0, 5.0]
+    >>> figure6_data(df)[1][["median_tla", "n"]].values.tolist()
+    [[20.0, 2.0], [5.0, 1.0]]
     """
     require_columns(cases, ["network", "loss", "dmax_group", "dice", "tla"], "figure6 (per-case table)")
     df = cases.loc[cases["dmax_group"].notna() & cases["dice"].notna()].copy()
     df["dmax_group"] = df["dmax_group"].astype(str)
     keep = ["network", "loss", "dmax_group", "dice", "tla"] + [
-        c for c in ("case_id", "dmax_mm") if c in df.columns
+        c for c in ("case_id", "dmax_mm", "dmax_low_mm", "dmax_high_mm") if c in df.columns
     ]
     df = df[keep].reset_index(drop=True)
-    tla = (
-        df.groupby(["dmax_group", "loss"], sort=True)["tla"].agg(median_tla="median", n="size").reset_index()
-    )
+    grouped = df.groupby(["dmax_group", "loss"], sort=True)
+    tla = grouped["tla"].agg(median_tla="median").reset_index()
+    tla["n"] = (grouped["case_id"].nunique() if "case_id" in df.columns else grouped.size()).to_numpy()
     return df, tla
 
 
@@ -55,7 +57,9 @@ def figure6(cases: pd.DataFrame, title: str | None = None) -> go.Figure:
 
     Rows (a) Attention U-Net and (b) SegResNet: box plots of DSC per group and loss (whiskers
     1.5 IQR, outliers as black dots); row (c): bars of the median TLA of the cases in each group,
-    per loss. Group tick labels carry the group's Dmax range in cm when ``dmax_mm`` is present.
+    per loss. Group tick labels carry the group's cut points in cm as the paper prints them
+    (``"G0 (0-9 cm, N = 3)"``) when the table has them (``dmax_low_mm``, ``dmax_high_mm`` from
+    :func:`pcatools.stats.dmax_groups`), else the range of its cases' ``dmax_mm``; N counts cases.
     """
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
@@ -93,8 +97,16 @@ def figure6(cases: pd.DataFrame, title: str | None = None) -> go.Figure:
         )
     fig.update_yaxes(title="median TLA", row=len(nets) + 1, col=1)
     ticktext = groups
-    if "dmax_mm" in df.columns and df["dmax_mm"].notna().any():
-        cases_g = df.drop_duplicates([c for c in ("case_id", "dmax_group") if c in df.columns])
+    cases_g = df.drop_duplicates([c for c in ("case_id", "dmax_group") if c in df.columns])
+    if "dmax_low_mm" in df.columns and df["dmax_low_mm"].notna().all():
+        rng = cases_g.groupby("dmax_group").agg(
+            min=("dmax_low_mm", "first"), max=("dmax_high_mm", "first"), size=("dmax_group", "size")
+        )
+        ticktext = [
+            _group_label(g, *rng.loc[g, ["min", "max", "size"]], cut=True) if g in rng.index else g
+            for g in groups
+        ]
+    elif "dmax_mm" in df.columns and df["dmax_mm"].notna().any():
         rng = cases_g.groupby("dmax_group")["dmax_mm"].agg(["min", "max", "size"])
         ticktext = [
             _group_label(g, *rng.loc[g, ["min", "max", "size"]]) if g in rng.index else g for g in groups
@@ -114,8 +126,16 @@ def figure6(cases: pd.DataFrame, title: str | None = None) -> go.Figure:
     return attach_static(fig, lambda: _figure6_mpl(df, tla, nets, groups, titles, ticktext, ttl))
 
 
-def _group_label(group: str, low_mm: float, high_mm: float, n: int) -> str:
-    """``"G0 (9.0-10.5 cm, N = 2)"``; one value where the group's cases share it (``"G1 (19.0 cm, N = 1)"``)."""
+def _cm(mm: float) -> str:
+    """A cut point in cm as the paper prints it: ``90.0`` -> ``"9"``, ``187.5`` -> ``"18.8"``."""
+    return f"{mm / 10:.1f}".removesuffix(".0")
+
+
+def _group_label(group: str, low_mm: float, high_mm: float, n: int, cut: bool = False) -> str:
+    """``"G0 (9.0-10.5 cm, N = 2)"``; one value where the group's cases share it (``"G1 (19.0 cm, N = 1)"``);
+    with ``cut`` the group's cut points as the paper prints them (``"G0 (0-9 cm, N = 2)"``)."""
+    if cut:
+        return f"{group} ({_cm(low_mm)}-{_cm(high_mm)} cm, N = {int(n)})"
     span = (
         f"{low_mm / 10:.1f}"
         if f"{low_mm / 10:.1f}" == f"{high_mm / 10:.1f}"
