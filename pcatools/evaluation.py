@@ -40,6 +40,7 @@ higher).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as _dt
 import json
 import os
@@ -47,7 +48,7 @@ import re
 import shutil
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,9 +58,10 @@ from pcatools._atomic import LockBusyError, exchange_paths, exclusive_lock, writ
 from pcatools._docs import EVALUATE_PARAMETERS, fill_doc
 from pcatools.data.discovery import patient_ids
 from pcatools.data.errors import DataError
-from pcatools.data.folders import case_files
+from pcatools.data.folders import case_files, case_patients, match_cases
 from pcatools.data.manifest import write_manifest
 from pcatools.metrics.detection import CRITERIA, Criterion
+from pcatools.study import StudyResult
 
 MARKER = "evaluation.json"
 """The file that makes a folder a pcatools evaluation folder (and lets a re-run replace it); it lists
@@ -70,6 +72,16 @@ _HIDDEN = re.compile(r"^\.(?P<name>.+)\.(?P<kind>partial|old)-[0-9a-f]{8}$")
 
 _WRITTEN = re.compile(r"^(?:(?:results|figures)/)?[^/]+\.(?:csv|md|tex|png|html|js|json|svg|pdf)$")
 """Names evaluate writes (temporary ``.<name>.<x>.part.<ext>`` ones included), for a folder with no list."""
+
+
+@dataclass
+class EvaluationResult(StudyResult):
+    """What :func:`evaluate_folders` returns: the folder read back as a study's, and two more tables."""
+
+    #: one row per predicted component (``results/components.csv``): volume, SUVmax, its lesions, FP
+    components: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: the reference model against every other (``results/wilcoxon.csv``)
+    wilcoxon: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 @dataclass(frozen=True)
@@ -144,7 +156,8 @@ def study_predictions(run_dir: str | os.PathLike[str]) -> dict[str, Path]:
 def command_line(
     out: str | os.PathLike[str],
     gt: str | os.PathLike[str],
-    preds: Mapping[str, Any],
+    *,
+    pred: Mapping[str, Any],
     suv: str | os.PathLike[str] | None = None,
     **options: Any,
 ) -> str:
@@ -152,15 +165,15 @@ def command_line(
 
     Examples
     --------
-    >>> command_line("out", "gt", {"a": "p/a"}, allow_missing=True)
+    >>> command_line("out", "gt", pred={"a": "p/a"}, allow_missing=True)
     'pcatools evaluate out --gt gt --pred a=p/a --allow-missing'
     """
     import shlex
 
-    parts = ["pcatools", "evaluate", str(out), "--gt", str(gt)]
-    parts += [f"--pred {shlex.quote(f'{k}={v}')}" for k, v in preds.items()]
+    parts = ["pcatools", "evaluate", shlex.quote(str(out)), "--gt", shlex.quote(str(gt))]
+    parts += [f"--pred {shlex.quote(f'{k}={v}')}" for k, v in pred.items()]
     if suv is not None:
-        parts += ["--suv", str(suv)]
+        parts += ["--suv", shlex.quote(str(suv))]
     for key, value in options.items():
         flag = "--" + key.replace("_", "-")
         if value is True:
@@ -170,13 +183,21 @@ def command_line(
     return " ".join(parts)
 
 
-def _missing_report(folders: dict[str, set[str]], every: set[str]) -> list[str]:
+def _missing_report(folders: dict[str, tuple[set[str], Path | None]], every: set[str]) -> list[str]:
+    """Per folder that lacks cases: how many, which, the file expected for the first ones (plain
+    folders of SUV and predictions) and what the folder holds, so that a naming mismatch shows."""
+    from pcatools.data.folders import folder_summary
+
     lines = []
-    for what, ids in folders.items():
+    for what, (ids, folder) in folders.items():
         absent = sorted(every - ids)
         if absent:
             shown = ", ".join(absent[:10]) + (f" and {len(absent) - 10} more" if len(absent) > 10 else "")
-            lines.append(f"{what} lacks {len(absent)} case(s): {shown}")
+            line = f"{what} lacks {len(absent)} case(s): {shown}"
+            if folder is not None:
+                expected = ", ".join(str(folder / f"{c}.nii.gz") for c in absent[:2])
+                line += f"; expected {expected}{' ...' if len(absent) > 2 else ''}; it holds {folder_summary(folder)}"
+            lines.append(line)
     return lines
 
 
@@ -201,22 +222,23 @@ def pair_cases(
         ``allow_missing``; no case is in every folder.
     """
     gt_files = case_files(gt, "label")
-    suv_files = case_files(suv, "pet") if suv is not None else None
-    pred_files = {m.name: case_files(m.folder, "pred") for m in models}
+    gt_patients = case_patients(gt, "label")
+    suv_files = match_cases(case_files(suv, "pet"), gt_patients, suv, "pet") if suv is not None else None
+    pred_files = {m.name: match_cases(case_files(m.folder, "pred"), gt_patients, m.folder) for m in models}
     ct_files: dict[str, Path] = {}
     for source in (suv, gt):  # the CT only serves the viewer: optional
         if source is not None and not ct_files:
             with contextlib.suppress(DataError):
                 ct_files = case_files(source, "ct")
-    folders = {f"ground truth {gt}": set(gt_files)}
+    folders: dict[str, tuple[set[str], Path | None]] = {f"ground truth {gt}": (set(gt_files), None)}
     if suv_files is not None:
-        folders[f"SUV {suv}"] = set(suv_files)
+        folders[f"SUV {suv}"] = (set(suv_files), None)
     for m in models:
-        folders[f"prediction {m.name!r} ({m.folder})"] = set(pred_files[m.name])
-    every = set().union(*folders.values())
-    common = set.intersection(*folders.values())
+        folders[f"prediction {m.name!r} ({m.folder})"] = (set(pred_files[m.name]), m.folder)
+    every = set().union(*(ids for ids, _ in folders.values()))
+    common = set.intersection(*(ids for ids, _ in folders.values()))
     left_out = sorted(every - common)
-    if left_out and not allow_missing:
+    if left_out and not allow_missing and common:
         raise DataError(
             "cases missing: "
             + "; ".join(_missing_report(folders, every))
@@ -460,7 +482,7 @@ TP and FN are per-patient rates, FP a per-patient count of false-positive compon
   overlaps, its DSC and whether it is a false positive.
 - `results/table1.{{csv,md,tex}}`, `wilcoxon.csv`, `thresholds_patient.csv`, `thresholds_lesion.csv`,
   `dmax_groups.csv`, `mixed_model.csv`: section 3's statistics.
-- `figures/`: {", ".join(f"`{f}`" for f in figures)} (PNG and interactive HTML).
+- `figures/`: {", ".join(f"`{f}`" for f in figures) + " (PNG and interactive HTML)" if figures else "not drawn (`figures=False`)"}.
 """
 
 
@@ -468,18 +490,19 @@ TP and FN are per-patient rates, FP a per-patient count of false-positive compon
 def evaluate_folders(
     out: str | os.PathLike[str],
     gt: str | os.PathLike[str],
-    preds: Mapping[str, Any] | Sequence[Any],
-    suv: str | os.PathLike[str] | None = None,
     *,
+    pred: Mapping[str, Any] | Sequence[Any],
+    suv: str | os.PathLike[str] | None = None,
     reference: str | None = None,
     criterion: Criterion | str = "suvmax",
     iou_threshold: float = 0.5,
     label: int | None = None,
     allow_missing: bool = False,
     workers: int | None = None,
-    progress: bool = True,
     seed: int = 0,
-) -> Any:
+    progress: bool = True,
+    figures: bool = True,
+) -> EvaluationResult:
     """Evaluate every model's predictions against the ground truth, the paper's way, into ``out``.
 
     Parameters
@@ -489,7 +512,7 @@ def evaluate_folders(
         previous evaluation, refused if it holds anything else.
     gt : path-like
         {{gt}}
-    preds : mapping or sequence
+    pred : mapping or sequence
         ``{NAME: DIR}`` or ``["NAME=DIR", ...]``: {{pred}}
     suv : path-like, optional
         {{suv}}
@@ -501,13 +524,20 @@ def evaluate_folders(
         {{label}}
     allow_missing : bool
         {{allow_missing}}
-    workers, progress, seed
-        {{workers}} {{progress}} {{seed}}
+    workers, seed, progress
+        {{workers}} {{seed}} {{progress}}
+    figures : bool
+        Draw Figures 2-6 into ``out/figures`` (the command always does); ``False`` for ad hoc use
+        from Python, where the tables are wanted in seconds.
+
+    The keyword arguments follow ``pcatools evaluate``'s options in their order, so that a command
+    line reads as a call (:func:`command_line` writes one back).
 
     Returns
     -------
-    pcatools.study.StudyResult
-        The folder read back (``cases``, ``lesions``, ``table1``, ``figures`` ...).
+    EvaluationResult
+        The folder read back (``cases``, ``lesions``, ``table1``, ``figures`` ...) with the
+        ``components`` and ``wilcoxon`` tables.
 
     Raises
     ------
@@ -518,11 +548,11 @@ def evaluate_folders(
     """
     from pcatools import stats
     from pcatools.metrics.evaluate import evaluate_cohort_tables
-    from pcatools.study import StudyResult, analyse, draw_figures, load_study, versions
+    from pcatools.study import analyse, draw_figures, versions
 
     if criterion not in CRITERIA:
         raise ValueError(f"criterion: expected one of {CRITERIA}, found {criterion!r}")
-    models = _models(preds)
+    models = _models(pred)
     ref = models[0].name if reference is None else reference
     if ref not in {m.name for m in models}:
         raise ValueError(f"reference: {ref!r} is not one of the models {[m.name for m in models]}")
@@ -554,7 +584,11 @@ def evaluate_folders(
         study = StudyResult(
             stage, cases_manifest, manifest, cases, tables.lesions, analysed["table1"], label_value=label
         )
-        figures = draw_figures(stage / "figures", study, analysed, loss_figures=False, pet=suv is not None)
+        drawn = (
+            draw_figures(stage / "figures", study, analysed, loss_figures=False, pet=suv is not None)
+            if figures
+            else {}
+        )
         config = {
             "gt": str(Path(gt).resolve()),
             "suv": str(Path(suv).resolve()) if suv is not None else None,
@@ -569,12 +603,40 @@ def evaluate_folders(
             "n_cases": int(cases["case_id"].nunique()),
             "left_out": left_out,
             "seed": seed,
+            "figures": figures,
             "created": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
             "versions": versions(),
         }  # fmt: skip
         write_text_atomic(
-            stage / "README.md", _readme(config, stats.table1_markdown(analysed["table1"]), sorted(figures))
+            stage / "README.md", _readme(config, stats.table1_markdown(analysed["table1"]), sorted(drawn))
         )
         config["files"] = sorted(p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_file())
         write_text_atomic(stage / MARKER, json.dumps(config, indent=2))  # last: the folder is complete
-    return load_study(out_path)
+    return load_evaluation(out_path)
+
+
+def load_evaluation(out: str | os.PathLike[str]) -> EvaluationResult:
+    """An evaluation folder that :func:`evaluate_folders` wrote, read back without evaluating again.
+
+    Notebooks open an existing ``OUT`` this way (a whole evaluation takes minutes, reading it
+    seconds).
+
+    Raises
+    ------
+    DataError
+        ``out`` is not a complete evaluation folder (no ``evaluation.json``).
+    """
+    from pcatools.study import load_study
+
+    out_path = Path(out)
+    if not (out_path / MARKER).is_file():
+        raise DataError(
+            f"evaluation folder {out_path}: expected a folder written by pcatools evaluate (with {MARKER}), "
+            f"found {'a folder without it' if out_path.is_dir() else 'nothing'}"
+        )
+    result = load_study(out_path)
+    return EvaluationResult(
+        **{f.name: getattr(result, f.name) for f in dataclasses.fields(result)},
+        components=result.table("components"),
+        wilcoxon=result.table("wilcoxon"),
+    )

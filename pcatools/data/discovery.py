@@ -12,7 +12,10 @@ Layouts are exactly those of :func:`pcatools.data.case.layout_paths`:
 - ``nnunet``: ``imagesTr/<id>_0000.nii.gz`` (CT), ``imagesTr/<id>_0001.nii.gz`` (PET),
   ``labelsTr/<id>.nii.gz``; the same under ``imagesTs``/``labelsTs`` (both splits are read).
 - ``autopet``: ``<patient>/<study>/CTres.nii.gz``, ``SUV.nii.gz``, ``SEG.nii.gz``. Other files in
-  the study folder (autoPET's ``CT.nii.gz``, ``PET.nii.gz``) are ignored.
+  the study folder (autoPET's ``CT.nii.gz``, ``PET.nii.gz``) are ignored. The case id is the study
+  folder's name as it is (e.g. ``02-11-2019-NA-PET-CT Ganzkoerper  primaer mit KM-72572``, double
+  space included), ``<patient>__<study>`` where one study name occurs under two patients; the
+  evaluation reads ``SEG.mha`` / ``SUV.mha`` (``.nrrd``) as well.
 - ``flat``: ``<id>_ct.nii.gz``, ``<id>_pet.nii.gz``, ``<id>_label.nii.gz`` in one folder.
 
 ``.nii`` files are accepted wherever ``.nii.gz`` is.
@@ -47,6 +50,7 @@ from pcatools.data.io import (
     _NNUNET_IMAGE,
     _ROLE_NAMES,
     GRID_ATOL_MM,
+    IMAGE_SUFFIXES,
     PATIENT_SEPARATOR,
     Role,
     _is_missing,
@@ -112,7 +116,7 @@ def detect_layout(root: str | os.PathLike[str]) -> Literal["nnunet", "autopet", 
         return "nnunet"
     if any(_FLAT.match(p.name) for p in entries if p.is_file()):
         return "flat"
-    names = {f"{stem}{suffix}" for stem in _AUTOPET_FILES.values() for suffix in _NIFTI_SUFFIXES}
+    names = {f"{stem}{suffix}" for stem in _AUTOPET_FILES.values() for suffix in IMAGE_SUFFIXES}
     for patient in (p for p in entries if p.is_dir()):
         for study in (s for s in patient.iterdir() if s.is_dir()):
             if any((study / n).is_file() for n in names):
@@ -205,13 +209,18 @@ def _find_flat(root: Path, need: tuple[Role, ...], optional: tuple[Role, ...] = 
     return _pair(found, expected, need, optional)
 
 
-def _find_autopet(root: Path, need: tuple[Role, ...], optional: tuple[Role, ...] = ()) -> list[_Entry]:
+def _find_autopet(
+    root: Path,
+    need: tuple[Role, ...],
+    optional: tuple[Role, ...] = (),
+    suffixes: tuple[str, ...] = _NIFTI_SUFFIXES,
+) -> list[_Entry]:
     raw: list[tuple[str, str, dict[str, Path]]] = []
     for patient in sorted(p for p in root.iterdir() if p.is_dir()):
         for study in sorted(s for s in patient.iterdir() if s.is_dir()):
             files: dict[str, Path] = {}
             for role, stem in _AUTOPET_FILES.items():
-                for suffix in _NIFTI_SUFFIXES:
+                for suffix in suffixes:
                     if (study / f"{stem}{suffix}").is_file():
                         files[role] = study / f"{stem}{suffix}"
                         break
@@ -294,12 +303,16 @@ def find_layout_cases(
     layout: LayoutArg = "auto",
     need: tuple[Role, ...] = ("ct", "pet", "label"),
     optional: tuple[Role, ...] = (),
+    *,
+    suffixes: tuple[str, ...] = _NIFTI_SUFFIXES,
 ) -> tuple[Literal["nnunet", "autopet", "flat"], list[_Entry]]:
     """The layout of ``root`` and its cases paired by id, each with the files of roles ``need``.
 
     A case that has a file of a role in ``need`` or ``optional`` but lacks one of ``need`` is an
     error naming the file it should have; cases with none of them are left out (e.g.
     ``need=("label",)`` lists every labelled case). Files are found, not read; patient ids follow the module docstring.
+    ``suffixes``: the autoPET layout's file formats; the evaluation passes
+    :data:`~pcatools.data.io.IMAGE_SUFFIXES` (``SEG.mha`` too), training keeps NIfTI, which MONAI reads.
 
     Raises
     ------
@@ -315,7 +328,7 @@ def find_layout_cases(
     if chosen == "nnunet":
         entries = _find_nnunet(root, need, optional)
     elif chosen == "autopet":
-        entries = _find_autopet(root, need, optional)
+        entries = _find_autopet(root, need, optional, suffixes)
     elif chosen == "flat":
         entries = _find_flat(root, need, optional)
     else:

@@ -6,14 +6,15 @@ sort order**. :func:`case_files` finds the files of one role in one folder, whic
 - a dataset root in one of the layouts :mod:`pcatools.data.discovery` reads (nnU-Net ``imagesTr``/
   ``labelsTr`` and ``imagesTs``/``labelsTs``, autoPET ``<patient>/<study>/SEG|SUV.nii.gz``, flat
   ``<id>_label|_pet.nii.gz``): the role's files of that layout, with its case ids;
-- a plain folder of NIfTI files, as nnU-Net and MONAI write predictions and as nnU-Net keeps
+- a plain folder of image files, as nnU-Net and MONAI write predictions and as nnU-Net keeps
   ``labelsTs/`` and ``imagesTs/``:
 
   ==========  =====================================================================================
-  role        file names (``.nii.gz`` or ``.nii``) -> case id
+  role        file names (``.nii.gz``, ``.nii``, ``.mha`` or ``.nrrd``) -> case id
   ==========  =====================================================================================
   ``label``,  ``<id>``, ``<id>_pred``, ``<id>_seg``, ``<id>_label``; MONAI's ``SaveImage`` folders
-  ``pred``    ``<id>/<id>_seg`` (``separate_folder=True``, its default) as well
+  ``pred``    ``<id>/<id>_seg`` (``separate_folder=True``, its default) as well; a mirror of the
+              autoPET layout, ``<patient>/<study>/<one file>``, gives ``<patient>__<study>``
   ``pet``     ``<id>_0001`` (nnU-Net channel 1; other channels are skipped), ``<id>_pet``,
               ``<id>_suv``, ``<id>``
   ``ct``      ``<id>_0000`` (nnU-Net channel 0; other channels are skipped), ``<id>_ct``
@@ -21,6 +22,11 @@ sort order**. :func:`case_files` finds the files of one role in one folder, whic
 
 Two files that give one case id are an error naming both, so nothing is silently dropped; so is a
 NIfTI name on a broken link, a named pipe or a device (never opened).
+
+:func:`match_cases` then puts the files of SUV and prediction folders on the ground truth's case
+ids, so that autoPET predictions pair however they are named: by study folder (the case id), by
+``<patient>/<study>/`` mirror, or by patient folder (``PETCT_xxx.nii.gz``) where that patient has
+one study; a patient-named file of a patient with several studies is refused as ambiguous.
 """
 
 from __future__ import annotations
@@ -31,12 +37,13 @@ import stat
 from pathlib import Path
 from typing import Literal
 
-from pcatools.data.discovery import detect_layout, find_layout_cases
+from pcatools.data.discovery import detect_layout, find_layout_cases, patient_ids
 from pcatools.data.errors import DataError
+from pcatools.data.io import IMAGE_SUFFIXES, PATIENT_SEPARATOR
 
 FolderRole = Literal["label", "pet", "pred", "ct"]
 
-_NIFTI = re.compile(r"^(?P<stem>.+)\.nii(?:\.gz)?$")
+_NIFTI = re.compile(r"^(?P<stem>.+)\.(?:nii(?:\.gz)?|mha|nrrd)$")
 _SUFFIXES: dict[str, tuple[str, ...]] = {
     "label": ("_pred", "_seg", "_label"),
     "pred": ("_pred", "_seg", "_label"),
@@ -85,6 +92,15 @@ def _plain_files(root: Path, role: FolderRole) -> dict[str, Path]:
                 for p, case_id in zip(inner, ids, strict=True):
                     if case_id == path.name:
                         add(case_id, p)
+                for study in sorted(s for s in path.iterdir() if s.is_dir()):  # autoPET <patient>/<study>/
+                    files = [p for p in sorted(study.iterdir()) if _NIFTI.match(p.name) and _regular(p, role)]
+                    if len(files) > 1:
+                        raise DataError(
+                            f"{study}: {len(files)} {_ROLE_WORDS[role]} files in one study folder "
+                            f"({', '.join(p.name for p in files[:4])}): expected one file per <patient>/<study>/"
+                        )
+                    if files:
+                        add(f"{path.name}{PATIENT_SEPARATOR}{study.name}", files[0])
             continue
         m = _NIFTI.match(path.name)
         case_id = _case_id(m["stem"], role) if m else None
@@ -153,7 +169,16 @@ def case_files(root: str | os.PathLike[str], role: FolderRole) -> dict[str, Path
     >>> sorted(case_files(d, "pred"))
     ['PSMA_01', 'PSMA_02']
     """
-    root = Path(root)
+    return _case_entries(Path(root), role)[0]
+
+
+def case_patients(root: str | os.PathLike[str], role: FolderRole = "label") -> dict[str, str]:
+    """The patient id of each case of :func:`case_files` ``(root, role)``: the autoPET patient folder,
+    else :func:`~pcatools.data.discovery.patient_ids` (``patients.csv`` in ``root``, ``<patient>__``)."""
+    return _case_entries(Path(root), role)[1]
+
+
+def _case_entries(root: Path, role: FolderRole) -> tuple[dict[str, Path], dict[str, str]]:
     if role not in _ROLE_WORDS:
         raise ValueError(f"role: expected one of {sorted(_ROLE_WORDS)}, found {role!r}")
     if not root.is_dir():
@@ -167,13 +192,83 @@ def case_files(root: str | os.PathLike[str], role: FolderRole) -> dict[str, Path
         except DataError:
             layout = None
         if layout is not None:
-            _, entries = find_layout_cases(root, layout, need=(role,))
-            return {e.case_id: Path(str(e.paths[role])) for e in entries}
+            _, entries = find_layout_cases(root, layout, need=(role,), suffixes=IMAGE_SUFFIXES)
+            files = {e.case_id: Path(str(e.paths[role])) for e in entries}
+            return files, {e.case_id: str(e.patient_id or e.case_id) for e in entries}
     found = _plain_files(root, role)
     if not found:
-        shown = ", ".join(sorted(p.name for p in root.iterdir())[:6]) or "nothing"
         raise DataError(
-            f"{_ROLE_WORDS[role]} folder {root}: expected NIfTI files named <case_id>.nii.gz (or a dataset "
-            f"root in the nnU-Net, autoPET or flat layout), found {shown}"
+            f"{_ROLE_WORDS[role]} folder {root}: expected image files named <case_id>.nii.gz (.nii, .mha, "
+            f".nrrd; or a dataset root in the nnU-Net, autoPET or flat layout), found {folder_summary(root)}"
         )
-    return dict(sorted(found.items()))
+    found = dict(sorted(found.items()))
+    return found, patient_ids(found, root)
+
+
+def folder_summary(root: Path, shown: int = 6) -> str:
+    """What a folder holds, for messages: its entry count and first names (folders with ``/``).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp()); (d / "PETCT_1").mkdir(); _ = (d / "a.nii.gz").write_bytes(b"")
+    >>> folder_summary(d)
+    '2 entries: PETCT_1/, a.nii.gz'
+    """
+    names = sorted(p.name + ("/" if p.is_dir() else "") for p in Path(root).iterdir())
+    if not names:
+        return "nothing"
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return f"{len(names)} entr{'y' if len(names) == 1 else 'ies'}: {', '.join(names[:shown])}{more}"
+
+
+def match_cases(
+    files: dict[str, Path], patients: dict[str, str], root: str | os.PathLike[str], role: FolderRole = "pred"
+) -> dict[str, Path]:
+    """Put the files of one folder (:func:`case_files`) on the ground truth's case ids.
+
+    ``patients`` is the ground truth's ``{case_id: patient_id}`` (:func:`case_patients`). A file
+    keeps its id when the ground truth has it; a ``<patient>__<study>`` id (an autoPET mirror) takes
+    the ground truth's ``<study>`` id of that patient; a patient id (``PETCT_xxx.nii.gz``) takes the
+    one case of that patient. Other ids are kept, and reported as unpaired by the caller.
+
+    Raises
+    ------
+    DataError
+        A patient-named file of a patient with several studies (ambiguous: which study?), or two
+        files that name one case.
+
+    Examples
+    --------
+    >>> match_cases({"P1": Path("p/P1.nii.gz")}, {"study_a": "P1", "study_b": "P2"}, "p")
+    {'study_a': PosixPath('p/P1.nii.gz')}
+    """
+    by_patient: dict[str, list[str]] = {}
+    for case_id, patient in patients.items():
+        by_patient.setdefault(patient, []).append(case_id)
+    matched: dict[str, Path] = {}
+    named: dict[str, str] = {}
+    for key, path in files.items():
+        patient, sep, study = key.partition(PATIENT_SEPARATOR)
+        target = key
+        if key in patients:
+            pass
+        elif sep and study in patients and patients[study] == patient:
+            target = study
+        elif key in by_patient:
+            studies = sorted(by_patient[key])
+            if len(studies) > 1:
+                raise DataError(
+                    f"{_ROLE_WORDS[role]} {path}: named after patient {key!r}, who has {len(studies)} studies in "
+                    f"the ground truth ({', '.join(repr(s) for s in studies[:4])}): ambiguous; expected one file "
+                    f"per study, named after its study folder (e.g. {Path(root) / (studies[0] + '.nii.gz')}) or "
+                    f"in {key}/<study>/"
+                )
+            target = studies[0]
+        if target in matched:
+            raise DataError(
+                f"{root}: two {_ROLE_WORDS[role]} files for case {target!r}: {matched[target]} ({named[target]!r}) "
+                f"and {path} ({key!r}); expected one file per case"
+            )
+        matched[target], named[target] = path, key
+    return dict(sorted(matched.items()))

@@ -2,7 +2,8 @@
 
 Two levels, the second built on the first:
 
-- :func:`load_nifti` reads one file completely and checks it for its role (``"ct"``, ``"pet"``,
+- :func:`load_nifti` reads one file (NIfTI, or MetaImage ``.mha`` / NRRD ``.nrrd`` through SimpleITK,
+  as grand-challenge and autoPET's containers store them) completely and checks it for its role (``"ct"``, ``"pet"``,
   ``"label"``): a truncated or corrupt file, a non-3-D image, NaN/inf in an image, or label values
   other than 0/1 raise :class:`~pcatools.data.errors.DataError` naming the path and what was found.
 - :func:`load_case` reads the CT, PET and label of one scan into a :class:`~pcatools.data.case.Case`
@@ -52,6 +53,11 @@ PATIENT_SEPARATOR = "__"
 """In nnU-Net and flat layouts, ``<patient>__<rest>`` case ids give the patient id ``<patient>``."""
 
 _NIFTI_SUFFIXES = (".nii.gz", ".nii")
+SITK_SUFFIXES = (".mha", ".nrrd")
+"""Single-file formats read through SimpleITK (MetaImage, grand-challenge's; NRRD) into the NIfTI form."""
+IMAGE_SUFFIXES = (*_NIFTI_SUFFIXES, *SITK_SUFFIXES)
+"""Every image file name the evaluation reads (ground truth, SUV, predictions)."""
+_LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
 _NNUNET_IMAGE = re.compile(r"^(?P<id>.+)_(?P<channel>\d{4})\.nii(?:\.gz)?$")
 _AUTOPET_FILES = {"ct": "CTres", "pet": "SUV", "label": "SEG"}
 _ROLE_NAMES = {"ct": "CT", "pet": "PET", "label": "label"}
@@ -91,6 +97,8 @@ def open_nifti(path: str | os.PathLike[str], role: Role | None = None, *, name: 
     what = name or _ROLE_NAMES.get(role or "", "NIfTI")
     if not path.is_file():
         raise DataError(f"{what} file not found: {path}")
+    if path.name.lower().endswith(SITK_SUFFIXES):
+        return _open_sitk(path, role, what)
     try:
         img: Any = nib.load(str(path))
     except (OSError, EOFError, zlib.error, ImageFileError, ValueError) as err:
@@ -122,6 +130,67 @@ def open_nifti(path: str | os.PathLike[str], role: Role | None = None, *, name: 
     return img
 
 
+def _open_sitk(path: Path, role: Role | None, what: str) -> nib.Nifti1Image:
+    """Read a MetaImage or NRRD file with SimpleITK into an in-memory ``Nifti1Image``, checked as :func:`open_nifti`.
+
+    The voxel axes become NIfTI's (x, y, z) order and the LPS geometry (origin, spacing, direction)
+    becomes the RAS affine ``diag(-1, -1, 1) @ [direction @ diag(spacing) | origin]`` exactly, so an
+    ``.mha`` gives the numbers of the NIfTI file it was written from. The header (voxel type, number
+    of components, shape) is checked before any voxel is read, as for NIfTI: only what the file can
+    hold (:data:`DEFLATE_MAX_RATIO` times its size) is ever allocated.
+    """
+    import SimpleITK as sitk
+
+    kind = "MetaImage" if path.name.lower().endswith(".mha") else "NRRD"
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+        raise DataError(
+            f"{what} {path}: cannot read the {kind} file, it is truncated or corrupt ({first})"
+        ) from None
+    size = tuple(int(n) for n in reader.GetSize())
+    components = int(reader.GetNumberOfComponents())
+    pixel = sitk.GetPixelIDValueAsString(reader.GetPixelID())
+    if components != 1 or "complex" in pixel:
+        kind_word = "mask" if role in ("label", None) else "image"
+        raise DataError(
+            f"{what} {path}: expected an integer, boolean or float {kind_word}, found {pixel} voxels "
+            f"({components} component(s) each)"
+        )
+    shape = size
+    while len(shape) > 3 and shape[-1] == 1:
+        shape = shape[:-1]
+    if len(shape) != 3:
+        raise DataError(f"{what} {path}: expected a 3-D (x, y, z) image, found shape {size}")
+    itemsize = sitk.GetArrayViewFromImage(sitk.Image([1, 1, 1], reader.GetPixelID())).itemsize
+    needed = int(np.prod(shape, dtype=np.float64)) * itemsize
+    held = path.stat().st_size * DEFLATE_MAX_RATIO
+    if needed > held:
+        raise DataError(
+            f"{what} {path}: cannot read the {kind} file, it is truncated or corrupt (its header's shape {size} "
+            f"of {pixel} needs {needed} bytes; the {path.stat().st_size}-byte file holds at most {held})"
+        )
+    try:
+        image = reader.Execute()
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+        raise DataError(
+            f"{what} {path}: cannot read the {kind} file, it is truncated or corrupt ({first})"
+        ) from None
+    data = sitk.GetArrayFromImage(image).transpose(
+        tuple(range(len(size) - 1, -1, -1))
+    )  # (z, y, x) -> (x, y, z)
+    dim = len(size)
+    direction = np.asarray(image.GetDirection(), dtype=np.float64).reshape(dim, dim)[:3, :3]
+    affine = np.eye(4)
+    affine[:3, :3] = _LPS_TO_RAS @ direction @ np.diag(np.asarray(image.GetSpacing(), dtype=np.float64)[:3])
+    affine[:3, 3] = _LPS_TO_RAS @ np.asarray(image.GetOrigin(), dtype=np.float64)[:3]
+    return nib.Nifti1Image(np.ascontiguousarray(data), affine)
+
+
 def load_nifti(
     path: str | os.PathLike[str],
     role: Role | None = None,
@@ -134,7 +203,8 @@ def load_nifti(
     Parameters
     ----------
     path : path-like
-        ``.nii`` or ``.nii.gz`` file.
+        ``.nii`` or ``.nii.gz`` file; ``.mha`` and ``.nrrd`` are read through SimpleITK
+        (:func:`_open_sitk`: the same array and the RAS affine of the file's LPS geometry).
     role : {"ct", "pet", "label"} or None
         What the file should hold. ``"ct"`` and ``"pet"``: data become float32 and must be finite
         (no NaN or inf). ``"label"``: values must be exactly 0 or 1; data become uint8.
@@ -356,7 +426,7 @@ def _is_missing(value: Any) -> bool:
 
 
 def _strip_nifti(name: str) -> str:
-    for suffix in _NIFTI_SUFFIXES:
+    for suffix in IMAGE_SUFFIXES:
         if name.endswith(suffix):
             return name[: -len(suffix)]
     return name
