@@ -111,7 +111,7 @@ def main() -> None:
         labels = root / "data" / "labelsTr"
         start = time.perf_counter()
         result = evaluate_folders(
-            root / "out", labels, {m: folders[m] for m in MODELS}, suv=root / "data",
+            root / "out", labels, pred={m: folders[m] for m in MODELS}, suv=root / "data",
             workers=args.workers, progress=False,
         )  # fmt: skip
         wall = time.perf_counter() - start

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -159,7 +159,7 @@ for loss, model in models.items():
 # %%
 evaluation = evaluate_folders(
     work / "evaluation", dataset / "labelsTs",
-    {"nnunet/l1dfl": preds["l1dfl"], "nnunet/dice_ce": preds["dice_ce"]},
+    pred={"nnunet/l1dfl": preds["l1dfl"], "nnunet/dice_ce": preds["dice_ce"]},
     suv=dataset / "imagesTs", workers=0, progress=False,
 )  # fmt: skip
 display(Markdown(stats.table1_markdown(evaluation.table1)))

@@ -74,7 +74,7 @@ def ci_evaluation(ci_study: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     out = tmp_path_factory.mktemp("ci_evaluation") / "evaluation"
     data = ci_study / "data"
     evaluate_folders(
-        out, data, study_predictions(ci_study), suv=data, allow_missing=True, workers=0, progress=False
+        out, data, pred=study_predictions(ci_study), suv=data, allow_missing=True, workers=0, progress=False
     )
     return out
 

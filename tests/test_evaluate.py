@@ -234,7 +234,7 @@ def test_network_loss_names_fill_both_columns_and_compare_losses(cohort: Path, t
     res = evaluate_folders(
         tmp_path / "out",
         cohort / "dataset",  # a dataset root: labelsTs found through the nnU-Net layout
-        {"segresnet/l1dfl": cohort / "preds" / "missed", "segresnet/dice": cohort / "preds" / "extra"},
+        pred={"segresnet/l1dfl": cohort / "preds" / "missed", "segresnet/dice": cohort / "preds" / "extra"},
         suv=cohort / "dataset",
         workers=0,
         progress=False,

@@ -437,7 +437,7 @@ def test_phantom_through_nnunet_plan_train_predict_evaluate(
     result = evaluate_folders(
         tmp_path / "evaluation",
         ds / "labelsTs",
-        {"nnunet/l1dfl": preds},
+        pred={"nnunet/l1dfl": preds},
         suv=ds / "imagesTs",
         workers=0,
         progress=False,

@@ -122,7 +122,7 @@ def test_a_copied_run_folder_reads_its_own_files_after_the_original_is_gone(tmp_
     assert (copy / "results" / "table1.csv").read_bytes() == table1
 
     evaluated = evaluate_folders(
-        tmp_path / "eval", copy / "data", study_predictions(copy), suv=copy / "data",
+        tmp_path / "eval", copy / "data", pred=study_predictions(copy), suv=copy / "data",
         allow_missing=True, workers=0, progress=False,
     )  # fmt: skip
     merged = evaluated.cases.merge(study.cases, on=["case_id", "network", "loss"], suffixes=("", "_study"))

@@ -37,7 +37,7 @@ def run(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # the README in OUT says which criterion was used
             result = evaluate_folders(
-                out, gt, pred, suv, reference=reference, criterion=criterion, label=label,
+                out, gt, pred=pred, suv=suv, reference=reference, criterion=criterion, label=label,
                 allow_missing=allow_missing, workers=workers, progress=progress, seed=seed,
             )  # fmt: skip
     except (DataError, ValueError) as err:
