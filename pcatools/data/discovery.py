@@ -243,6 +243,21 @@ def _find_autopet(
     return entries
 
 
+def read_patients_csv(path: str | os.PathLike[str], case_ids: Iterable[str]) -> dict[str, str]:
+    """Patient id of each case id from a CSV with columns ``case_id, patient_id`` (a dataset root's
+    ``patients.csv``, or ``pcatools evaluate --patients``); a case it does not name is refused, so that
+    no study silently counts as its own patient."""
+    table = pd.read_csv(path, dtype=str)
+    if not {"case_id", "patient_id"} <= set(table.columns):
+        raise DataError(f"{path}: expected columns case_id, patient_id, found {list(table.columns)}")
+    mapping = dict(zip(table["case_id"], table["patient_id"], strict=True))
+    case_ids = list(case_ids)
+    absent = [c for c in case_ids if c not in mapping or _is_missing(mapping[c])]
+    if absent:
+        raise DataError(f"{path}: no patient_id for {len(absent)} case(s), e.g. {absent[:5]}")
+    return {c: str(mapping[c]) for c in case_ids}
+
+
 def patient_ids(case_ids: Iterable[str], root: str | os.PathLike[str] | None = None) -> dict[str, str]:
     """Patient id of each case id for the nnU-Net and flat layouts (rules in the module docstring).
 
@@ -254,16 +269,7 @@ def patient_ids(case_ids: Iterable[str], root: str | os.PathLike[str] | None = N
     case_ids = list(case_ids)
     mapping_csv = Path(root) / "patients.csv" if root is not None else None
     if mapping_csv is not None and mapping_csv.is_file():
-        table = pd.read_csv(mapping_csv, dtype=str)
-        if not {"case_id", "patient_id"} <= set(table.columns):
-            raise DataError(
-                f"{mapping_csv}: expected columns case_id, patient_id, found {list(table.columns)}"
-            )
-        mapping = dict(zip(table["case_id"], table["patient_id"], strict=True))
-        absent = [c for c in case_ids if c not in mapping or _is_missing(mapping[c])]
-        if absent:
-            raise DataError(f"{mapping_csv}: no patient_id for {len(absent)} case(s), e.g. {absent[:5]}")
-        return {c: str(mapping[c]) for c in case_ids}
+        return read_patients_csv(mapping_csv, case_ids)
     return {c: c.split(PATIENT_SEPARATOR, 1)[0] if PATIENT_SEPARATOR in c else c for c in case_ids}
 
 
