@@ -2,7 +2,10 @@
 
 Every table, figure, CLI and config derives its names from here, so that the paper's order
 (Table 1: Attention U-Net before SegResNet; DL, DFL, L1DFL) and a loss's colour are the same
-everywhere. A name outside the vocabulary (a model of ``pcatools evaluate``) is shown as it is.
+everywhere. The losses' names, labels, colours and order are read from the loss registry
+(:mod:`pcatools.loss_registry`) each time they are asked for, so a loss registered later
+(``register_loss``, ``NAME=SPEC``, an entry point) appears in them too. A name outside the
+vocabulary (a model of ``pcatools evaluate``) is shown as it is.
 
 Examples
 --------
@@ -16,8 +19,10 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
+
+from pcatools.loss_registry import loss_entries, loss_name, study_losses
 
 __all__ = [
     "NETWORKS",
@@ -38,8 +43,8 @@ __all__ = [
 NETWORKS: tuple[str, ...] = ("attention_unet", "segresnet")
 """The study's networks, in Table 1's order."""
 
-LOSSES: tuple[str, ...] = ("dice", "dice_focal", "l1dfl")
-"""The study's losses, in Table 1's order (DL, DFL, L1DFL)."""
+LOSSES: tuple[str, ...] = study_losses()
+"""The study's losses, in Table 1's order (DL, DFL, L1DFL): the registry's ``study`` losses."""
 
 SCENARIOS: tuple[str, ...] = ("S", "M")
 """Patient scenarios (3.2): single lesion, multiple lesions."""
@@ -47,16 +52,34 @@ SCENARIOS: tuple[str, ...] = ("S", "M")
 NETWORK_LABELS: dict[str, str] = {"attention_unet": "Attention U-Net", "segresnet": "SegResNet"}
 """Display labels of the networks, in Table 1's order."""
 
-LOSS_LABELS: dict[str, str] = {"dice": "DL", "dice_focal": "DFL", "l1dfl": "L1DFL", "focal": "FL"}
-"""Display labels of the losses (the study's three, then Focal, drawn in Figure 7 only)."""
 
-LOSS_COLORS: dict[str, str] = {
-    "dice": "#0072B2",
-    "dice_focal": "#E69F00",
-    "l1dfl": "#009E73",
-    "focal": "#CC79A7",
-}
-"""Fixed loss colours (Okabe-Ito, colour-blind safe)."""
+class _LossView(Mapping[str, str]):
+    """``{name: label}`` or ``{name: colour}`` of every registered loss, read from the registry on each use."""
+
+    def __init__(self, attr: str) -> None:
+        self._attr = attr
+
+    def _data(self) -> dict[str, str]:
+        return {e.name: str(getattr(e, self._attr)) for e in loss_entries() if getattr(e, self._attr)}
+
+    def __getitem__(self, key: str) -> str:
+        return self._data()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data())
+
+    def __len__(self) -> int:
+        return len(self._data())
+
+    def __repr__(self) -> str:
+        return repr(self._data())
+
+
+LOSS_LABELS: Mapping[str, str] = _LossView("label")
+"""Display labels of the registered losses, in the registry's order (the study's three, Focal, then yours)."""
+
+LOSS_COLORS: Mapping[str, str] = _LossView("colour")
+"""Fixed loss colours (Okabe-Ito, colour-blind safe; a registered loss without one gets :data:`MODEL_PALETTE`'s)."""
 
 MODEL_PALETTE: tuple[str, ...] = ("#D55E00", "#56B4E9", "#F0E442", "#8C564B", "#7B3294", "#E377C2", "#17BECF")
 """Colours given to other model names (``pcatools evaluate``), in the order they are first drawn."""
@@ -64,23 +87,15 @@ MODEL_PALETTE: tuple[str, ...] = ("#D55E00", "#56B4E9", "#F0E442", "#8C564B", "#
 OTHER_COLOR = "#7F7F7F"
 """Colour of a model once :data:`MODEL_PALETTE` is used up."""
 
-_LOSS_ALIASES = {
-    "dl": "dice",
-    "dfl": "dice_focal",
-    "dicefocal": "dice_focal",
-    "l1_dfl": "l1dfl",
-    "fl": "focal",
-}
 _MODEL_COLORS: dict[str, str] = {}
 
 
 def loss_key(name: str) -> str:
-    """The loss name behind a label or alias, case-insensitive (``DFL`` -> ``dice_focal``).
+    """The loss name behind a label, alias or ``NAME=SPEC``, case-insensitive (``DFL`` -> ``dice_focal``).
 
     Unknown names are returned normalised (lower case, ``-`` as ``_``), for the caller to refuse.
     """
-    key = name.strip().lower().replace("-", "_")
-    return _LOSS_ALIASES.get(key, key)
+    return loss_name(name)
 
 
 def loss_label(name: str) -> str:

@@ -91,7 +91,8 @@ def test_default_curves_show_the_captions_claims() -> None:
 def test_patch_construction_is_kept() -> None:
     df = loss_vs_probability([0.05, 0.3, 0.5, 0.75, 0.95], losses=ALL, construction="patch", background_p=0.9)
     assert df.attrs["construction"] == "patch"
-    np.testing.assert_allclose(df["dice_focal"], df["dice"] + df["focal"], rtol=1e-12)
+    # each loss module as in training (registry): MONAI's DiceFocalLoss sums its terms in float32 steps
+    np.testing.assert_allclose(df["dice_focal"], df["dice"] + df["focal"], rtol=1e-8)
     # dice by hand at P = 0.5: 10 lesion voxels at 0.5, 990 background voxels at p_bg = 0.9
     fg, bg = 10, 990
     d1 = (2 * fg * 0.5 + 1e-5) / (fg * 0.5 + bg * 0.1 + fg + 1e-5)

@@ -145,7 +145,8 @@ def test_build_loss_names_and_settings() -> None:
     assert isinstance(build_loss("DFL"), DiceFocalLoss)
     l1 = build_loss("L1DFL")
     assert isinstance(l1, L1DiceFocalLoss)
-    assert (l1.bin_width, l1.gamma, l1.num_classes, l1.convention) == (0.1, 2.0, 2, "paper")
+    # the class's own defaults (the registry passes nothing else): classes taken from the logits
+    assert (l1.bin_width, l1.gamma, l1.num_classes, l1.convention) == (0.1, 2.0, None, "paper")
     torch.testing.assert_close(
         build_loss("dice")(logits, labels), dice_loss(torch.softmax(logits, 1), _onehot(labels, 2))
     )

@@ -327,7 +327,8 @@ def test_loss_vs_probability_curves() -> None:
         construction="patch",
     )
     assert list(df.columns) == ["p", "dice", "focal", "dice_focal", "l1dfl"]
-    np.testing.assert_allclose(df["dice_focal"], df["dice"] + df["focal"], rtol=1e-12)
+    # each loss module as in training (registry): MONAI's DiceFocalLoss sums its terms in float32 steps
+    np.testing.assert_allclose(df["dice_focal"], df["dice"] + df["focal"], rtol=1e-8)
     # dice by hand at p = 0.5: 10 lesion voxels at 0.5, 990 background voxels at p_bg = 0.9
     fg, bg = 10, 990
     d1 = (2 * fg * 0.5 + 1e-5) / (fg * 0.5 + bg * 0.1 + fg + 1e-5)

@@ -40,12 +40,18 @@ default because it is how the figure is defined.
     ``1 - P`` crosses a bin boundary or joins the background's bin (the L1 weighting acts
     *between* voxels, which one voxel alone cannot show); it lies above DL and DFL for ``P``
     up to 0.32 and below them from 0.33 on.
+
+Any registered loss (:mod:`pcatools.loss_registry`) can be drawn: a loss that declares its own
+``curve`` (the four above) uses it; any other is swept generically (:func:`generic_curve`): the
+loss module itself evaluated on one voxel of label 1 (per sample) or on the patch, with logits
+``log p``, so its softmax gives back ``p``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Literal
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -53,22 +59,27 @@ import torch
 from numpy.typing import ArrayLike
 from torch import Tensor
 
+from pcatools.loss_registry import fitting_options, iter_curves, loss_entries, loss_name, loss_names
 from pcatools.losses.dice import dice_loss, weighted_dice_loss
-from pcatools.losses.dice_focal import dice_focal_loss
 from pcatools.losses.focal import focal_loss
 from pcatools.losses.l1_weights import Convention, l1_weights
-from pcatools.losses.l1dfl import _resolve_smooth, l1_dice_focal_loss
+from pcatools.losses.l1dfl import _resolve_smooth
 
 __all__ = [
     "loss_vs_probability",
     "per_sample_dice",
     "per_sample_focal",
     "per_sample_weighted_dice",
+    "per_sample_dice_focal",
+    "per_sample_l1dfl",
+    "generic_curve",
     "CURVE_LOSSES",
     "CONSTRUCTIONS",
 ]
 
-CURVE_LOSSES = ("dice", "focal", "dice_focal", "l1dfl")
+CURVE_LOSSES = tuple(e.name for e in loss_entries() if e.curve is not None)
+"""pcatools' losses with a curve of their own (dice, dice_focal, l1dfl, focal); any other registered
+loss is drawn by :func:`generic_curve`."""
 CONSTRUCTIONS = ("per_sample", "patch")
 
 #: Patch defaults (``construction="patch"``): lesion voxels, background voxels, background probability.
@@ -150,6 +161,51 @@ def per_sample_weighted_dice(
     return weighted_dice_loss(probs, target, w[:, 1:], smooth=eps, reduction="none").numpy()
 
 
+def per_sample_dice_focal(p: ArrayLike, gamma: float = 2.0) -> np.ndarray:
+    """Dice Focal Loss (eq. 3) of one voxel of label 1 at ``P``: :func:`per_sample_dice` + :func:`per_sample_focal`."""
+    return per_sample_dice(p) + per_sample_focal(p, gamma)
+
+
+def per_sample_l1dfl(
+    p: ArrayLike, bin_width: float | None = None, gamma: float = 2.0, convention: Convention = "paper"
+) -> np.ndarray:
+    """L1DFL (eq. 12) of one voxel of label 1 at ``P``: :func:`per_sample_weighted_dice` + :func:`per_sample_focal`."""
+    return per_sample_weighted_dice(p, bin_width, convention) + per_sample_focal(p, gamma)
+
+
+def _logits(probs: Tensor) -> Tensor:
+    """Logits whose softmax over dim 1 is ``probs`` (``log p``, clamped away from ``log 0``)."""
+    return torch.log(probs.clamp_min(1e-300))
+
+
+@torch.no_grad()
+def generic_curve(
+    name: str, probs: Tensor, target1: Tensor, options: dict[str, Any] | None = None
+) -> np.ndarray:
+    """Any registered loss ``name`` on each sample of a batch, one value per sample.
+
+    ``probs`` is ``(B, 2, V)`` (background, foreground) and ``target1`` ``(B, V)`` the labels; each
+    sample ``b`` is given to the loss module alone as logits ``log probs[b]`` shaped
+    ``(1, 2, V, 1, 1)`` and labels ``(1, 1, V, 1, 1)``, as in training (the loss's own reduction).
+    ``options`` (``bin_width``, ``gamma``, ``convention``) go to the losses that take them.
+    """
+    from pcatools.losses.factory import build_loss
+
+    loss = build_loss(
+        name, **fitting_options(name, {k: v for k, v in (options or {}).items() if v is not None})
+    )
+    out = []
+    for b in range(probs.shape[0]):
+        logits = _logits(probs[b : b + 1]).reshape(1, 2, -1, 1, 1)
+        labels = target1[b : b + 1].reshape(1, 1, -1, 1, 1).long()
+        out.append(float(loss(logits, labels)))
+    return np.asarray(out, dtype=np.float64)
+
+
+def _own_curve(name: str) -> Callable[..., Any] | None:
+    return dict(iter_curves()).get(name)
+
+
 def _per_sample_curves(
     grid: np.ndarray,
     losses: Sequence[str],
@@ -157,16 +213,16 @@ def _per_sample_curves(
     gamma: float,
     convention: Convention,
 ) -> dict[str, np.ndarray]:
+    params: dict[str, Any] = {"bin_width": bin_width, "gamma": gamma, "convention": convention}
     out: dict[str, np.ndarray] = {}
     for name in losses:
-        if name == "dice":
-            out[name] = per_sample_dice(grid)
-        elif name == "focal":
-            out[name] = per_sample_focal(grid, gamma)
-        elif name == "dice_focal":
-            out[name] = per_sample_dice(grid) + per_sample_focal(grid, gamma)
-        else:
-            out[name] = per_sample_weighted_dice(grid, bin_width, convention) + per_sample_focal(grid, gamma)
+        curve = _own_curve(name)
+        if curve is None:
+            probs, target = _one_voxel(grid)  # (B, 1, 1) foreground probabilities, labels 1
+            out[name] = generic_curve(name, torch.cat([1 - probs, probs], dim=1), target[:, 0])
+            continue
+        takes = inspect.signature(curve).parameters
+        out[name] = np.asarray(curve(grid, **{k: v for k, v in params.items() if k in takes}))
     return out
 
 
@@ -192,26 +248,13 @@ def _patch_curves(
     p1 = torch.cat([fg, bg], dim=1)  # foreground probability of every voxel
     g1 = torch.cat([torch.ones(b, n_foreground), torch.zeros(b, n_background)], dim=1).to(torch.float64)
     probs = torch.stack([1 - p1, p1], dim=1)  # (B, 2, V)
-    target = torch.stack([1 - g1, g1], dim=1)
-    out: dict[str, np.ndarray] = {}
-    for name in losses:
-        if name == "dice":
-            val = dice_loss(probs, target, reduction="none")
-        elif name == "focal":
-            val = focal_loss(probs, target, gamma, reduction="none")
-        elif name == "dice_focal":
-            val = dice_focal_loss(probs, target, gamma, reduction="none")
-        else:
-            val = l1_dice_focal_loss(
-                probs, target, bin_width, gamma, convention, per_sample=True, reduction="none"
-            )
-        out[name] = val.numpy()
-    return out
+    options = {"bin_width": bin_width, "gamma": gamma, "convention": convention}
+    return {name: generic_curve(name, probs, g1, options) for name in losses}
 
 
 def loss_vs_probability(
     p: ArrayLike | None = None,
-    losses: Sequence[str] = ("dice", "dice_focal", "l1dfl"),
+    losses: Sequence[str] | None = None,
     *,
     construction: Literal["per_sample", "patch"] = "per_sample",
     n_foreground: int | None = None,
@@ -227,8 +270,10 @@ def loss_vs_probability(
     ----------
     p : array-like, optional
         Probabilities in (0, 1]; default 199 points from 0.005 to 0.995.
-    losses : sequence of str
-        Any of ``"dice"``, ``"focal"``, ``"dice_focal"``, ``"l1dfl"``.
+    losses : sequence of str, optional
+        Registered loss names (:func:`pcatools.loss_registry.loss_names`); default: every registered
+        loss but Focal (drawn inside DFL and L1DFL). A loss without a curve of its own is swept by
+        :func:`generic_curve`.
     construction : {"per_sample", "patch"}
         ``"per_sample"`` (default, the figure's definition): the loss of one voxel of label 1;
         ``"patch"``: the loss of a synthetic patch (see the module docstring).
@@ -266,9 +311,12 @@ def loss_vs_probability(
     grid = np.linspace(0.005, 0.995, 199) if p is None else np.asarray(p, dtype=np.float64).reshape(-1)
     if grid.size == 0 or not np.all((grid > 0) & (grid <= 1)):
         raise ValueError(f"p must be non-empty with values in (0, 1], found {grid!r}")
-    unknown = [name for name in losses if name not in CURVE_LOSSES]
+    if losses is None:
+        losses = [n for n in loss_names() if n != "focal"]
+    losses = [loss_name(n) for n in losses]
+    unknown = [name for name in losses if name not in loss_names()]
     if unknown:
-        raise ValueError(f"unknown loss names {unknown}; choose from {CURVE_LOSSES}")
+        raise ValueError(f"unknown loss names {unknown}; choose from {loss_names()}")
     patch_args = {"n_foreground": n_foreground, "n_background": n_background, "background_p": background_p}
     if construction == "per_sample":
         given = [k for k, v in patch_args.items() if v is not None]

@@ -1,4 +1,4 @@
-"""``build_loss(name)``: the study's three losses with the paper's settings."""
+"""``build_loss(name)``: a registered loss (:mod:`pcatools.loss_registry`) built with its own defaults."""
 
 from __future__ import annotations
 
@@ -6,46 +6,34 @@ from typing import Any
 
 from torch import nn
 
-from pcatools.losses.dice import DiceLoss
-from pcatools.losses.dice_focal import DiceFocalLoss
-from pcatools.losses.l1dfl import L1DiceFocalLoss
-from pcatools.vocabulary import LOSSES, loss_key
+from pcatools.loss_registry import resolve_loss, study_losses
 
 __all__ = ["build_loss", "LOSS_NAMES"]
 
-LOSS_NAMES = LOSSES
-"""The losses ``build_loss`` builds: the study's (:data:`pcatools.vocabulary.LOSSES`)."""
-
 
 def build_loss(name: str, **overrides: Any) -> nn.Module:
-    """A loss module taking ``(logits (B, 2, *spatial), labels (B, 1, *spatial))``.
+    """A loss module taking ``(logits (B, 2, *spatial), labels (B, 1, *spatial))``, from the registry.
 
-    * ``"dice"`` (DL, eq. 1): :class:`~pcatools.losses.dice.DiceLoss` (MONAI, softmax, one-hot
-      labels, background included).
-    * ``"dice_focal"`` (DFL, eq. 3): :class:`~pcatools.losses.dice_focal.DiceFocalLoss`
-      (``gamma = 2``, ``alpha = 1``, softmax focal; ``focal="sigmoid"`` for MONAI's own).
-    * ``"l1dfl"`` (L1DFL, eq. 12): :class:`~pcatools.losses.l1dfl.L1DiceFocalLoss`
-      (``bin_width = 0.1``, ``gamma = 2``, two classes).
-
-    Names are case-insensitive; ``DL``, ``DFL``, ``L1DFL`` are accepted. ``overrides`` go to the
-    constructor.
+    ``name`` is a registered name (``dice``, ``dice_focal``, ``l1dfl``, ``focal`` or one registered
+    by :func:`~pcatools.loss_registry.register_loss` or an entry point), an alias or label
+    (case-insensitive: ``DL``, ``DFL``, ``L1DFL``), or ``NAME=SPEC`` (registered first). The loss
+    is its factory called with the registered options and ``overrides``: the defaults are the
+    class signature's, so ``build_loss("l1dfl", convention="reference-code")`` is
+    ``L1DiceFocalLoss(convention="reference-code")`` (bin width 0.05).
 
     Examples
     --------
     >>> build_loss("l1dfl")
     L1DiceFocalLoss(bin_width=0.1, gamma=2.0, convention='paper', smooth=1e-05, histogram='batch', fused=True)
+    >>> build_loss("l1dfl", convention="reference-code").bin_width
+    0.05
     >>> type(build_loss("DFL")).__name__
     'DiceFocalLoss'
     """
-    key = loss_key(name)
-    if key == "dice":
-        return DiceLoss(**overrides)
-    if key == "dice_focal":
-        params: dict[str, Any] = {"gamma": 2.0}
-        params.update(overrides)
-        return DiceFocalLoss(**params)
-    if key == "l1dfl":
-        params = {"bin_width": 0.1, "gamma": 2.0, "num_classes": 2}
-        params.update(overrides)
-        return L1DiceFocalLoss(**params)
-    raise ValueError(f"unknown loss {name!r}; expected one of {LOSS_NAMES} (or DL, DFL, L1DFL)")
+    entry = resolve_loss(name)
+    loss: nn.Module = entry.load()(**{**entry.options, **overrides})
+    return loss
+
+
+LOSS_NAMES: tuple[str, ...] = study_losses()
+"""The study's losses (DL, DFL, L1DFL); every registered one: :func:`pcatools.loss_registry.loss_names`."""

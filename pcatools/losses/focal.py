@@ -32,7 +32,7 @@ from torch import Tensor
 
 from pcatools.losses._checks import check_probs_target
 
-__all__ = ["focal_loss"]
+__all__ = ["FocalLoss", "focal_loss"]
 
 _TINY = 1e-30
 
@@ -101,3 +101,29 @@ def focal_loss(
     if reduction == "none":
         return loss.flatten(1).mean(1)
     raise ValueError(f"reduction must be 'mean', 'sum' or 'none', found {reduction!r}")
+
+
+class FocalLoss(torch.nn.Module):
+    """The softmax Focal Loss of eq. 2 as a module on logits (``alpha = 1``, MONAI mean reduction).
+
+    ``forward(logits (B, C, *spatial), labels (B, 1, *spatial))``: :func:`focal_loss` of the
+    softmax and the one-hot labels, in the logits' float dtype (float64 kept), so that the loss
+    registry can build and draw Focal like the study's losses.
+
+    Examples
+    --------
+    >>> logits = torch.zeros(1, 2, 1, dtype=torch.float64)  # p = 0.5 / 0.5
+    >>> round(float(FocalLoss()(logits, torch.ones(1, 1, 1))), 6)  # 0.25 ln 2 / 2 classes
+    0.086643
+    """
+
+    def __init__(self, gamma: float = 2.0) -> None:
+        super().__init__()
+        self.gamma = float(gamma)
+
+    def forward(self, logits: Tensor, labels: Tensor) -> Tensor:
+        """Mean focal loss (0-dim) of ``logits`` against integer ``labels``."""
+        x = logits if logits.dtype == torch.float64 else logits.float()
+        probs = torch.softmax(x, dim=1)
+        target = torch.nn.functional.one_hot(labels[:, 0].long(), x.shape[1]).movedim(-1, 1).to(x.dtype)
+        return focal_loss(probs, target, self.gamma)
