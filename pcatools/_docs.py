@@ -37,6 +37,17 @@ EVALUATE_PARAMETERS: dict[str, str] = {
     "a file holding only 0 and 1 is a 0/1 mask; a folder mixing both, or a file holding 0 and one other "
     "value, is refused (default: masks must hold 0 and 1 only).",
     "allow_missing": "Evaluate the cases every folder has and list those left out, instead of refusing.",
+    "empty_cases": "How a case without ground-truth lesion counts in Table 1: autopet (the challenge's rule: in "
+    "FP and FPV only, not in DSC, F1, TP, FN or the P values), count (in every column: DSC and F1 are 1 when "
+    "nothing is predicted, else 0), exclude (in no column).",
+    "connectivity": "Connectivity of lesions and predicted components: 6, 18 (autoPET's official) or 26 "
+    "(panoptica's).",
+    "lesion_dice": "Lesion DSC (eq. 16): union (each lesion against the union of its matched components) or "
+    "pair (each matched lesion-component pair alone, the lesion reporting its best pair).",
+    "panoptic": "Also compute panoptic quality per case (RQ, SQ, PQ; lesions matched at IoU > 0.5) into "
+    "cases.csv.",
+    "patients": "CSV with columns case_id, patient_id naming each case's patient (default: the autoPET "
+    "patient folder, a patients.csv at the dataset root, or the case id).",
     "workers": "Worker processes (default: one per CPU).",
     "progress": "Show a progress bar.",
     "seed": "Seed of the bootstrap confidence intervals.",

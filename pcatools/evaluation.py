@@ -440,6 +440,21 @@ def _staged(out: Path) -> Any:
             raise
 
 
+def _rule_notes(connectivity: int, lesion_dice: str, panoptic: bool) -> list[str]:
+    """Table 1's footnote lines for the evaluation's own rules (connectivity, eq. 16, PQ)."""
+    reading = (
+        "each lesion against the union of its matched components"
+        if lesion_dice == "union"
+        else "each matched (lesion, component) pair alone, the lesion reporting its best pair (eq. 16 literally)"
+    )
+    return [
+        f"Lesions and predicted components are {connectivity}-connected"
+        + (" (autoPET's official rule)." if connectivity == 18 else " (autoPET's official rule is 18)."),
+        f"Lesion DSC (lesions.csv, the mixed model) scores {reading} (--lesion-dice {lesion_dice})."
+        + (" Panoptic quality (rq, sq, pq in cases.csv) matches at IoU > 0.5." if panoptic else ""),
+    ]
+
+
 def _readme(config: dict[str, Any], table1_md: str, figures: Sequence[str]) -> str:
     models = "\n".join(f"| `{m['name']}` | `{m['folder']}` |" for m in config["models"])
     left = config["left_out"]
@@ -459,6 +474,11 @@ Made by `pcatools evaluate` (pcatools {config["versions"]["pcatools"]}) on {conf
 - SUV: `{suv}`
 - detection criterion: `{config["criterion_used"]}` (asked: `{config["criterion"]}`)
 - label value: {config["label"] if config["label"] is not None else "masks are 0/1"}
+- lesion-free cases: `{config["empty_cases"]}` (`--empty-cases`); connectivity: {config["connectivity"]}
+  (`--connectivity`); lesion DSC: `{config["lesion_dice"]}` (`--lesion-dice`); panoptic quality:
+  {"RQ, SQ, PQ in `cases.csv`" if config["panoptic"] else "not computed (`--panoptic`)"}
+- patients: {config["n_patients"]} ({f"from `{config['patients']}`" if config["patients"] else "from the folders"}; each
+  case's in `manifest.csv`, the mixed model's groups)
 - reference model for the P values: `{config["reference"]}` (one-tailed paired Wilcoxon, H1: the
   reference scores higher; Holm over all comparisons in `P value (Holm)`)
 - cases: {config["n_cases"]}. {left_txt}
@@ -470,8 +490,7 @@ Made by `pcatools evaluate` (pcatools {config["versions"]["pcatools"]}) on {conf
 ## Table 1
 
 {table1_md}
-TP and FN are per-patient rates, FP a per-patient count of false-positive components (mean ± SD).
-
+{"".join(f"{n}{chr(10)}{chr(10)}" for n in config["table1_notes"])}
 ## Files
 
 - `results/cases.csv`: one row per (case, model): DSC, TP/FP/FN, F1, FPV/FNV, TMTV, TLA, Dmax and
@@ -498,6 +517,11 @@ def evaluate_folders(
     iou_threshold: float = 0.5,
     label: int | None = None,
     allow_missing: bool = False,
+    empty_cases: str = "autopet",
+    connectivity: int = 18,
+    lesion_dice: str = "union",
+    panoptic: bool = False,
+    patients: str | os.PathLike[str] | None = None,
     workers: int | None = None,
     seed: int = 0,
     progress: bool = True,
@@ -524,6 +548,16 @@ def evaluate_folders(
         {{label}}
     allow_missing : bool
         {{allow_missing}}
+    empty_cases : {"autopet", "count", "exclude"}
+        {{empty_cases}}
+    connectivity : {6, 18, 26}
+        {{connectivity}}
+    lesion_dice : {"union", "pair"}
+        {{lesion_dice}}
+    panoptic : bool
+        {{panoptic}}
+    patients : path-like, optional
+        {{patients}}
     workers, seed, progress
         {{workers}} {{seed}} {{progress}}
     figures : bool
@@ -552,6 +586,12 @@ def evaluate_folders(
 
     if criterion not in CRITERIA:
         raise ValueError(f"criterion: expected one of {CRITERIA}, found {criterion!r}")
+    from pcatools.metrics.components import check_connectivity
+    from pcatools.metrics.overlap import check_lesion_dice_reading
+
+    stats.check_empty_cases(empty_cases)
+    check_connectivity(connectivity)
+    check_lesion_dice_reading(lesion_dice)
     models = _models(pred)
     ref = models[0].name if reference is None else reference
     if ref not in {m.name for m in models}:
@@ -564,12 +604,17 @@ def evaluate_folders(
     folders += [(f"prediction {m.name!r}", m.folder) for m in models]
     _check_inputs(out_path, folders)
     manifest, left_out = pair_cases(gt, models, suv, allow_missing)
+    if patients is not None:
+        from pcatools.data.discovery import read_patients_csv
+
+        manifest["patient_id"] = manifest["case_id"].map(read_patients_csv(patients, manifest["case_id"]))
     _check_inputs(out_path, _input_files(manifest))
     _check_out(out_path)
 
     tables = evaluate_cohort_tables(
         manifest, workers=workers, progress=progress, criterion=criterion,
-        iou_threshold=iou_threshold, label_value=label,
+        iou_threshold=iou_threshold, label_value=label, connectivity=connectivity,
+        lesion_dice_reading=lesion_dice, panoptic=panoptic,
     )  # fmt: skip
     cases = tables.cases
     with _staged(out_path) as stage:
@@ -580,7 +625,11 @@ def evaluate_folders(
                             ("components", tables.components)):  # fmt: skip
             write_manifest(table, results / f"{name}.csv", root=stage)
         _step("staging")
-        analysed = analyse(results, cases, tables.lesions, seed=seed, reference=ref, by=None, arm="model")
+        rules = _rule_notes(connectivity, lesion_dice, panoptic)
+        analysed = analyse(
+            results, cases, tables.lesions, seed=seed, reference=ref, by=None, arm="model",
+            empty_cases=empty_cases, notes=rules,
+        )  # fmt: skip
         study = StudyResult(
             stage, cases_manifest, manifest, cases, tables.lesions, analysed["table1"], label_value=label
         )
@@ -600,6 +649,17 @@ def evaluate_folders(
             "iou_threshold": iou_threshold,
             "label": label,
             "allow_missing": allow_missing,
+            "empty_cases": empty_cases,
+            "connectivity": connectivity,
+            "lesion_dice": lesion_dice,
+            "panoptic": panoptic,
+            "patients": str(Path(patients).resolve()) if patients is not None else None,
+            "n_patients": int(cases["patient_id"].nunique()),
+            "dmax_edges": stats.dmax_edges(analysed["dmax_groups"]),
+            "table1_notes": [
+                *stats.table1_notes(cases, empty_cases, arm="model"), *rules,
+                stats.dmax_note(analysed["dmax_groups"]),
+            ],
             "n_cases": int(cases["case_id"].nunique()),
             "left_out": left_out,
             "seed": seed,

@@ -12,7 +12,7 @@ default linear interpolation; NaN values are left out of every summary.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -301,6 +301,35 @@ def dmax_groups(
     return out
 
 
+def dmax_edges(grouped: pd.DataFrame) -> dict[str, Any]:
+    """The Dmax group edges (mm) of a table from :func:`pcatools.study.dmax_grouped` and their source
+    (``dmax_edges``: quartiles, paper, or paper after a quartile tie), for the record of a run."""
+    if grouped.empty or "dmax_edges" not in grouped.columns:
+        return {"source": "no multiple-lesion case", "edges_mm": []}
+    source = str(grouped["dmax_edges"].iloc[0])
+    if source.startswith("paper"):
+        return {"source": source, "edges_mm": [float(e) for e in PAPER_DMAX_EDGES_MM]}
+    cuts = grouped.dropna(subset=["dmax_low_mm"]).drop_duplicates("dmax_group").sort_values("dmax_group")
+    edges = [*cuts["dmax_low_mm"].tolist(), *cuts["dmax_high_mm"].tolist()[-1:]]  # quartiles: every group
+    return {"source": source, "edges_mm": [float(e) for e in edges]}
+
+
+def dmax_note(grouped: pd.DataFrame) -> str:
+    """:func:`dmax_edges` as a footnote line of Table 1, in cm as the paper prints them.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"dmax_group": ["G1"], "dmax_edges": ["paper"]})
+    >>> dmax_note(df)
+    'Dmax groups G0-G3 (Figure 6, multiple-lesion cases): edges 0, 9, 11, 14, 60 cm (paper).'
+    """
+    rec = dmax_edges(grouped)
+    if not rec["edges_mm"]:
+        return f"Dmax groups (Figure 6): none ({rec['source']})."
+    cm = ", ".join(f"{e / 10:.1f}".removesuffix(".0") for e in rec["edges_mm"])
+    return f"Dmax groups G0-G3 (Figure 6, multiple-lesion cases): edges {cm} cm ({rec['source']})."
+
+
 # --------------------------------------------------------------------------- tests
 
 
@@ -442,9 +471,11 @@ def lesion_free(cases: pd.DataFrame) -> np.ndarray:
     return (pd.to_numeric(cases["tp"]) + pd.to_numeric(cases["fn"]) == 0).to_numpy()
 
 
-def _check_rule(empty_cases: str) -> None:
+def check_empty_cases(empty_cases: str) -> str:
+    """Validate a rule for lesion-free cases: one of :data:`EMPTY_CASE_RULES`."""
     if empty_cases not in EMPTY_CASE_RULES:
         raise ValueError(f"empty cases: expected one of {list(EMPTY_CASE_RULES)}, found {empty_cases!r}")
+    return empty_cases
 
 
 def scored_cases(cases: pd.DataFrame, empty_cases: str = "autopet", column: str = "dice") -> pd.DataFrame:
@@ -458,7 +489,7 @@ def scored_cases(cases: pd.DataFrame, empty_cases: str = "autopet", column: str 
     >>> scored_cases(df)["dice"].tolist(), scored_cases(df, "autopet", "fp")["dice"].tolist()
     ([0.8], [0.0, 0.8])
     """
-    _check_rule(empty_cases)
+    check_empty_cases(empty_cases)
     if empty_cases == "count" or (empty_cases == "autopet" and column == "fp"):
         return cases
     return cases[~lesion_free(cases)]
@@ -526,7 +557,7 @@ def table1(
     """
     if detection not in ("rate", "count"):
         raise ValueError(f"detection: expected 'rate' or 'count', found {detection!r}")
-    _check_rule(empty_cases)
+    check_empty_cases(empty_cases)
     _require(cases, ["network", "loss", metric, "tp", "fp", "fn", "f1"], "table1")
     crit = _criterion(cases, criterion)
     if crit != "suvmax":
@@ -616,7 +647,7 @@ def table1_notes(
     Only 1 paired case(s) (< 5): the SD, the bootstrap CI and the Wilcoxon P value say little (the smallest
     one-tailed P with 1 pair(s) is 0.5).
     """
-    _check_rule(empty_cases)
+    check_empty_cases(empty_cases)
     crit = _criterion(cases, criterion)
     if crit != "suvmax":
         detection = "count"
@@ -778,7 +809,7 @@ def lesion_mixed_model(
 
     if group not in lesions.columns and group == "patient_id" and "case_id" in lesions.columns:
         group = "case_id"
-    factors: list[tuple[str, str | None, Sequence[str]]] = (
+    factors: list[tuple[str, str | None, Sequence[str] | Mapping[str, str]]] = (
         [(arm, reference, ())]
         if arm is not None
         else [("loss", reference_loss, LOSS_LABELS), ("network", reference_network, NETWORK_LABELS)]

@@ -405,12 +405,13 @@ def dmax_grouped(cases: pd.DataFrame, scenario: str = "M", paper_edges: bool = F
         try:
             return stats.dmax_groups(cases).assign(dmax_edges="quartiles")
         except ValueError as err:
-            warnings.warn(
-                f"Dmax groups: {err}; the paper's edges 0-9, 9-11, 11-14, 14-60 cm are used instead",
-                UserWarning,
-                stacklevel=2,
-            )
-            source = "paper (quartiles tie)"
+            if pd.to_numeric(cases["dmax_mm"], errors="coerce").notna().any():  # ties, not an empty group
+                warnings.warn(
+                    f"Dmax groups: {err}; the paper's edges 0-9, 9-11, 11-14, 14-60 cm are used instead",
+                    UserWarning,
+                    stacklevel=2,
+                )
+                source = "paper (quartiles tie)"
     return stats.dmax_groups(cases, edges=stats.PAPER_DMAX_EDGES_MM).assign(dmax_edges=source)
 
 
@@ -439,8 +440,6 @@ def analyse(
     tables: dict[str, pd.DataFrame] = {}
     table1 = stats.table1(cases, reference=reference, seed=seed, by=by, arm=arm, empty_cases=empty_cases)
     tables["table1"] = table1
-    footnote = [*stats.table1_notes(cases, empty_cases, arm=arm), *notes]
-    write_text_atomic(results_dir / "table1.md", stats.table1_markdown(table1, footnote))
     write_text_atomic(results_dir / "table1.tex", stats.table1_latex(table1))
     scored = stats.scored_cases(cases, empty_cases)
     has_reference = reference in set(scored[arm])
@@ -450,6 +449,12 @@ def analyse(
     tables["thresholds_patient"] = stats.threshold_curve(cases, value_col="tmtv_ml")
     tables["thresholds_lesion"] = stats.threshold_curve(lesions, value_col="volume_ml")
     tables["dmax_groups"] = dmax_grouped(cases)
+    footnote = [
+        *stats.table1_notes(cases, empty_cases, arm=arm),
+        *notes,
+        stats.dmax_note(tables["dmax_groups"]),
+    ]
+    write_text_atomic(results_dir / "table1.md", stats.table1_markdown(table1, footnote))
     try:
         tables["mixed_model"] = (
             stats.lesion_mixed_model(lesions)

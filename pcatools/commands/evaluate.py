@@ -20,6 +20,11 @@ def run(
     criterion: str = typer.Option("suvmax", help=EVALUATE_PARAMETERS["criterion"]),
     label: int | None = typer.Option(None, help=EVALUATE_PARAMETERS["label"]),
     allow_missing: bool = typer.Option(False, help=EVALUATE_PARAMETERS["allow_missing"]),
+    empty_cases: str = typer.Option("autopet", help=EVALUATE_PARAMETERS["empty_cases"]),
+    connectivity: int = typer.Option(18, help=EVALUATE_PARAMETERS["connectivity"]),
+    lesion_dice: str = typer.Option("union", help=EVALUATE_PARAMETERS["lesion_dice"]),
+    panoptic: bool = typer.Option(False, help=EVALUATE_PARAMETERS["panoptic"]),
+    patients: Path | None = typer.Option(None, help=EVALUATE_PARAMETERS["patients"]),
     workers: int | None = typer.Option(None, help=EVALUATE_PARAMETERS["workers"]),
     seed: int = typer.Option(0, help=EVALUATE_PARAMETERS["seed"]),
     progress: bool = typer.Option(True, help=EVALUATE_PARAMETERS["progress"]),
@@ -38,7 +43,9 @@ def run(
             warnings.simplefilter("ignore", UserWarning)  # the README in OUT says which criterion was used
             result = evaluate_folders(
                 out, gt, pred=pred, suv=suv, reference=reference, criterion=criterion, label=label,
-                allow_missing=allow_missing, workers=workers, progress=progress, seed=seed,
+                allow_missing=allow_missing, empty_cases=empty_cases, connectivity=connectivity,
+                lesion_dice=lesion_dice, panoptic=panoptic, patients=patients, workers=workers,
+                progress=progress, seed=seed,
             )  # fmt: skip
     except (DataError, ValueError) as err:
         typer.echo(f"error: {err}", err=True)
@@ -51,7 +58,7 @@ def run(
         typer.echo(f"{len(info['left_out'])} case(s) left out (not in every folder): see {out / 'README.md'}")
     if info["criterion_used"] != criterion:
         typer.echo(f"note: without --suv, detection used the {info['criterion_used']!r} rule")
-    typer.echo(table1_markdown(result.table1))
+    typer.echo(table1_markdown(result.table1, info.get("table1_notes", ())))
     typer.echo(
         f"\n{info['n_cases']} cases x {len(info['models'])} models evaluated into {result.run_dir} "
         f"in {time.perf_counter() - start:.0f} s"

@@ -251,7 +251,7 @@ def read_patients_csv(path: str | os.PathLike[str], case_ids: Iterable[str]) -> 
     if not {"case_id", "patient_id"} <= set(table.columns):
         raise DataError(f"{path}: expected columns case_id, patient_id, found {list(table.columns)}")
     mapping = dict(zip(table["case_id"], table["patient_id"], strict=True))
-    case_ids = list(case_ids)
+    case_ids = list(dict.fromkeys(case_ids))
     absent = [c for c in case_ids if c not in mapping or _is_missing(mapping[c])]
     if absent:
         raise DataError(f"{path}: no patient_id for {len(absent)} case(s), e.g. {absent[:5]}")

@@ -102,10 +102,8 @@ def figure6(cases: pd.DataFrame, title: str | None = None) -> go.Figure:
         rng = cases_g.groupby("dmax_group").agg(
             min=("dmax_low_mm", "first"), max=("dmax_high_mm", "first"), size=("dmax_group", "size")
         )
-        ticktext = [
-            _group_label(g, *rng.loc[g, ["min", "max", "size"]], cut=True) if g in rng.index else g
-            for g in groups
-        ]
+        cuts = {g: (lo, hi, n) for g, lo, hi, n in rng[["min", "max", "size"]].itertuples()}
+        ticktext = [_group_label(g, *cuts[g], cut=True) if g in cuts else g for g in groups]
     elif "dmax_mm" in df.columns and df["dmax_mm"].notna().any():
         rng = cases_g.groupby("dmax_group")["dmax_mm"].agg(["min", "max", "size"])
         ticktext = [

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 import cc3d
 import numpy as np
@@ -27,11 +27,11 @@ CONNECTIVITIES: tuple[int, ...] = (6, 18, 26)
 panoptica and many other tools use, 6 the face neighbours only."""
 
 
-def check_connectivity(connectivity: int) -> int:
+def check_connectivity(connectivity: int) -> Literal[6, 18, 26]:
     """Validate a 3-D connectivity: one of :data:`CONNECTIVITIES`."""
     if connectivity not in CONNECTIVITIES:
         raise ValueError(f"connectivity: expected one of {list(CONNECTIVITIES)}, found {connectivity!r}")
-    return int(connectivity)
+    return cast(Literal[6, 18, 26], int(connectivity))
 
 
 Scenario = Literal["none", "S", "M"]

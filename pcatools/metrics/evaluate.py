@@ -25,7 +25,7 @@ from pcatools.metrics.burden import gt_suv, lesion_suv, pred_component_suv, pred
 from pcatools.metrics.components import CONNECTIVITY, Components, check_connectivity, components, scenario
 from pcatools.metrics.detection import CRITERIA, NEEDS_SUV, Criterion, detect, f1_score
 from pcatools.metrics.dmax import dmax_points
-from pcatools.metrics.overlap import LESION_DICE_READINGS, dice_from_counts, lesion_dice
+from pcatools.metrics.overlap import check_lesion_dice_reading, dice_from_counts, lesion_dice
 from pcatools.metrics.panoptic import panoptic_quality
 
 CASE_COLUMNS: tuple[str, ...] = (
@@ -537,10 +537,7 @@ def evaluate_cohort_tables(
     if criterion not in CRITERIA:
         raise ValueError(f"criterion: expected one of {CRITERIA}, found {criterion!r}")
     check_connectivity(connectivity)
-    if lesion_dice_reading not in LESION_DICE_READINGS:
-        raise ValueError(
-            f"lesion dice reading: expected one of {list(LESION_DICE_READINGS)}, found {lesion_dice_reading!r}"
-        )
+    check_lesion_dice_reading(lesion_dice_reading)
     rules = (int(connectivity), lesion_dice_reading, bool(panoptic))
     rows = manifest.reset_index(drop=True)
     has_pet = pet_col in rows.columns

@@ -60,6 +60,15 @@ LESION_DICE_READINGS: tuple[str, ...] = ("union", "pair")
 against the union of its matched components, ``"pair"`` against each matched component alone."""
 
 
+def check_lesion_dice_reading(reading: str) -> str:
+    """Validate a reading of eq. 16: one of :data:`LESION_DICE_READINGS`."""
+    if reading not in LESION_DICE_READINGS:
+        raise ValueError(
+            f"lesion dice reading: expected one of {list(LESION_DICE_READINGS)}, found {reading!r}"
+        )
+    return reading
+
+
 def lesion_dice(comp: Components, reading: str = "union") -> np.ndarray:
     """Lesion-level Dice of every ground-truth lesion, eq. 16: ``DSC_l = 2 |G_l ∩ P_l| / (|G_l| + |P_l|)``.
 
@@ -85,10 +94,7 @@ def lesion_dice(comp: Components, reading: str = "union") -> np.ndarray:
     >>> lesion_dice(components(g, p)).tolist(), lesion_dice(components(g, p), "pair").tolist()
     ([0.8571428571428571], [0.6666666666666666])
     """
-    if reading not in LESION_DICE_READINGS:
-        raise ValueError(
-            f"lesion dice reading: expected one of {list(LESION_DICE_READINGS)}, found {reading!r}"
-        )
+    check_lesion_dice_reading(reading)
     out = np.zeros(comp.n_gt + 1)
     if reading == "pair":
         g, c = comp.pairs[:, 0], comp.pairs[:, 1]
