@@ -108,6 +108,10 @@ class StudyProfile:
                 f"not grid settings; allowed: {allowed}"
             )
         changes = {"model": network, "loss": loss, **extra}
+        if "loss_overrides" not in extra:  # the profile's (batch=True) go to the losses that take them
+            from pcatools.loss_registry import fitting_options
+
+            changes["loss_overrides"] = fitting_options(loss, self.train.loss_overrides)
         if seed is not None:
             changes["seed"] = seed
         return self.train.replace(**changes)

@@ -426,3 +426,21 @@ def test_figure6_labels_print_the_cut_points_and_hover_n_counts_cases() -> None:
     ]  # fmt: skip
     bars = [tr for tr in fig.data if tr.type == "bar"]
     assert list(bars[0].customdata) == [2, 1, 1, 1]  # cases, not cases x 2 networks
+
+
+def test_the_rules_agree_where_every_case_has_a_lesion() -> None:
+    """The study's Table 1 does not move: on cases that all have lesions the three rules give one table,
+    equal to today's (``count``, the former behaviour)."""
+    rng = np.random.default_rng(1)
+    rows = [
+        {"case_id": f"c{i}", "network": net, "loss": loss, "n_gt_lesions": int(rng.integers(1, 4)),
+         "dice": float(rng.uniform()), "tp": int(rng.integers(0, 3)), "fp": int(rng.integers(0, 3)),
+         "fn": int(rng.integers(0, 2)), "f1": float(rng.uniform())}
+        for i in range(8) for net in ("segresnet", "attention_unet") for loss in ("dice", "dfl", "l1dfl")
+    ]  # fmt: skip
+    cases = pd.DataFrame(rows)
+    cases["tp"] = np.maximum(cases["tp"], cases["n_gt_lesions"] - cases["fn"])  # tp + fn > 0 with lesions
+    tables = {rule: stats.table1(cases, empty_cases=rule, n_resamples=200) for rule in stats.EMPTY_CASE_RULES}
+    pd.testing.assert_frame_equal(tables["autopet"], tables["count"])
+    pd.testing.assert_frame_equal(tables["exclude"], tables["count"])
+    assert list(tables["autopet"].columns[4:7]) == ["TP", "FP", "FN"]  # the paper's names under suvmax
