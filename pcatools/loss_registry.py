@@ -49,6 +49,7 @@ __all__ = [
     "loss_name",
     "loss_names",
     "loss_source",
+    "loss_source_change",
     "register_loss",
     "resolve_loss",
     "study_losses",
@@ -181,7 +182,7 @@ def register_loss(
     elif not callable(factory):
         raise LossError(f"loss {name}: {type(factory).__name__} is not a class or a factory (callable)")
     entry = LossEntry(
-        name, spec.target if spec else factory, label or name, colour, tuple(a.lower() for a in aliases),
+        name, spec.target if spec else factory, label or name, colour, tuple(_normalise(a) for a in aliases),
         curve=curve, weights=weights, options=dict(options or {}), spec=spec,
     )  # fmt: skip
     reg = _entries()
@@ -294,6 +295,30 @@ def loss_source(text: str) -> dict[str, str] | None:
     if entry.options:
         record["options"] = repr(dict(entry.options))
     return record
+
+
+def loss_source_change(old: Mapping[str, str] | None, new: Mapping[str, str] | None) -> str:
+    """What changed in a user loss's code between two :func:`loss_source` records ("" if nothing).
+
+    Examples
+    --------
+    >>> loss_source_change({"spec": "t=a.py:T", "file": "/x/a.py", "sha256": "ab" * 32},
+    ...                    {"spec": "t=a.py:T", "file": "/x/a.py", "sha256": "cd" * 32})
+    'loss t=a.py:T from /x/a.py (sha256 abababababab), which has changed since (sha256 now cdcdcdcdcdcd)'
+    """
+    if not old or dict(old) == dict(new or {}):
+        return ""
+    spec, new = old.get("spec", "?"), dict(new or {})
+    if "sha256" in old:
+        now = f"sha256 now {new['sha256'][:12]}" if "sha256" in new else f"now {new or 'no user loss'}"
+        where = old.get("file", "?")
+        return f"loss {spec} from {where} (sha256 {old['sha256'][:12]}), which has changed since ({now})"
+    if "version" in old:
+        now = f"now {new.get('package')} {new.get('version')}" if new else "now no user loss"
+        return (
+            f"loss {spec} from package {old.get('package')} {old['version']}, which has changed since ({now})"
+        )
+    return f"loss {spec} ({dict(old)}), which has changed since (now {new})"
 
 
 def loss_help() -> str:

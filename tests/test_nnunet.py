@@ -342,10 +342,7 @@ def test_export_dataset_from_a_discovered_cohort_links_its_files(tmp_path: Path)
             "pet_normalization: expected one of",
         ),
         (["export-dataset", "OUT", "--n-cases", "4", "--name", "PS MA"], "name: expected letters"),
-        (
-            ["train", "501", "3d_fullres", "0", "--loss", "dice"],
-            "loss: expected one of ('l1dfl', 'dice_focal', 'dice_ce')",
-        ),
+        # an unknown --loss is a bad option (exit 2): tests/test_user_loss.py
         (["train", "501", "3d_fullres", "0", "--device", "tpu"], "device: expected cpu, cuda or mps"),
         (["train", "501", "3d_fullres", "first"], "fold: expected an integer (0-4) or 'all', found 'first'"),
         (["predict", "MODEL", "IMAGES", "OUT"], "not a trained nnU-Net model folder"),

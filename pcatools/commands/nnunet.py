@@ -2,7 +2,7 @@
 
 Subcommands: ``install-trainers`` (make ``nnUNetv2_train -tr nnUNetTrainerL1DFL`` work, or undo it),
 ``export-dataset`` (a phantom or discovered cohort as an nnU-Net raw dataset), ``plan`` (nnU-Net's
-plan and preprocess), ``train`` (one fold with l1dfl, dice_focal or nnU-Net's dice_ce) and
+plan and preprocess), ``train`` (one fold with a registered loss, your own ``NAME=SPEC`` or nnU-Net's dice_ce) and
 ``predict`` (nnU-Net's predictor on a folder of images).
 """
 
@@ -12,6 +12,9 @@ import os
 from pathlib import Path
 
 import typer
+
+from pcatools.loss_registry import loss_help
+from pcatools.specs import SpecError
 
 NAME = "nnunet"
 
@@ -26,8 +29,19 @@ _ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, ImportError)
 
 
 def _fail(err: BaseException) -> typer.Exit:
+    """One ``error:`` line; exit 2 for a loss that cannot be named, built or used (a bad option), else 1."""
     typer.echo(f"error: {err}", err=True)
-    return typer.Exit(code=1)
+    return typer.Exit(code=2 if isinstance(err, SpecError) else 1)
+
+
+_VERBOSE = "Show nnU-Net's own output (plans, per-case lines) instead of keeping it in nnunet_output.log in the run folder."
+
+
+def _log_note(folder: Path, verbose: bool) -> str:
+    """Where nnU-Net's output went (nothing with --verbose: it was on the screen)."""
+    from pcatools.nnunet.run import NNUNET_LOG
+
+    return "" if verbose else f" (nnU-Net's output: {folder / NNUNET_LOG})"
 
 
 def _set_workers(workers: int | None) -> None:
@@ -120,6 +134,7 @@ def plan(
     config: list[str] = typer.Option(["3d_fullres"], help="Configurations to preprocess; repeatable."),
     workers: int | None = typer.Option(None, min=1, help="Processes (default: CPUs, at most 8)."),
     verify: bool = typer.Option(True, help="nnU-Net's dataset integrity check first."),
+    verbose: bool = typer.Option(False, help=_VERBOSE),
 ) -> None:
     """nnUNetv2_plan_and_preprocess through nnU-Net's API, keeping the exported patient-level folds.
 
@@ -135,10 +150,11 @@ def plan(
             configurations=config,
             workers=workers,
             verify=verify,
+            verbose=verbose,
         )
     except _ERRORS as err:
         raise _fail(err) from None
-    typer.echo(f"planned and preprocessed: {folder}")
+    typer.echo(f"planned and preprocessed: {folder}{_log_note(folder, verbose)}")
 
 
 @app.command("train")
@@ -146,7 +162,9 @@ def train(
     dataset: str = typer.Argument(..., help="Dataset id or DatasetNNN_Name."),
     configuration: str = typer.Argument(..., help="nnU-Net configuration, e.g. 3d_fullres."),
     fold: str = typer.Argument(..., help="Fold 0-4 or 'all'."),
-    loss: str = typer.Option("l1dfl", help="l1dfl, dice_focal or dice_ce (nnU-Net's own nnUNetTrainer)."),
+    loss: str = typer.Option(
+        "l1dfl", help=f"The loss of the trainer: dice_ce (nnU-Net's own nnUNetTrainer) or {loss_help()}"
+    ),
     device: str | None = typer.Option(
         None, help="cpu, cuda or mps (default: cuda when available, else cpu)."
     ),
@@ -164,10 +182,12 @@ def train(
     workers: int | None = typer.Option(
         None, min=0, help="nnU-Net worker processes: augmentation (0: in process) and validation export."
     ),
+    verbose: bool = typer.Option(False, help=_VERBOSE),
+    progress: bool = typer.Option(True, help="Progress bars over the epochs and the final validation."),
 ) -> None:
     """Train one fold as nnUNetv2_train DATASET CONFIG FOLD -tr <trainer>, without touching nnU-Net's folder.
 
-    Settings of the L1DFL/DFL loss: PCATOOLS_NNUNET_BIN_WIDTH, PCATOOLS_NNUNET_GAMMA, PCATOOLS_NNUNET_CONVENTION.
+    Settings of the loss, passed where it takes them: PCATOOLS_NNUNET_BIN_WIDTH, PCATOOLS_NNUNET_GAMMA, PCATOOLS_NNUNET_CONVENTION.
 
     Example: pcatools nnunet train 501 3d_fullres 0 --loss l1dfl --device cpu --epochs 1 --iterations 5
     """
@@ -178,11 +198,11 @@ def train(
         model = do_train(
             dataset, configuration, fold, loss, device=device, epochs=epochs, iterations=iterations,
             val_iterations=val_iterations, validate=validate, continue_training=continue_training,
-            preprocessed=preprocessed, results=results, workers=workers,
+            preprocessed=preprocessed, results=results, workers=workers, verbose=verbose, progress=progress,
         )  # fmt: skip
     except _ERRORS as err:
         raise _fail(err) from None
-    typer.echo(f"trained: {model / f'fold_{fold}'}")
+    typer.echo(f"trained: {model / f'fold_{fold}'}{_log_note(model / f'fold_{fold}', verbose)}")
 
 
 @app.command("predict")
@@ -204,6 +224,7 @@ def predict(
         None, min=1, help="Preprocessing/export processes (default: CPUs, at most 8)."
     ),
     progress: bool = typer.Option(True, help="Show progress bars."),
+    verbose: bool = typer.Option(False, help=_VERBOSE),
 ) -> None:
     """nnUNetv2_predict with nnU-Net's predictor; finds the pcatools trainers without install-trainers.
 
@@ -214,11 +235,12 @@ def predict(
     try:
         folder = do_predict(
             model_dir, images, out, folds=fold or None, checkpoint=checkpoint, device=device, tta=tta,
-            workers=workers, progress=progress,
+            workers=workers, progress=progress, verbose=verbose,
         )  # fmt: skip
     except _ERRORS as err:
         raise _fail(err) from None
     n = len(list(folder.glob("*.nii.gz")))
     typer.echo(
-        f"{n} prediction(s) in {folder}; evaluate: pcatools evaluate EVAL --gt LABELS --pred NAME={folder}"
+        f"{n} prediction(s) in {folder}{_log_note(folder, verbose)}; evaluate: pcatools evaluate EVAL "
+        f"--gt LABELS --pred NAME={folder}"
     )

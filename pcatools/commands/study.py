@@ -3,10 +3,48 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
+from pcatools.loss_registry import loss_help, loss_name, register_loss
+from pcatools.specs import SpecError, is_spec, parse_spec
+
 NAME = "study"
+
+
+def study_losses(items: list[str] | None, options: list[str] | None, profile: str) -> tuple[str, ...] | None:
+    """The grid's loss names: each ``NAME=SPEC`` registered (with its ``--loss-option``), each loss
+    checked (:func:`pcatools.losses.check_loss`) with the profile's ``loss_overrides`` it takes."""
+    from pcatools.commands.train import parse_overrides
+    from pcatools.loss_registry import fitting_options
+    from pcatools.losses import check_loss
+    from pcatools.study import get_profile
+
+    per_loss: dict[str, dict[str, Any]] = {}
+    for item in options or []:
+        name, dot, rest = item.partition(".")
+        if not dot or "=" not in rest:
+            raise typer.BadParameter(f"--loss-option: expected NAME.KEY=VALUE, found {item!r}")
+        per_loss.setdefault(name, {}).update(parse_overrides([rest]))
+    names: list[str] = []
+    for item in items or []:
+        if is_spec(item):
+            spec = parse_spec(item, "loss")
+            register_loss(str(spec.name), spec.target, options=per_loss.pop(str(spec.name), None))
+        names.append(loss_name(item))
+    if per_loss:
+        raise typer.BadParameter(
+            f"--loss-option {sorted(per_loss)[0]}: options go to a loss given as NAME=SPEC here; "
+            "for pcatools' own, register a variant (NAME=pcatools.losses.l1dfl:L1DiceFocalLoss)"
+        )
+    try:
+        profile_options = dict(get_profile(profile).train.loss_overrides)
+    except ValueError:  # an unknown profile: run_study names it
+        profile_options = {}
+    for name in names:
+        check_loss(name, fitting_options(name, profile_options))
+    return tuple(names) if names else None
 
 
 def run(
@@ -23,7 +61,16 @@ def run(
     epochs: int | None = typer.Option(None, help="Override the profile's epochs."),
     n_cases: int | None = typer.Option(None, help="Override the synthetic cohort size."),
     network: list[str] | None = typer.Option(None, help="Restrict to these networks (repeatable)."),
-    loss: list[str] | None = typer.Option(None, help="Restrict to these losses (repeatable)."),
+    loss: list[str] | None = typer.Option(
+        None,
+        help="Losses of the grid (repeatable; default the paper's three): a name or your own as NAME=SPEC. "
+        f"One of: {loss_help()}",
+    ),
+    loss_option: list[str] | None = typer.Option(
+        None,
+        "--loss-option",
+        help="NAME.KEY=VALUE (repeatable): a keyword argument of your loss NAME, e.g. tversky.alpha=0.3.",
+    ),
     workers: int | None = typer.Option(None, help="Data-loading workers."),
     progress: bool = typer.Option(True, help="Show progress bars."),
     restart: bool = typer.Option(
@@ -45,6 +92,11 @@ def run(
     from pcatools.training.run_files import RunBusyError
 
     start = time.perf_counter()
+    try:  # every loss registered and checked before anything is written
+        losses = study_losses(loss, loss_option, profile)
+    except (SpecError, typer.BadParameter) as err:
+        typer.echo(f"error: {err.message if isinstance(err, typer.BadParameter) else err}", err=True)
+        raise typer.Exit(code=2) from None
     try:
         result = run_study(
             run_dir,
@@ -56,7 +108,7 @@ def run(
             epochs=epochs,
             n_cases=n_cases,
             networks=tuple(network) if network else None,
-            losses=tuple(loss) if loss else None,
+            losses=losses,
             workers=workers,
         )
     except (CheckpointError, RunBusyError, ValueError, OSError, FloatingPointError) as err:

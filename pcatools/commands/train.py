@@ -8,6 +8,8 @@ from typing import Any, NoReturn
 
 import typer
 
+from pcatools.loss_registry import loss_help, loss_name
+from pcatools.specs import SpecError
 from pcatools.training.config import TrainConfig, setting_help
 
 NAME = "train"
@@ -57,6 +59,27 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
             raise typer.BadParameter(f"expected KEY=VALUE, found {item!r}")
         key, value = item.split("=", 1)
         out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def loss_options(items: list[str], trained: str) -> dict[str, Any]:
+    """``["tversky.alpha=0.3"]`` -> ``{"alpha": 0.3}`` for the loss ``trained`` (YAML values); another NAME is refused.
+
+    Examples
+    --------
+    >>> loss_options(["tversky.alpha=0.3"], "tversky=my_losses.py:TverskyLoss")
+    {'alpha': 0.3}
+    """
+    out: dict[str, Any] = {}
+    for item in items:
+        name, dot, rest = item.partition(".")
+        if not dot or "=" not in rest:
+            raise typer.BadParameter(f"--loss-option: expected NAME.KEY=VALUE, found {item!r}")
+        if loss_name(name) != loss_name(trained):
+            raise typer.BadParameter(
+                f"--loss-option {item}: this run trains loss {loss_name(trained)!r}, not {name!r}"
+            )
+        out.update(parse_overrides([rest]))
     return out
 
 
@@ -137,7 +160,7 @@ def run(
     ),
     run_dir: Path | None = typer.Option(None, "--run-dir", help="Run folder (default runs/<model>__<loss>)."),
     model: str | None = typer.Option(None, help=setting_help("model")),
-    loss: str | None = typer.Option(None, help=setting_help("loss")),
+    loss: str | None = typer.Option(None, help=f"{setting_help('loss')} One of: {loss_help()}"),
     epochs: int | None = typer.Option(None, help=setting_help("epochs")),
     batch_size: int | None = typer.Option(None, help=setting_help("batch_size")),
     lr: float | None = typer.Option(None, help=setting_help("lr")),
@@ -168,6 +191,11 @@ def run(
     loss_override: list[str] | None = typer.Option(
         None, "--loss-override", help="KEY=VALUE (repeatable): " + setting_help("loss_overrides")
     ),
+    loss_option: list[str] | None = typer.Option(
+        None,
+        "--loss-option",
+        help="NAME.KEY=VALUE (repeatable): a keyword argument of loss NAME (the one trained), e.g. tversky.alpha=0.3.",
+    ),
     transform_override: list[str] | None = typer.Option(
         None,
         "--transform-override",
@@ -189,6 +217,7 @@ def run(
     """
     import logging
 
+    from pcatools.losses import check_loss
     from pcatools.training import CheckpointError, train
     from pcatools.training.run_files import RunBusyError
 
@@ -239,6 +268,11 @@ def run(
         ):
             if items:
                 settings[key] = {**dict(settings.get(key) or {}), **parse_overrides(items)}
+        if loss_option:
+            settings["loss_overrides"] = {
+                **dict(settings.get("loss_overrides") or {}),
+                **loss_options(loss_option, str(settings.get("loss", "l1dfl"))),
+            }
         resumed: bool | str = True
         if resume is not None:
             resumed = {"yes": True, "true": True, "no": False, "false": False}.get(resume.lower(), resume)
@@ -246,9 +280,14 @@ def run(
             {k: v for k, v in settings.items() if k not in (*DATA_KEYS, "max_epochs_this_call")},
             where="pcatools train",
         )
+        try:  # the loss builds and gives a finite scalar and gradient, before anything is written
+            check_loss(run_config.loss, run_config.loss_overrides)
+        except SpecError as err:
+            raise typer.BadParameter(str(err)) from None
         if settings.get("run_dir") is None:
             settings["run_dir"] = (
-                Path("runs") / f"{settings.get('model', 'segresnet')}__{settings.get('loss', 'l1dfl')}"
+                Path("runs")
+                / f"{settings.get('model', 'segresnet')}__{loss_name(str(settings.get('loss', 'l1dfl')))}"
             )
 
         table = prepare_manifest(settings, progress)

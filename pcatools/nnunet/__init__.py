@@ -18,7 +18,7 @@ from typing import Any
 
 from pcatools.nnunet.dataset import export_dataset
 from pcatools.nnunet.install import install_trainers, uninstall_trainers
-from pcatools.nnunet.run import LOSSES, nnunet_paths, plan_and_preprocess, predict, train, trainer_class
+from pcatools.nnunet.run import nnunet_paths, plan_and_preprocess, predict, train, trainer_class
 
 __all__ = [
     "LOSSES",
@@ -36,7 +36,11 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("nnUNetTrainerL1DFL", "nnUNetTrainerDiceFocal"):
+    if name == "LOSSES":  # loss name -> trainer class name, read from the loss registry now
+        from pcatools.nnunet.run import trainer_names
+
+        return trainer_names()
+    if name.startswith("nnUNetTrainer"):  # every registered loss's trainer
         from pcatools.nnunet import trainers
 
         return getattr(trainers, name)

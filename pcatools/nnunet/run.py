@@ -12,6 +12,11 @@ classes it finds in its package). Results land where ``nnUNetv2_train`` puts the
 ``nnUNet_results/DatasetNNN_Name/<Trainer>__nnUNetPlans__<configuration>/fold_<k>``, so
 ``nnUNetv2_predict`` and ``nnUNetv2_find_best_configuration`` read them as nnU-Net's own.
 
+nnU-Net prints much (plan dictionaries, per-case lines, "GPU prediction completed" on a CPU): with
+``verbose=False`` its output, and that of the workers it starts, goes to :data:`NNUNET_LOG` in the
+run folder instead of the terminal, and a progress bar over epochs, validation cases or predicted
+cases (counted from the files nnU-Net writes) says how far it is.
+
 nnU-Net starts worker processes with the ``spawn`` method, which re-imports the main module:
 call these functions from under ``if __name__ == "__main__":`` in a script (a notebook, pytest
 and the ``pcatools`` command are fine).
@@ -22,30 +27,137 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from collections.abc import Iterator, Sequence
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
-__all__ = ["LOSSES", "nnunet_paths", "plan_and_preprocess", "predict", "train", "trainer_class"]
+__all__ = [
+    "STOCK",
+    "nnunet_paths",
+    "plan_and_preprocess",
+    "predict",
+    "train",
+    "trainer_class",
+    "trainer_names",
+]
 
-LOSSES = {"l1dfl": "nnUNetTrainerL1DFL", "dice_focal": "nnUNetTrainerDiceFocal", "dice_ce": "nnUNetTrainer"}
-"""Loss name -> nnU-Net trainer class name; ``dice_ce`` is nnU-Net's stock trainer (Dice + cross-entropy)."""
+STOCK = "dice_ce"
+"""nnU-Net's own ``nnUNetTrainer`` (Dice + cross-entropy), the baseline; every other loss is the registry's."""
 
 _PATH_VARS = {"raw": "nnUNet_raw", "preprocessed": "nnUNet_preprocessed", "results": "nnUNet_results"}
 
+NNUNET_LOG = "nnunet_output.log"
+"""Where nnU-Net's own output goes with ``verbose=False``: the preprocessed dataset folder (plan), the
+fold folder (train) or the prediction folder (predict); appended to, so a resumed run keeps its past."""
+
+
+@contextlib.contextmanager
+def _output_to(log: Path | None) -> Iterator[TextIO]:
+    """Send stdout and stderr, of this process and of the workers it starts, to ``log`` for the duration.
+
+    Both the file descriptors (for spawned workers and C code) and ``sys.stdout``/``sys.stderr``
+    (for ``print`` where they are not the descriptors, e.g. under a test runner) are redirected.
+    Yields the stream progress bars should use: the terminal's stderr. ``log=None``: nothing changes.
+    """
+    if log is None:
+        yield sys.stderr
+        return
+    log.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    terminal = os.fdopen(os.dup(saved[1]), "w", buffering=1)
+    with open(log, "a", buffering=1) as stream:  # noqa: PTH123 - a text stream for print
+        os.dup2(stream.fileno(), 1)
+        os.dup2(stream.fileno(), 2)
+        try:
+            with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
+                yield terminal
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+            terminal.close()
+
+
+@contextlib.contextmanager
+def _watch(
+    desc: str, total: int, done: Callable[[], int], stream: TextIO, enabled: bool = True
+) -> Iterator[None]:
+    """A tqdm bar on ``stream`` that a thread moves to ``done()`` (counted from the run's files) twice a second.
+
+    nnU-Net's loops have no hook to call back, and their workers write the files: counting what is
+    on disk follows them without patching nnU-Net.
+    """
+    if not enabled or total <= 0:
+        yield
+        return
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit="case" if desc != "train" else "epoch", file=stream)
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.wait(0.5):
+            with contextlib.suppress(Exception):
+                bar.update(max(0, min(done(), total) - bar.n))
+
+    thread = threading.Thread(target=poll, daemon=True)
+    thread.start()
+    try:
+        yield
+        with contextlib.suppress(Exception):
+            bar.update(max(0, min(done(), total) - bar.n))
+    finally:
+        stop.set()
+        thread.join()
+        bar.close()
+
+
+def _written_since(folder: Path, ending: str, start: float) -> Callable[[], int]:
+    """How many ``*<ending>`` files in ``folder`` were written since ``start`` (a count for :func:`_watch`)."""
+
+    def count() -> int:
+        if not folder.is_dir():
+            return 0
+        return sum(1 for p in folder.iterdir() if p.name.endswith(ending) and p.stat().st_mtime >= start)
+
+    return count
+
+
+def trainer_names() -> dict[str, str]:
+    """Loss name -> nnU-Net trainer class name: every registered loss (:mod:`pcatools.loss_registry`),
+    then ``dice_ce``, nnU-Net's stock trainer (Dice + cross-entropy)."""
+    from pcatools.loss_registry import loss_entries
+
+    return {**{e.name: e.trainer_name for e in loss_entries()}, STOCK: "nnUNetTrainer"}
+
+
+def __getattr__(name: str) -> Any:
+    """``LOSSES``: :func:`trainer_names` at the time it is read (PEP 562)."""
+    if name == "LOSSES":
+        return trainer_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 def trainer_class(loss: str) -> type:
-    """The nnU-Net trainer class that trains with ``loss`` (``l1dfl``, ``dice_focal`` or ``dice_ce``)."""
-    if loss not in LOSSES:
-        raise ValueError(f"loss: expected one of {tuple(LOSSES)}, found {loss!r}")
-    if loss == "dice_ce":
+    """The nnU-Net trainer class that trains with ``loss``: a registered name, ``NAME=SPEC`` or ``dice_ce``."""
+    if loss == STOCK:
         from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
         return nnUNetTrainer
+    from pcatools.loss_registry import LossError
     from pcatools.nnunet import trainers
 
-    cls: type = getattr(trainers, LOSSES[loss])
-    return cls
+    try:
+        return trainers.trainer_for(loss)
+    except LossError as err:
+        raise LossError(f"{err}; or {STOCK} (nnU-Net's own nnUNetTrainer)") from None
 
 
 @contextlib.contextmanager
@@ -118,8 +230,11 @@ def plan_and_preprocess(
     configurations: Sequence[str] = ("3d_fullres",),
     workers: int | None = None,
     verify: bool = True,
+    verbose: bool = True,
 ) -> Path:
     """``nnUNetv2_plan_and_preprocess -d ID -c CONFIGS`` through nnU-Net's API; returns the preprocessed dataset folder.
+
+    ``verbose=False``: nnU-Net's output goes to the dataset's :data:`NNUNET_LOG`.
 
     Fingerprint (with nnU-Net's dataset integrity check when ``verify``), ``ExperimentPlanner``
     plans (``nnUNetPlans``) and preprocessing of ``configurations``. A ``splits_final.json`` in
@@ -138,13 +253,16 @@ def plan_and_preprocess(
     with nnunet_paths(raw=raw, preprocessed=preprocessed, nnUNet_n_proc_DA=da):
         raw_root, pre_root = _require("nnUNet_raw"), _require("nnUNet_preprocessed")
         name = _dataset_name(int(dataset_id))
-        extract_fingerprints(
-            [int(dataset_id)], num_processes=n, check_dataset_integrity=verify, verbose=False
-        )
-        plan_experiments([int(dataset_id)])
-        preprocess(
-            [int(dataset_id)], configurations=tuple(configurations), num_processes=[n] * len(configurations)
-        )
+        with _output_to(None if verbose else pre_root / name / NNUNET_LOG):
+            extract_fingerprints(
+                [int(dataset_id)], num_processes=n, check_dataset_integrity=verify, verbose=False
+            )
+            plan_experiments([int(dataset_id)])
+            preprocess(
+                [int(dataset_id)],
+                configurations=tuple(configurations),
+                num_processes=[n] * len(configurations),
+            )
     splits = raw_root / name / "splits_final.json"
     if splits.is_file():
         shutil.copyfile(splits, pre_root / name / "splits_final.json")
@@ -174,6 +292,8 @@ def train(
     preprocessed: str | os.PathLike[str] | None = None,
     results: str | os.PathLike[str] | None = None,
     workers: int | None = None,
+    verbose: bool = True,
+    progress: bool = True,
 ) -> Path:
     """Train one fold with ``loss`` as ``nnUNetv2_train DATASET CONFIG FOLD -tr <trainer>`` does; returns the model folder.
 
@@ -183,8 +303,9 @@ def train(
         Dataset id or ``DatasetNNN_Name``.
     configuration, fold
         nnU-Net configuration (``3d_fullres``, ``2d`` ...) and fold (0-4 or ``"all"``).
-    loss : {"l1dfl", "dice_focal", "dice_ce"}
-        The trainer (:data:`LOSSES`).
+    loss : str
+        A registered loss (:func:`trainer_names`), your own as ``NAME=SPEC``, or ``dice_ce``; checked
+        (:func:`pcatools.losses.check_loss`) before anything is written.
     device : {"cpu", "cuda", "mps"}, optional
         Default: cuda when available, else cpu.
     epochs, iterations, val_iterations : int, optional
@@ -199,16 +320,27 @@ def train(
         ``nnUNet_preprocessed`` / ``nnUNet_results`` (default: the environment variables).
     workers : int, optional
         Data-augmentation processes (``nnUNet_n_proc_DA``; 0: in this process).
+    verbose : bool
+        False: nnU-Net's output goes to ``fold_<k>/``:data:`NNUNET_LOG` (its own
+        ``training_log_*.txt`` is written as always).
+    progress : bool
+        Progress bars over the epochs and the final validation's cases.
 
     Returns
     -------
     Path
         ``nnUNet_results/DatasetNNN_Name/<Trainer>__<plans>__<configuration>`` (``fold_<k>`` inside).
     """
+    import time
+
     from batchgenerators.utilities.file_and_folder_operations import load_json
     from nnunetv2.run.run_training import maybe_load_checkpoint
 
     cls = trainer_class(loss)
+    if loss != STOCK:
+        from pcatools.losses import check_loss
+
+        check_loss(loss)
     dev = _device(device)
     if fold != "all":
         try:
@@ -228,20 +360,36 @@ def train(
         plans = load_json(str(plans_file))
         plans["continue_training"] = continue_training
         dataset_json = load_json(str(pre_root / name / "dataset.json"))
-        trainer = cls(
-            plans=plans, configuration=configuration, fold=fold, dataset_json=dataset_json, device=dev
+        results_root = _require("nnUNet_results")
+        fold_dir = (
+            results_root / name / f"{cls.__name__}__{plans_identifier}__{configuration}" / f"fold_{fold}"
         )
-        for attr, value in (
-            ("num_epochs", epochs),
-            ("num_iterations_per_epoch", iterations),
-            ("num_val_iterations_per_epoch", val_iterations),
-        ):
-            if value is not None:
-                setattr(trainer, attr, int(value))
-        maybe_load_checkpoint(trainer, continue_training, False)
-        trainer.run_training()
-        if validate:
-            trainer.perform_actual_validation(False)
+        with _output_to(None if verbose else fold_dir / NNUNET_LOG) as terminal:
+            trainer = cls(
+                plans=plans, configuration=configuration, fold=fold, dataset_json=dataset_json, device=dev
+            )
+            for attr, value in (
+                ("num_epochs", epochs),
+                ("num_iterations_per_epoch", iterations),
+                ("num_val_iterations_per_epoch", val_iterations),
+            ):
+                if value is not None:
+                    setattr(trainer, attr, int(value))
+            maybe_load_checkpoint(trainer, continue_training, False)
+            start_epoch = trainer.current_epoch
+            with _watch(
+                "train", trainer.num_epochs - start_epoch, lambda: trainer.current_epoch - start_epoch,
+                terminal, progress,
+            ):  # fmt: skip
+                trainer.run_training()
+            if validate:
+                n_val = len(trainer.do_split()[1])
+                folder = Path(trainer.output_folder) / "validation"
+                ending = str(dataset_json["file_ending"])
+                with _watch(
+                    "validation", n_val, _written_since(folder, ending, time.time()), terminal, progress
+                ):
+                    trainer.perform_actual_validation(False)
     return Path(trainer.output_folder_base)
 
 
@@ -253,8 +401,8 @@ def _pcatools_trainers_findable() -> Iterator[None]:
     original = predictor_module.recursive_find_trainer_class_by_name
 
     def find(name: str) -> Any:
-        for loss, cls_name in LOSSES.items():
-            if name == cls_name and loss != "dice_ce":
+        for loss, cls_name in trainer_names().items():
+            if name == cls_name and loss != STOCK:
                 return trainer_class(loss)
         return original(name)
 
@@ -277,6 +425,7 @@ def predict(
     step_size: float = 0.5,
     workers: int | None = None,
     progress: bool = True,
+    verbose: bool = True,
 ) -> Path:
     """``nnUNetv2_predict`` with nnU-Net's ``nnUNetPredictor``: ``images`` (``<case>_0000/_0001.nii.gz``) -> ``out/<case>.nii.gz``.
 
@@ -301,7 +450,14 @@ def predict(
         Sliding-window step as a fraction of the patch (nnU-Net: 0.5).
     workers : int, optional
         Preprocessing and export processes (default: CPUs, at most 8).
+    progress : bool
+        A progress bar over the cases (with ``verbose``, nnU-Net's own bars over each case's windows).
+    verbose : bool
+        False: nnU-Net's output goes to ``out/``:data:`NNUNET_LOG`.
     """
+    import json
+    import time
+
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
     model = Path(model_dir)
@@ -309,19 +465,24 @@ def predict(
         raise FileNotFoundError(f"{model}: not a trained nnU-Net model folder (no plans.json)")
     n = _workers(workers)
     dev = _device(device)
-    predictor = nnUNetPredictor(
-        tile_step_size=step_size, use_gaussian=True, use_mirroring=tta,
-        perform_everything_on_device=dev.type == "cuda", device=dev, verbose=False,
-        verbose_preprocessing=False, allow_tqdm=progress,
-    )  # fmt: skip
-    use_folds = None if folds is None else tuple(f if f == "all" else int(f) for f in folds)
-    with _pcatools_trainers_findable():
-        predictor.initialize_from_trained_model_folder(
-            str(model), use_folds=use_folds, checkpoint_name=checkpoint
-        )
     Path(out).mkdir(parents=True, exist_ok=True)
-    predictor.predict_from_files(
-        str(images), str(out), save_probabilities=False, overwrite=True,
-        num_processes_preprocessing=n, num_processes_segmentation_export=n,
-    )  # fmt: skip
+    ending = str(json.loads((model / "dataset.json").read_text()).get("file_ending", ".nii.gz"))
+    n_cases = sum(1 for p in Path(images).iterdir() if p.name.endswith(f"_0000{ending}"))
+    with _output_to(None if verbose else Path(out) / NNUNET_LOG) as terminal:
+        predictor = nnUNetPredictor(
+            tile_step_size=step_size, use_gaussian=True, use_mirroring=tta,
+            perform_everything_on_device=dev.type == "cuda", device=dev, verbose=False,
+            verbose_preprocessing=False, allow_tqdm=progress and verbose,
+        )  # fmt: skip
+        use_folds = None if folds is None else tuple(f if f == "all" else int(f) for f in folds)
+        with _pcatools_trainers_findable():
+            predictor.initialize_from_trained_model_folder(
+                str(model), use_folds=use_folds, checkpoint_name=checkpoint
+            )
+        count = _written_since(Path(out), ending, time.time())
+        with _watch("predict", n_cases, count, terminal, progress and not verbose):
+            predictor.predict_from_files(
+                str(images), str(out), save_probabilities=False, overwrite=True,
+                num_processes_preprocessing=n, num_processes_segmentation_export=n,
+            )  # fmt: skip
     return Path(out)

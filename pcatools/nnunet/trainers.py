@@ -1,11 +1,19 @@
-"""nnU-Net trainers that train with the paper's losses: ``nnUNetTrainerL1DFL`` and ``nnUNetTrainerDiceFocal``.
+"""nnU-Net trainers that train with a registered loss: ``nnUNetTrainerL1DFL``, ``nnUNetTrainerDiceFocal``, ...
 
-Each subclasses nnU-Net's ``nnUNetTrainer`` and replaces only ``_build_loss``, so planning,
-preprocessing, network, augmentation, optimiser, schedule and inference stay nnU-Net's own:
+One trainer per loss of the registry (:mod:`pcatools.loss_registry`), made from it on first use
+(:func:`trainer_for`), named by the loss's ``nnunet_trainer`` (``nnUNetTrainer_<name>`` for a loss
+without one, e.g. your own ``NAME=SPEC``). Each subclasses nnU-Net's ``nnUNetTrainer`` and replaces
+only ``_build_loss``, so planning, preprocessing, network, augmentation, optimiser, schedule and
+inference stay nnU-Net's own:
 
 * ``nnUNetTrainerL1DFL``: :class:`pcatools.losses.L1DiceFocalLoss` (L1DFL, eq. 12);
 * ``nnUNetTrainerDiceFocal``: :class:`pcatools.losses.DiceFocalLoss` (DFL, eq. 3, softmax focal);
+* ``nnUNetTrainerDice``, ``nnUNetTrainerFocal`` and every registered loss likewise;
 * the Dice+CE baseline is nnU-Net's ``nnUNetTrainer`` itself (``DC_and_CE_loss``), unchanged.
+
+The loss is built as ``build_loss`` builds it (the class's own defaults), with the settings below
+passed only to a loss that takes them: the trainer, ``build_loss`` and the class build the same
+loss for every convention (tested).
 
 Deep supervision. ``_build_loss`` calls nnU-Net's own ``nnUNetTrainer._build_loss`` and puts the
 pcatools loss into the ``DeepSupervisionWrapper`` it returns, so the scale weights are exactly
@@ -25,7 +33,7 @@ settings are class attributes, each overridden by an environment variable where 
 class attribute        environment variable            default
 =====================  ==============================  ==================================
 ``loss_bin_width``     ``PCATOOLS_NNUNET_BIN_WIDTH``   ``None``: 0.1 (paper), 0.05 (reference code)
-``loss_gamma``         ``PCATOOLS_NNUNET_GAMMA``       2.0 (focal exponent, both losses)
+``loss_gamma``         ``PCATOOLS_NNUNET_GAMMA``       2.0 (focal exponent, losses with a ``gamma``)
 ``loss_convention``    ``PCATOOLS_NNUNET_CONVENTION``  ``"paper"`` (or ``"reference-code"``)
 =====================  ==============================  ==================================
 
@@ -54,6 +62,7 @@ except ImportError as err:  # pragma: no cover - exercised only without the extr
     ) from err
 from torch import nn
 
+from pcatools.loss_registry import fitting_options, loss_entries, resolve_loss
 from pcatools.losses import build_loss
 
 __all__ = [
@@ -61,11 +70,11 @@ __all__ = [
     "ENV_CONVENTION",
     "ENV_GAMMA",
     "PcatoolsLossTrainer",
-    "nnUNetTrainerDiceFocal",
-    "nnUNetTrainerL1DFL",
     "loss_settings",
     "plans_for_patch",
     "standalone_trainer",
+    "trainer_for",
+    "trainer_names",
 ]
 
 ENV_BIN_WIDTH = "PCATOOLS_NNUNET_BIN_WIDTH"
@@ -113,15 +122,10 @@ class PcatoolsLossTrainer(nnUNetTrainer):
     loss_convention: ClassVar[str] = "paper"
 
     def build_pcatools_loss(self) -> nn.Module:
-        """The pcatools loss of one deep-supervision scale, with this trainer's settings and class count."""
-        s = loss_settings(self)
-        n_classes = self.label_manager.num_segmentation_heads
-        if self.loss_name == "l1dfl":
-            return build_loss(
-                "l1dfl", bin_width=s["bin_width"], gamma=s["gamma"], convention=s["convention"],
-                num_classes=n_classes,
-            )  # fmt: skip
-        return build_loss(self.loss_name, gamma=s["gamma"])
+        """The loss of one deep-supervision scale: ``build_loss(loss_name)`` with this trainer's settings
+        that the loss takes (``bin_width`` only where set)."""
+        s = {k: v for k, v in loss_settings(self).items() if v is not None}
+        return build_loss(self.loss_name, **fitting_options(self.loss_name, s))
 
     def _build_loss(self) -> nn.Module:
         name = type(self).__name__
@@ -144,16 +148,37 @@ class PcatoolsLossTrainer(nnUNetTrainer):
         return loss
 
 
-class nnUNetTrainerL1DFL(PcatoolsLossTrainer):
-    """nnU-Net trained with the L1-weighted Dice Focal Loss (paper eq. 12), bin width 0.1, gamma 2."""
-
-    loss_name = "l1dfl"
+_TRAINERS: dict[str, type] = {}
 
 
-class nnUNetTrainerDiceFocal(PcatoolsLossTrainer):
-    """nnU-Net trained with the Dice Focal Loss (paper eq. 3, softmax focal, gamma 2): L1DFL without the weights."""
+def trainer_for(loss: str) -> type:
+    """The nnU-Net trainer class of a registered loss (or ``NAME=SPEC``), made once and kept.
 
-    loss_name = "dice_focal"
+    Its name is the loss's ``nnunet_trainer`` (``nnUNetTrainerL1DFL``) and its module this one, so
+    ``pcatools.nnunet.trainers.<name>`` finds it (nnU-Net's lookup by name, pickling).
+    """
+    entry = resolve_loss(loss)
+    name = entry.trainer_name
+    if name not in _TRAINERS:
+        doc = f"nnU-Net trained with the registered loss {entry.name!r} ({entry.label}), built by build_loss."
+        cls = type(
+            name, (PcatoolsLossTrainer,), {"loss_name": entry.name, "__doc__": doc, "__module__": __name__}
+        )
+        _TRAINERS[name] = cls
+    return _TRAINERS[name]
+
+
+def trainer_names() -> dict[str, str]:
+    """Registered loss name -> its nnU-Net trainer class name, in the registry's order."""
+    return {e.name: e.trainer_name for e in loss_entries()}
+
+
+def __getattr__(name: str) -> Any:
+    """``nnUNetTrainerL1DFL`` and every registered loss's trainer, by class name (PEP 562)."""
+    for loss, trainer in trainer_names().items():
+        if trainer == name:
+            return trainer_for(loss)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def plans_for_patch(

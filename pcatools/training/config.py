@@ -40,7 +40,7 @@ __all__ = [
 SW_MODES = ("gaussian", "constant")
 """Sliding-window blending modes (MONAI ``sliding_window_inference``'s ``mode``)."""
 
-RUN_FACTS = ("device", "world_size", "run_dir", "manifest")
+RUN_FACTS = ("device", "world_size", "run_dir", "manifest", "loss_source")
 """Keys a recorded config (``config.yaml``, checkpoints) holds besides the settings: where and on
 what the run trained. :meth:`TrainConfig.from_dict` skips them with ``recorded=True``."""
 
@@ -149,7 +149,11 @@ class TrainConfig:
     )
     in_channels: int = _setting(2, help="Network input channels (CT, PET).", identity=True)
     out_channels: int = _setting(2, help="Network output channels (background, lesion).", identity=True)
-    loss: str = _setting("l1dfl", help="dice | dice_focal | l1dfl.", identity=True)
+    loss: str = _setting(
+        "l1dfl",
+        help="The loss: a name of the loss registry, or your own as NAME=SPEC (docs/losses.md).",
+        identity=True,
+    )
     loss_overrides: dict[str, Any] = _setting(
         help="Extra arguments of build_loss.", identity=True, factory=dict
     )
@@ -263,10 +267,11 @@ class TrainConfig:
         """Refuse what only the network, the loss and the transforms can tell (imports torch/MONAI).
 
         Override keys they do not take (naming the allowed ones; otherwise a mistyped key is a
-        ``TypeError`` deep inside MONAI) and a patch that the network's down-sampling cannot divide.
+        ``TypeError`` deep inside MONAI), a loss that fails :func:`pcatools.losses.check_loss` (a
+        ``LossError`` naming its spec) and a patch that the network's down-sampling cannot divide.
         """
         from pcatools.data.transforms import train_transforms
-        from pcatools.losses import build_loss
+        from pcatools.losses import build_loss, check_loss
         from pcatools.models import min_input_multiple, network_class
 
         network = network_class(self.model)
@@ -301,6 +306,7 @@ class TrainConfig:
             raise ValueError(
                 f"train: loss_overrides {sorted(self.loss_overrides)} do not fit loss {self.loss!r} ({err})"
             ) from None
+        check_loss(self.loss, self.loss_overrides)  # a finite scalar with a finite gradient, or LossError
         multiple = min_input_multiple(self.model, **self.model_overrides)
         if any(p % multiple for p in self.patch_size):
             raise ValueError(

@@ -87,6 +87,7 @@ import torch
 from torch import nn
 
 from pcatools.data.manifest import read_manifest
+from pcatools.loss_registry import loss_source, loss_source_change
 from pcatools.training.checkpoint import (
     CheckpointError,
     capture_rng_state,
@@ -533,6 +534,8 @@ def train(
             "run_dir": str(run),
             "manifest": os.fspath(manifest) if not isinstance(manifest, pd.DataFrame) else "<DataFrame>",
         }
+        if (source := loss_source(loss)) is not None:  # a user's loss: its file's SHA-256 or package version
+            recorded["loss_source"] = source
 
         table = read_manifest(manifest)
         if "split" not in table:
@@ -575,6 +578,13 @@ def train(
                     f"folder, or {_start_over_hint(run)}",
                     run,
                     diffs,
+                )
+            changed = loss_source_change(state["config"].get("loss_source"), recorded.get("loss_source"))
+            if changed:
+                raise RunSettingsError(
+                    f"train: {ckpt_path} was trained with {changed}; {_start_over_hint(run)}",
+                    run,
+                    {"loss_source": (state["config"].get("loss_source"), recorded.get("loss_source"))},
                 )
         start_epoch = int(state["epoch"]) if state else 0
         has_work = start_epoch < epochs and (max_epochs_this_call is None or max_epochs_this_call > 0)
