@@ -439,6 +439,8 @@ def analyse(
     tests (:data:`pcatools.stats.EMPTY_CASE_RULES`). ``table1.md`` ends with
     :func:`pcatools.stats.table1_notes` and ``notes`` (further rules the caller used).
     """
+    import warnings
+
     from pcatools import stats
 
     tables: dict[str, pd.DataFrame] = {}
@@ -460,11 +462,13 @@ def analyse(
     ]
     write_text_atomic(results_dir / "table1.md", stats.table1_markdown(table1, footnote))
     try:
-        tables["mixed_model"] = (
-            stats.lesion_mixed_model(lesions)
-            if arm == "loss"
-            else stats.lesion_mixed_model(lesions, arm=arm, reference=reference)
-        )
+        with warnings.catch_warnings():  # statsmodels' fit warnings: a failed fit is noted in the table
+            warnings.simplefilter("ignore")
+            tables["mixed_model"] = (
+                stats.lesion_mixed_model(lesions)
+                if arm == "loss"
+                else stats.lesion_mixed_model(lesions, arm=arm, reference=reference)
+            )
     except (ValueError, RuntimeError, ArithmeticError, IndexError) as err:  # too few lesions in tiny runs
         tables["mixed_model"] = pd.DataFrame({"note": [f"mixed model not estimable: {err}"]})
     for name, df in tables.items():
