@@ -160,3 +160,31 @@ def test_build_loss_the_class_and_the_nnunet_trainer_build_the_same_loss(
     labels = torch.randint(0, 2, (2, 1, 6, 6, 6), generator=gen)
     value = plain(logits, labels)
     assert torch.equal(built(logits, labels), value) and torch.equal(trained(logits, labels), value)
+
+
+class _HalfWeights(torch.nn.Module):
+    """A user loss that declares weights: every voxel weighted 1/2."""
+
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return logits.mean() * 0
+
+    def element_weights(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return torch.full_like(logits, 0.5)
+
+
+def test_figure1_draws_the_weights_of_a_loss_that_declares_them() -> None:
+    from pcatools.figures.figure1 import PAPER_FIGURE1_G, PAPER_FIGURE1_P, figure1, figure1_data
+    from pcatools.losses import l1_binning
+
+    binning = l1_binning(
+        torch.from_numpy(PAPER_FIGURE1_P.copy()), torch.from_numpy(PAPER_FIGURE1_G.copy()), 0.1
+    )
+    assert np.array_equal(figure1_data()["w"], binning.element_weights().numpy())  # L1DFL's own weights
+    with pytest.raises(ValueError) as err:
+        figure1_data(loss="dice")
+    assert str(err.value) == "figure1: loss 'dice' declares no voxel weights; losses with weights: ['l1dfl']"
+    register_loss("half", _HalfWeights, weights=True)
+    try:
+        assert np.array_equal(figure1(loss="half").data[4].z, np.full((4, 4), 0.5))
+    finally:
+        unregister_loss("half")

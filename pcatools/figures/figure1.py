@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,7 +30,7 @@ PAPER_FIGURE1_P = np.array(
 
 
 def figure1_data(
-    g: np.ndarray | None = None, p: np.ndarray | None = None, bin_width: float = 0.1
+    g: np.ndarray | None = None, p: np.ndarray | None = None, bin_width: float = 0.1, loss: str = "l1dfl"
 ) -> dict[str, np.ndarray]:
     """The five matrices of Figure 1 (section 2.6): G, P(G), Delta, D and w.
 
@@ -48,6 +48,10 @@ def figure1_data(
         Predicted foreground probability; default :data:`PAPER_FIGURE1_P`.
     bin_width : float
         Gamma of eq. 5.
+    loss : str
+        A registered loss that declares weights (:mod:`pcatools.loss_registry`, ``weights=True``;
+        L1DFL by default): panel w is its ``element_weights`` on logits ``log P`` (the foreground
+        channel), built with ``bin_width`` where it takes one. Another loss is refused.
 
     Returns
     -------
@@ -62,7 +66,8 @@ def figure1_data(
     """
     import torch
 
-    from pcatools.losses import l1_binning
+    from pcatools.loss_registry import fitting_options, loss_entries, resolve_loss
+    from pcatools.losses import build_loss, l1_binning
 
     g_arr = PAPER_FIGURE1_G if g is None else np.asarray(g, dtype=np.float64)
     p_arr = PAPER_FIGURE1_P if p is None else np.asarray(p, dtype=np.float64)
@@ -76,8 +81,19 @@ def figure1_data(
         raise ValueError(
             f"figure1: p must be probabilities in [0, 1], found range [{p_arr.min()}, {p_arr.max()}]"
         )
+    entry = resolve_loss(loss)
+    if not entry.weights:
+        with_weights = [e.name for e in loss_entries() if e.weights]
+        raise ValueError(
+            f"figure1: loss {entry.name!r} declares no voxel weights; losses with weights: {with_weights}"
+        )
+    module: Any = build_loss(entry.name, **fitting_options(entry.name, {"bin_width": bin_width}))
+    two = torch.from_numpy(np.stack([1 - p_arr, p_arr])[None].copy())  # (1, 2, H, W)
+    weights = module.element_weights(
+        torch.log(two.clamp_min(1e-300)), torch.from_numpy(g_arr[None, None].copy())
+    )
+    w_np = weights[0, 1].detach().cpu().numpy().astype(np.float64)
     binning = l1_binning(torch.from_numpy(p_arr.copy()), torch.from_numpy(g_arr.copy()), bin_width=bin_width)
-    w_np = binning.element_weights().detach().cpu().numpy().astype(np.float64)
     d_np = binning.element_density().detach().cpu().numpy().astype(np.float64)
     return {
         "G": g_arr.copy(),
@@ -97,11 +113,14 @@ _FIG1_PANELS = (
 )
 
 
-def figure1(g: np.ndarray | None = None, p: np.ndarray | None = None, bin_width: float = 0.1) -> go.Figure:
+def figure1(
+    g: np.ndarray | None = None, p: np.ndarray | None = None, bin_width: float = 0.1, loss: str = "l1dfl"
+) -> go.Figure:
     """Figure 1: the L1 weighting of a 4x4 example as five annotated heatmaps (a-e).
 
     Panels: (a) G, (b) P(G), (c) Delta = |G - P| (eq. 4), (d) the norm density D (eq. 9),
-    (e) the weights w = N / D (eq. 10), the last two from :func:`pcatools.losses.l1_weights`.
+    (e) the weights w = N / D (eq. 10), the last two from :func:`pcatools.losses.l1_weights`;
+    (e) is the ``element_weights`` of ``loss``, any registered loss that declares weights.
     Each heatmap's ``z`` is the matrix itself (row 0 at the top, as printed in the paper).
 
     Examples
@@ -113,7 +132,7 @@ def figure1(g: np.ndarray | None = None, p: np.ndarray | None = None, bin_width:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    data = figure1_data(g, p, bin_width)
+    data = figure1_data(g, p, bin_width, loss)
     fig = make_subplots(
         rows=1, cols=5, subplot_titles=[t for _, t, _, _ in _FIG1_PANELS], horizontal_spacing=0.025
     )

@@ -86,16 +86,21 @@ def figure7_data(curves: Any) -> pd.DataFrame:
     return out.drop(columns="_o").reset_index(drop=True)
 
 
-def figure7(curves: Any, title: str | None = None) -> go.Figure:
+def figure7(curves: Any = None, title: str | None = None) -> go.Figure:
     """Figure 7: loss against the predicted probability of the true class (ground truth 1).
 
-    One line per loss (DL, DFL, L1DFL) from :func:`pcatools.losses.loss_vs_probability`; see
+    One line per loss from :func:`pcatools.losses.loss_vs_probability` (default: every registered
+    loss, DL, DFL, L1DFL and yours, in the registry's order and colours); see
     :func:`figure7_data` for the accepted forms. The default title names the construction
     recorded in ``curves.attrs["construction"]`` ("per sample", the paper's definition, or
     "patch"), so that a patch-based curve is never mistaken for the paper's figure.
     """
     import plotly.graph_objects as go
 
+    if curves is None:
+        from pcatools.losses import loss_vs_probability
+
+        curves = loss_vs_probability()
     construction = getattr(curves, "attrs", {}).get("construction")
     df = figure7_data(curves)
     fig = go.Figure()
