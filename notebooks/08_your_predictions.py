@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -26,17 +26,20 @@
 #     --pred nnunet=preds/nnunet_3d_fullres --pred segresnet/l1dfl=preds/segresnet_l1dfl
 # ```
 #
-# This notebook runs the same through `pcatools.evaluation.evaluate_folders`, reads the folder
-# it writes and shows one case with the ground truth and every model. With the defaults it
-# evaluates the demo study's six test-set models (`bash scripts/study.sh` makes `runs/demo`).
+# This notebook opens the folder that command writes (`out_dir`), or runs the same evaluation
+# through `pcatools.evaluation.evaluate_folders` where there is none yet or when
+# `reevaluate=True`, and shows one case with the ground truth and every model. With the defaults
+# it evaluates the demo study's six test-set models (`bash scripts/study.sh` makes `runs/demo`).
 # Notebooks 04-07 take the evaluation folder as their `run_dir` for the scenarios, volume
 # thresholds and dissemination groups.
 
 # %% tags=["parameters"]
-out_dir = "../runs/demo_evaluation"  # the evaluation folder (a previous evaluation there is replaced)
+out_dir = "../runs/demo_evaluation"  # the evaluation folder: opened as it is when it holds one
+reevaluate = False  # True: evaluate again into out_dir (a previous evaluation there is replaced)
 gt = ""  # ground-truth masks (folder or dataset root); "" = the demo study's cohort
 suv = ""  # PET in SUV (folder or dataset root); "" = the demo study's cohort; None: no SUV
-preds: dict = {}  # {"NAME": "folder"}; {} = the demo study's test predictions
+pred: dict = {}  # {"NAME": "folder"}; {} = the demo study's test predictions
+allow_missing = True  # evaluate the cases every folder has (the demo's predictions cover its test cases only)
 study_dir = "../runs/demo"  # where the defaults come from
 case_id = ""  # the case to show; "" = the one where the models disagree most
 show_napari = True  # open the case in napari (needs a display; skipped with a note otherwise)
@@ -46,20 +49,24 @@ from pathlib import Path
 
 from IPython.display import Markdown, display
 
-from pcatools.evaluation import command_line, evaluate_folders, study_predictions
+from pcatools.evaluation import MARKER, command_line, evaluate_folders, load_evaluation, study_predictions
 from pcatools.study import figure3_case, figure3_for_study
 
-if not preds:
-    preds = {name: str(folder) for name, folder in study_predictions(study_dir).items()}
-    gt = gt or str(Path(study_dir) / "data")
-    suv = suv if suv is None else (suv or gt)
-print(command_line(out_dir, gt, preds, suv, allow_missing=True))
-result = evaluate_folders(out_dir, gt, preds, suv, allow_missing=True)
+if (Path(out_dir) / MARKER).is_file() and not reevaluate:
+    result = load_evaluation(out_dir)
+    print(f"opened the evaluation in {out_dir} (reevaluate=True evaluates again)")
+else:
+    if not pred:
+        pred = {name: str(folder) for name, folder in study_predictions(study_dir).items()}
+        gt = gt or str(Path(study_dir) / "data")
+        suv = suv if suv is None else (suv or gt)
+    print(command_line(out_dir, gt, pred=pred, suv=suv, allow_missing=allow_missing))
+    result = evaluate_folders(out_dir, gt, pred=pred, suv=suv, allow_missing=allow_missing)
 
 # %% [markdown]
 # ## What was compared, and Table 1
-# The folder's `README.md` records the inputs and options (here the ground truth holds the whole
-# cohort, the predictions only the test cases, hence `--allow-missing`).
+# The folder's `README.md` records the inputs and options (with the defaults the ground truth holds
+# the whole cohort and the predictions only the test cases, hence `allow_missing`).
 
 # %%
 display(Markdown((result.run_dir / "README.md").read_text()))
@@ -80,6 +87,15 @@ result.cases[cols].round(2).head(12)
 # %%
 result.lesions[["case_id", "model", "lesion_id", "volume_ml", "suvmax", "detected", "dice",
                 "pred_components", "pred_volume_ml"]].head(12)  # fmt: skip
+
+# %% [markdown]
+# ## Predicted components and the Wilcoxon table
+# One row per predicted component (volume, SUVmax, the lesions it overlaps, false positive or not),
+# and the reference model (the first) against every other: one-tailed paired Wilcoxon on the cases.
+
+# %%
+display(result.components.head(8))
+result.wilcoxon
 
 # %% [markdown]
 # ## One case: ground truth against every model (Figure 3's layout)
