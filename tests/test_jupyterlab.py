@@ -10,6 +10,7 @@ first, ``docs/figures/jupyterlab_04_overall.png``.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -206,6 +207,12 @@ def test_jupyterlab_serves_lab(lab: Lab) -> None:
     assert "<title>JupyterLab</title>" in html, html[:500]
     assert 'id="jupyter-config-data"' in html, "no Lab page config in /lab's markup"
     assert '"appName": "JupyterLab"' in html
+    # scripts/setup.sh disables the "Jupyter news" pop-up's plugin for this environment (not only for
+    # these tests' fresh user settings), so a user's first start shows the page, not the question
+    config = json.loads(re.search(r'id="jupyter-config-data"[^>]*>(.*?)</script>', html, re.S).group(1))  # type: ignore[union-attr]
+    assert "@jupyterlab/apputils-extension:announcements" in config["disabledExtensions"], config.get(
+        "disabledExtensions"
+    )
     status, _ = _get(f"{lab.url}/api/contents")
     assert status == 403, f"/api/contents without the token answered {status}, not 403"
 
