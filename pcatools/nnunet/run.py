@@ -404,6 +404,10 @@ def _pcatools_trainers_findable() -> Iterator[None]:
         for loss, cls_name in trainer_names().items():
             if name == cls_name and loss != STOCK:
                 return trainer_class(loss)
+        if name.startswith("nnUNetTrainer_"):  # a user loss not registered here: prediction needs no loss
+            from pcatools.nnunet.trainers import PcatoolsLossTrainer
+
+            return PcatoolsLossTrainer
         return original(name)
 
     predictor_module.recursive_find_trainer_class_by_name = find
