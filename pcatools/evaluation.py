@@ -56,7 +56,6 @@ import pandas as pd
 
 from pcatools._atomic import LockBusyError, exchange_paths, exclusive_lock, write_text_atomic
 from pcatools._docs import EVALUATE_PARAMETERS, fill_doc
-from pcatools.data.discovery import patient_ids
 from pcatools.data.errors import DataError
 from pcatools.data.folders import case_files, case_patients, match_cases
 from pcatools.data.manifest import write_manifest
@@ -251,7 +250,7 @@ def pair_cases(
             + " (are the ids alike?)"
         )
     ids = sorted(common)
-    pids = patient_ids(ids)
+    pids = {cid: gt_patients[cid] for cid in ids}  # the autoPET patient folder, patients.csv, <patient>__
     rows = [
         {
             "case_id": cid,

@@ -123,6 +123,8 @@ def test_predictions_pair_with_autopet_studies_however_named(
     assert _found(tmp_path / "out") == _expected()  # the hand-computed DSC, TP/FP/FN
     manifest = pd.read_csv(tmp_path / "out" / "manifest.csv")
     assert sorted(manifest["case_id"]) == sorted(STUDIES)  # the study names as they are, two spaces kept
+    patients = dict(zip(manifest["case_id"], manifest["patient_id"], strict=True))
+    assert patients == {study: patient for study, (patient, _) in STUDIES.items()}  # the patient folders
 
 
 def test_a_patient_named_prediction_of_a_patient_with_two_studies_is_refused(
@@ -172,6 +174,32 @@ def test_a_missing_study_names_its_expected_file_and_suggests_allow_missing(
         f"error: cases missing: prediction 'mine' ({preds}) lacks 1 case(s): {studies[0]}; expected "
         f"{preds / (studies[0] + '.nii.gz')}; it holds 2 entries: {studies[1]}.nii.gz, {studies[2]}.nii.gz "
         "(pass --allow-missing to evaluate the 2 case(s) that every folder has)"
+    )
+
+
+def test_two_files_for_one_study_are_refused_naming_both(autopet: Path, tmp_path: Path) -> None:
+    preds = tmp_path / "preds"
+    study = next(s for s, (p, _) in STUDIES.items() if p == "PETCT_bb")
+    for name in (f"{study}.nii.gz", "PETCT_bb.nii.gz"):
+        _save(_pred(MODEL, "P003"), preds / name)
+    code, text = _evaluate(autopet, preds, tmp_path / "out")
+    assert code == 1
+    assert text.strip() == (
+        f"error: {preds}: two prediction files for case {study!r}: {preds / (study + '.nii.gz')} ({study!r}) and "
+        f"{preds / 'PETCT_bb.nii.gz'} ('PETCT_bb'); expected one file per case"
+    )
+
+
+def test_a_mirrored_study_folder_with_two_files_is_refused(autopet: Path, tmp_path: Path) -> None:
+    study = next(s for s, (p, _) in STUDIES.items() if p == "PETCT_bb")
+    folder = tmp_path / "preds" / "PETCT_bb" / study
+    for name in ("PRED.nii.gz", "SEG.nii.gz"):
+        _save(_pred(MODEL, "P003"), folder / name)
+    code, text = _evaluate(autopet, tmp_path / "preds", tmp_path / "out")
+    assert code == 1
+    assert text.strip() == (
+        f"error: {folder}: 2 prediction files in one study folder (PRED.nii.gz, SEG.nii.gz): expected one file "
+        "per <patient>/<study>/"
     )
 
 
@@ -267,3 +295,34 @@ def test_the_readme_autopet_command_runs_on_the_layout_as_downloaded(autopet: Pa
     assert proc.returncode == 0, proc.stderr
     assert "3 cases x 1 models" in proc.stdout
     assert _found(tmp_path / "runs" / "autopet_eval") == _expected()
+
+
+def test_mha_voxels_that_are_not_one_number_are_refused(tmp_path: Path) -> None:
+    from pcatools.data.errors import DataError
+
+    rgb = sitk.GetImageFromArray(np.zeros((4, 4, 4, 3), np.uint8), isVector=True)
+    sitk.WriteImage(rgb, str(tmp_path / "rgb.mha"))
+    with pytest.raises(DataError) as err:
+        load_nifti(tmp_path / "rgb.mha", "label", name="prediction")
+    assert str(err.value) == (
+        f"prediction {tmp_path / 'rgb.mha'}: expected an integer, boolean or float mask, found vector of 8-bit "
+        "unsigned integer voxels (3 component(s) each)"
+    )
+
+
+def test_an_mha_header_whose_grid_the_file_cannot_hold_is_refused_before_reading(tmp_path: Path) -> None:
+    from pcatools.data.errors import DataError
+
+    path = tmp_path / "huge.mha"
+    path.write_bytes(
+        b"ObjectType = Image\nNDims = 3\nDimSize = 2000 2000 2000\nElementType = MET_UCHAR\n"
+        b"ElementDataFile = LOCAL\n" + bytes(16)
+    )
+    with pytest.raises(DataError) as err:
+        load_nifti(path, "label")
+    size = path.stat().st_size
+    assert str(err.value) == (
+        f"label {path}: cannot read the MetaImage file, it is truncated or corrupt (its header's shape "
+        f"(2000, 2000, 2000) of 8-bit unsigned integer needs 8000000000 bytes; the {size}-byte file holds at most "
+        f"{size * 1032})"
+    )
