@@ -217,7 +217,6 @@ def run(
     """
     import logging
 
-    from pcatools.losses import check_loss
     from pcatools.training import CheckpointError, train
     from pcatools.training.run_files import RunBusyError
 
@@ -280,9 +279,9 @@ def run(
             {k: v for k, v in settings.items() if k not in (*DATA_KEYS, "max_epochs_this_call")},
             where="pcatools train",
         )
-        try:  # the loss builds and gives a finite scalar and gradient, before anything is written
-            check_loss(run_config.loss, run_config.loss_overrides)
-        except SpecError as err:
+        try:  # network, transforms and the loss (built and tried on a small batch) before anything is written
+            run_config.check_components()
+        except SpecError as err:  # a loss that cannot be named, built or used: a bad option
             raise typer.BadParameter(str(err)) from None
         if settings.get("run_dir") is None:
             settings["run_dir"] = (
