@@ -151,6 +151,14 @@ def test_a_loss_from_a_file_through_python(losses_dir: Path) -> None:
     assert torch.equal(build_loss("tv_class", alpha=0.3)(logits, labels), plain)
     assert torch.equal(build_loss("tversky=my_losses.py:TverskyLoss", alpha=0.3)(logits, labels), plain)
     assert check_loss("tversky").shown == "tversky=my_losses.py:TverskyLoss"
+    # a YAML config / TrainConfig names it the same way, and is checked the same way
+    from pcatools.loss_registry import LossError
+    from pcatools.training.config import TrainConfig
+
+    TrainConfig(loss="tversky=my_losses.py:TverskyLoss", loss_overrides={"alpha": 0.3}).check_components()
+    with pytest.raises(LossError) as err:
+        TrainConfig(loss="broken=broken.py:VectorLoss").check_components()
+    assert str(err.value) == "loss broken=broken.py:VectorLoss returns shape (2,), expected a scalar"
     # alpha = beta = 1/2 is the soft Dice of the foreground: MONAI's without the background channel
     from monai.losses import DiceLoss
 
