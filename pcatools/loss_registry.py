@@ -324,10 +324,7 @@ def loss_source_change(old: Mapping[str, str] | None, new: Mapping[str, str] | N
 def loss_help() -> str:
     """The losses for a CLI help text: ``dice (DL), ..., or NAME=SPEC``."""
     names = ", ".join(f"{e.name} ({e.label})" if e.label != e.name else e.name for e in loss_entries())
-    return (
-        f"{names}; or your own as NAME=SPEC, SPEC package.module:attr or path/to/file.py:attr "
-        "(docs/losses.md)."
-    )
+    return f"{names}, or your own as NAME=SPEC (SPEC package.module:attr or path/to/file.py:attr; docs/losses.md)."
 
 
 def iter_curves() -> Iterator[tuple[str, Callable[..., Any] | None]]:

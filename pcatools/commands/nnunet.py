@@ -163,7 +163,7 @@ def train(
     configuration: str = typer.Argument(..., help="nnU-Net configuration, e.g. 3d_fullres."),
     fold: str = typer.Argument(..., help="Fold 0-4 or 'all'."),
     loss: str = typer.Option(
-        "l1dfl", help=f"The loss of the trainer: dice_ce (nnU-Net's own nnUNetTrainer) or {loss_help()}"
+        "l1dfl", help=f"The loss of the trainer: dice_ce (nnU-Net's own nnUNetTrainer), {loss_help()}"
     ),
     device: str | None = typer.Option(
         None, help="cpu, cuda or mps (default: cuda when available, else cpu)."

@@ -63,8 +63,7 @@ def run(
     network: list[str] | None = typer.Option(None, help="Restrict to these networks (repeatable)."),
     loss: list[str] | None = typer.Option(
         None,
-        help="Losses of the grid (repeatable; default the paper's three): a name or your own as NAME=SPEC. "
-        f"One of: {loss_help()}",
+        help=f"Losses of the grid (repeatable; default the paper's three): {loss_help()}",
     ),
     loss_option: list[str] | None = typer.Option(
         None,

@@ -160,7 +160,7 @@ def run(
     ),
     run_dir: Path | None = typer.Option(None, "--run-dir", help="Run folder (default runs/<model>__<loss>)."),
     model: str | None = typer.Option(None, help=setting_help("model")),
-    loss: str | None = typer.Option(None, help=f"{setting_help('loss')} One of: {loss_help()}"),
+    loss: str | None = typer.Option(None, help=f"The loss: {loss_help()}"),
     epochs: int | None = typer.Option(None, help=setting_help("epochs")),
     batch_size: int | None = typer.Option(None, help=setting_help("batch_size")),
     lr: float | None = typer.Option(None, help=setting_help("lr")),
