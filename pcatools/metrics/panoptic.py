@@ -9,7 +9,8 @@ lesions: ``RQ = TP / (TP + FP/2 + FN/2)``, ``SQ`` = the mean IoU of the matched 
 BraTS 2023+) report it, so that users comparing them read the same numbers.
 
 Edge cases: no lesion and no component: RQ, SQ and PQ are NaN (nothing to recognise); no
-matched pair otherwise: RQ = PQ = 0 and SQ NaN (no pair to average), as panoptica returns.
+matched pair otherwise: RQ = PQ = 0 and SQ NaN (no pair to average). panoptica matches at IoU >= 0.5
+by default (``strict_threshold=False``); a pair at exactly 0.5 is matched there and not here.
 """
 
 from __future__ import annotations
