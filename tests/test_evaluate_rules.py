@@ -249,7 +249,7 @@ def test_mixed_model_works_for_any_model_names_relative_to_the_reference() -> No
             vol, suv = float(rng.uniform(0.5, 5)), float(rng.uniform(3, 20))
             for model, shift in (("nnU-Net v2 (fold 0)", 0.0), ("my model", 0.1), ("x/y", -0.05)):
                 rows.append(
-                    {"patient_id": f"p{p}", "case_id": f"c{p}", "model": model, "volume_ml": vol, "suvmax": suv,
+                    {"patient_id": f"p{p}", "case_id": f"c{p}_{lesion % 2}", "model": model, "volume_ml": vol, "suvmax": suv,
                      "dice": 0.5 + patient + shift + 0.02 * lesion + float(rng.normal(0, 0.01))}
                 )  # fmt: skip
     lesions = pd.DataFrame(rows)
@@ -257,7 +257,8 @@ def test_mixed_model_works_for_any_model_names_relative_to_the_reference() -> No
     assert list(out.index[:3]) == ["Intercept", "model[nnU-Net v2 (fold 0)]", "model[x/y]"]
     assert out.loc["model[nnU-Net v2 (fold 0)]", "estimate"] == pytest.approx(-0.1, abs=0.01)
     assert out.loc["model[x/y]", "estimate"] == pytest.approx(-0.15, abs=0.01)
-    assert out["n_groups"].iloc[0] == 8
+    assert out["n_groups"].iloc[0] == 8  # patients, not the 16 studies (two per patient)
+    assert lesions["case_id"].nunique() == 16
     with pytest.raises(
         ValueError, match=r"reference model 'nope' not in \['nnU-Net v2 \(fold 0\)', 'my model', 'x/y'\]"
     ):
