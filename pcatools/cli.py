@@ -6,6 +6,7 @@ import typer
 
 from pcatools import __version__
 from pcatools.commands import convert, evaluate, nnunet, phantom, predict, study, train, view
+from pcatools.reproducibility import hold_cpu_isa
 
 app = typer.Typer(
     help="pcatools: L1-weighted Dice Focal Loss study toolkit for PSMA PET/CT lesion segmentation.",
@@ -27,6 +28,8 @@ def main(
     ),
 ) -> None:
     """pcatools command line."""
+    # before any command imports torch: CPU runs add in the same order on every x86-64 CPU
+    hold_cpu_isa()
 
 
 for module in (convert, phantom, train, predict, study, evaluate, view):

@@ -49,6 +49,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from pcatools.reproducibility import cpu_threads
 from pcatools.training.config import SlidingWindow, check_window
 
 __all__ = [
@@ -710,15 +711,18 @@ def predict_manifest(
         for i in todo:
             records.pop(ids.iloc[i], None)
         write_provenance()
+    threads = held_threads if (held_threads := config.get("threads")) and dev.type == "cpu" else None
     for i in tqdm(todo, desc="predict", disable=not progress):
         case_id, row = ids.iloc[i], rows[i]
         target = out / f"{case_id}.nii.gz"
         if save_probs:
-            mask, probs = predict_case(model, row, tf, roi, ov, md, swb, dev, amp, return_probs=True)
+            with cpu_threads(threads):  # the run's thread count: its CPU numbers hold for that one
+                mask, probs = predict_case(model, row, tf, roi, ov, md, swb, dev, amp, return_probs=True)
             with _writing(target):
                 save_niftis({"probs": probs, "mask": mask}, {"probs": probs_path(target), "mask": target})
         else:
-            mask = predict_case(model, row, tf, roi, ov, md, swb, dev, amp)
+            with cpu_threads(threads):
+                mask = predict_case(model, row, tf, roi, ov, md, swb, dev, amp)
             with _writing(target):
                 save_nifti(mask, target)
         records[case_id] = {

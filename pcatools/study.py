@@ -144,6 +144,7 @@ PROFILES: dict[str, StudyProfile] = {
             max_steps_per_epoch=10,
             sw_batch_size=8,
             workers=0,
+            threads=2,  # a CPU run's numbers hold for one thread count (pcatools.reproducibility)
             lr=3e-3,
             # 400-600 steps instead of ~130,000: batch Dice and 50 % lesion patches (module docstring)
             loss_overrides={"batch": True},
@@ -336,10 +337,9 @@ def split_manifest(run_dir: Path, manifest: pd.DataFrame, profile: StudyProfile,
     return split
 
 
-def train_grid(
-    run_dir: Path, split: pd.DataFrame, profile: StudyProfile, seed: int, progress: bool
-) -> dict[str, Path]:
-    """Train every (network, loss) pair; returns the best checkpoint of each, keyed by :func:`model_key`."""
+def train_grid(run_dir: Path, profile: StudyProfile, seed: int, progress: bool) -> dict[str, Path]:
+    """Train every (network, loss) pair on the study's ``split.csv``; returns the best checkpoint of
+    each, keyed by :func:`model_key` (each model's ``config.yaml`` names the split by its file)."""
     from pcatools.training import train
 
     best: dict[str, Path] = {}
@@ -347,7 +347,9 @@ def train_grid(
         for loss in profile.losses:
             key = model_key(network, loss)
             config = profile.train_config(network, loss, seed=seed)
-            result = train(split, run_dir / "models" / key, config, progress=progress, resume=True)
+            result = train(
+                run_dir / "split.csv", run_dir / "models" / key, config, progress=progress, resume=True
+            )
             best[key] = Path(result.best_checkpoint)
     return best
 
@@ -684,7 +686,7 @@ def run_study(
     manifest = prepare_data(run, prof, data_dir, seed, progress)
     split = split_manifest(run, manifest, prof, seed)
     try:
-        checkpoints = train_grid(run, split, prof, seed, progress)
+        checkpoints = train_grid(run, prof, seed, progress)
     except RunSettingsError as err:  # a model folder trained with other settings than the study's
         listing = describe_differences(err.differences)
         raise RunSettingsError(

@@ -14,7 +14,8 @@ python -m pip install -q -r "${PCATOOLS_TORCH_REQUIREMENTS:-requirements-cpu.txt
 # with another build (multi-GB CUDA): pin torch to the build installed above while installing the extras.
 TORCH_PIN=$(mktemp)
 python -c "import torch; print('torch==' + torch.__version__)" > "$TORCH_PIN"
-python -m pip install -q -c "$TORCH_PIN" -e ".[viewer,notebooks,dev,nnunet]"
+# constraints.txt pins every other package at the versions the README's numbers were made with
+python -m pip install -q -c "$TORCH_PIN" -c constraints.txt -e ".[viewer,notebooks,dev,nnunet]"
 rm -f "$TORCH_PIN"
 python -m ipykernel install --sys-prefix --name python3 >/dev/null
 # JupyterLab's "Would you like to get notified about official Jupyter news?" pop-up covers the page on

@@ -12,6 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from pcatools.reproducibility import hold_cpu_isa
+
+# torch's CPU kernels held to AVX2 before anything loads torch, as the pcatools command does, so
+# that the suite's trained models (and tests/test_recipe_guard.py) are the same on every CPU
+hold_cpu_isa()
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 

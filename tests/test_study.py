@@ -68,6 +68,12 @@ def test_interrupted_study_continues_and_finished_study_is_kept(
         assert config["loss_overrides"] == {"batch": True}
         assert config["transform_overrides"] == {"pos_fraction": 0.5}
         assert config["lr"] == 5e-4
+        # issue 28: no absolute path and no placeholder; the study's split.csv named from the model folder
+        assert (config["run_dir"], config["manifest"], config["manifest_source"]) == (
+            ".",
+            "split.csv",
+            "../../split.csv",
+        )
     results, figures = run / "results", run / "figures"
     assert {"table1.csv", "table1.md", "cases.csv", "lesions.csv", "wilcoxon.csv"} <= {
         p.name for p in results.iterdir()

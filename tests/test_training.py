@@ -243,8 +243,14 @@ def test_run_folder(reference: tuple[Any, list[TrainEvent]], cohort: pd.DataFram
     assert (
         config["model"] == "segresnet" and config["loss"] == "l1dfl" and config["patch_size"] == [32, 32, 32]
     )
+    # paths relative to the run folder: it names itself "." and the manifest it read by its own copy
+    assert config["run_dir"] == "." and config["manifest"] == "split.csv" and "manifest_source" not in config
+    assert not any(str(v).startswith(str(run)) for v in config.values())
     versions = json.loads((run / "versions.json").read_text())
     assert {"python", "torch", "monai", "numpy", "pcatools", "cuda"} <= set(versions)
+    # what the CPU numbers rest on: the kernels held to AVX2 by tests/conftest.py, the CPU, the threads
+    assert versions["cpu_capability_used"] == "AVX2" and versions["ONEDNN_MAX_CPU_ISA"] == "AVX2"
+    assert versions["torch_threads"] == str(torch.get_num_threads()) and versions["cpu"]
     assert versions["torch"] == str(torch.__version__)
     split = pd.read_csv(run / "split.csv", dtype={"case_id": str})
     assert split["case_id"].tolist() == cohort["case_id"].tolist()

@@ -40,7 +40,7 @@ __all__ = [
 SW_MODES = ("gaussian", "constant")
 """Sliding-window blending modes (MONAI ``sliding_window_inference``'s ``mode``)."""
 
-RUN_FACTS = ("device", "world_size", "run_dir", "manifest", "loss_source")
+RUN_FACTS = ("device", "world_size", "run_dir", "manifest", "manifest_source", "loss_source")
 """Keys a recorded config (``config.yaml``, checkpoints) holds besides the settings: where and on
 what the run trained. :meth:`TrainConfig.from_dict` skips them with ``recorded=True``."""
 
@@ -194,6 +194,11 @@ class TrainConfig:
     workers: int | None = _setting(
         None, help="Data-loading processes per GPU/process (default: by CPU count)."
     )
+    threads: int | None = _setting(
+        None,
+        help="CPU threads of torch in training and prediction (default: torch's own, one per core); "
+        "a CPU run's numbers hold for one thread count.",
+    )
     cache_rate: float = _setting(1.0, help="Fraction of cases whose preprocessing is cached in memory.")
     deterministic: bool | None = _setting(None, help="Deterministic cuDNN (default: only on CPU).")
     tensorboard: bool = _setting(True, help="Write TensorBoard events.")
@@ -220,6 +225,8 @@ class TrainConfig:
             )
         if not 0.0 <= float(self.cache_rate) <= 1.0:
             raise ValueError(f"cache_rate must be in [0, 1], found {self.cache_rate}")
+        if self.threads is not None and int(self.threads) < 1:
+            raise ValueError(f"threads must be >= 1, found {self.threads}")
         if self.workers is not None and int(self.workers) < 0:
             raise ValueError(f"workers must be >= 0, found {self.workers}")
         self.sliding_window  # noqa: B018  (checks roi_size, overlap, mode, sw_batch_size)

@@ -88,6 +88,7 @@ from torch import nn
 
 from pcatools.data.manifest import read_manifest
 from pcatools.loss_registry import loss_source, loss_source_change
+from pcatools.reproducibility import check_cpu_isa, cpu_threads
 from pcatools.training.checkpoint import (
     CheckpointError,
     capture_rng_state,
@@ -100,6 +101,7 @@ from pcatools.training.config import IDENTITY_KEYS, SlidingWindow, TrainConfig
 from pcatools.training.distributed import DistContext, all_reduce_sum, cleanup_distributed, setup_distributed
 from pcatools.training.run_files import (
     REPLACED_DIR,
+    SPLIT_FILE,
     describe_differences,
     earlier_run,
     history_frame,
@@ -531,9 +533,12 @@ def train(
             "deterministic": det,
             "device": str(dev),
             "world_size": ctx.world_size,
-            "run_dir": str(run),
-            "manifest": os.fspath(manifest) if not isinstance(manifest, pd.DataFrame) else "<DataFrame>",
+            # paths relative to the run folder, which travels whole: the run reads its own split.csv
+            "run_dir": ".",
+            "manifest": SPLIT_FILE,
         }
+        if not isinstance(manifest, pd.DataFrame):
+            recorded["manifest_source"] = os.path.relpath(os.path.abspath(manifest), os.path.abspath(run))
         if (source := loss_source(loss)) is not None:  # a user's loss: its file's SHA-256 or package version
             recorded["loss_source"] = source
 
@@ -591,7 +596,10 @@ def train(
         if has_work and not checked:
             check_data()
 
-        # ---- seeds, model, optimiser ----------------------------------------------------------
+        # ---- seeds, threads, model, optimiser --------------------------------------------------
+        held.enter_context(cpu_threads(cfg.threads))
+        if det and dev.type == "cpu" and ctx.is_main and has_work and (isa := check_cpu_isa()):
+            warnings.warn(f"train {run}: {isa}", UserWarning, stacklevel=2)
         set_determinism(seed=seed)
         torch.backends.cudnn.deterministic = det
         torch.backends.cudnn.benchmark = not det and dev.type == "cuda"

@@ -20,6 +20,7 @@ import yaml
 
 from pcatools._atomic import write_text_atomic
 from pcatools.data.manifest import write_manifest
+from pcatools.reproducibility import numerical_environment
 
 __all__ = [
     "HISTORY_COLUMNS",
@@ -130,7 +131,8 @@ def describe_differences(differences: Mapping[str, tuple[Any, Any]]) -> str:
 
 
 def versions() -> dict[str, str]:
-    """Versions of python, torch, CUDA/cuDNN, MONAI, numpy, pandas and pcatools, and the GPU names."""
+    """Versions of python, torch, CUDA/cuDNN, MONAI, numpy, pandas and pcatools, the GPU names, and
+    what CPU numbers depend on (:func:`pcatools.reproducibility.numerical_environment`)."""
     import monai
     import numpy
     import torch
@@ -148,16 +150,21 @@ def versions() -> dict[str, str]:
         "pandas": pd.__version__,
         "platform": platform.platform(),
     }
+    out.update(numerical_environment())
     if torch.cuda.is_available():
         out["gpus"] = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
     return {k: str(v) for k, v in out.items()}
+
+
+SPLIT_FILE = "split.csv"
+"""The manifest a run trained on, written into its folder (``config.yaml`` names it as ``manifest``)."""
 
 
 def write_run_files(run_dir: Path, config: Mapping[str, Any], split: pd.DataFrame) -> None:
     """Write ``config.yaml`` (every argument of the run), ``versions.json`` and ``split.csv``."""
     write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(plain(dict(config)), sort_keys=False))
     write_text_atomic(run_dir / "versions.json", json.dumps(versions(), indent=2) + "\n")
-    write_manifest(split, run_dir / "split.csv")
+    write_manifest(split, run_dir / SPLIT_FILE)
 
 
 def read_config(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
