@@ -465,6 +465,9 @@ def analyse(
     write_text_atomic(results_dir / "table1.md", stats.table1_markdown(table1, footnote))
     try:
         with warnings.catch_warnings():  # statsmodels' fit warnings: a failed fit is noted in the table
+            # statsmodels' first import puts "always" filters for its warnings first: import, then ignore
+            import statsmodels.tools.sm_exceptions  # noqa: F401
+
             warnings.simplefilter("ignore")
             tables["mixed_model"] = (
                 stats.lesion_mixed_model(lesions)
