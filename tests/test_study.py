@@ -30,6 +30,30 @@ def test_demo_profile_follows_the_paper_where_it_says_it_does() -> None:
     assert get_profile("demo", loss_overrides={}).loss_overrides == {}
 
 
+def test_paper_profile_trains_dfl_as_the_public_code_and_paper_text_as_eq_2_reads() -> None:
+    """issue 25: the public code's DFL is MONAI's DiceFocalLoss(softmax=True), whose focal term is a
+    sigmoid per logit; ``paper`` runs that, ``paper-text`` the softmax focal term of eq. 2. The
+    built losses equal MONAI's and pcatools' own on one batch; the other arms do not change."""
+    import monai
+    import torch
+
+    from pcatools.losses import build_loss
+
+    code, text = get_profile("paper"), get_profile("paper-text")
+    assert code.train_config("segresnet", "dice_focal").loss_overrides == {"focal": "sigmoid"}
+    assert text.train_config("segresnet", "dice_focal").loss_overrides == {}
+    for network in ("segresnet", "attention_unet"):
+        for loss in ("dice", "l1dfl"):
+            assert code.train_config(network, loss).to_dict() == text.train_config(network, loss).to_dict()
+    logits = torch.randn(2, 2, 8, 8, 8, generator=torch.Generator().manual_seed(0))
+    labels = (torch.rand(2, 1, 8, 8, 8, generator=torch.Generator().manual_seed(1)) > 0.8).long()
+    built = build_loss("dice_focal", **code.train_config("segresnet", "dice_focal").loss_overrides)
+    monai_dfl = monai.losses.DiceFocalLoss(softmax=True, to_onehot_y=True)
+    torch.testing.assert_close(built(logits, labels), monai_dfl(logits, labels))
+    eq2 = build_loss("dice_focal", **text.train_config("segresnet", "dice_focal").loss_overrides)
+    assert abs(float(eq2(logits, labels)) - float(built(logits, labels))) > 1e-3
+
+
 def test_interrupted_study_continues_and_finished_study_is_kept(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -52,7 +52,9 @@ def run(
         Path("runs/demo"), help="Run folder (re-running continues where it stopped)."
     ),
     profile: str = typer.Option(
-        "demo", help="demo (2-core CPU, minutes), paper (the paper's settings, GPUs) or ci."
+        "demo",
+        help="demo (2-core CPU, minutes), paper (the paper's settings, GPUs, each loss as the public code "
+        "ran it), paper-text (the same, DFL's focal term as eq. 2 reads) or ci.",
     ),
     data_dir: Path | None = typer.Option(
         None, help="autoPET / nnU-Net / flat dataset; default: synthetic cohort."
