@@ -34,8 +34,9 @@
 # ```bash
 # pcatools nnunet export-dataset $nnUNet_raw --n-cases 60 --spacing 4
 # pcatools nnunet plan 501
-# pcatools nnunet train 501 3d_fullres 0 --loss l1dfl      # or: pcatools nnunet install-trainers
-# pcatools nnunet train 501 3d_fullres 0 --loss dice_ce    #     nnUNetv2_train 501 3d_fullres 0 -tr nnUNetTrainerL1DFL
+# pcatools nnunet train 501 3d_fullres 0 --loss l1dfl --epochs 1 --iterations 10    # nnU-Net's default without
+# pcatools nnunet train 501 3d_fullres 0 --loss dice_ce --epochs 1 --iterations 10  # them: 1000 x 250 (days on a CPU)
+# # or: pcatools nnunet install-trainers, then nnUNetv2_train 501 3d_fullres 0 -tr nnUNetTrainerL1DFL
 # pcatools nnunet predict $nnUNet_results/Dataset501_PSMA/nnUNetTrainerL1DFL__nnUNetPlans__3d_fullres \
 #     $nnUNet_raw/Dataset501_PSMA/imagesTs preds/l1dfl
 # pcatools evaluate runs/nnunet_eval --gt $nnUNet_raw/Dataset501_PSMA/labelsTs --suv $nnUNet_raw/Dataset501_PSMA/imagesTs \

@@ -38,6 +38,15 @@ def test_readme_nnunet_train_lines_set_small_epochs_and_say_the_default() -> Non
     for line in lines:
         assert re.search(r"--epochs \d+\b", line) and re.search(r"--iterations \d+\b", line), line
     assert "1000 epochs x 250 iterations" in readme
+    # the same in the nnU-Net page and notebook 09's shell block (a copied line never starts the default)
+    for page in ("docs/nnunet.md", "notebooks/09_nnunet.py"):
+        text = (REPO / page).read_text()
+        lines = [line.lstrip("# ") for line in text.splitlines() if "pcatools nnunet train 501" in line]
+        assert lines and all(re.search(r"--epochs \d+ --iterations \d+", line) for line in lines), (
+            page,
+            lines,
+        )
+        assert "1000 x 250" in text or "1000 epochs x 250" in text, page
 
 
 @pytest.mark.slow
