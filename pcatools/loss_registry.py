@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pcatools.specs import Spec, SpecError, is_spec, load_spec, parse_spec, spec_source
+from pcatools.specs import Spec, SpecError, is_spec, load_spec, parse_spec, source_change, spec_source
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -306,19 +306,7 @@ def loss_source_change(old: Mapping[str, str] | None, new: Mapping[str, str] | N
     ...                    {"spec": "t=a.py:T", "file": "/x/a.py", "sha256": "cd" * 32})
     'loss t=a.py:T from /x/a.py (sha256 abababababab), which has changed since (sha256 now cdcdcdcdcdcd)'
     """
-    if not old or dict(old) == dict(new or {}):
-        return ""
-    spec, new = old.get("spec", "?"), dict(new or {})
-    if "sha256" in old:
-        now = f"sha256 now {new['sha256'][:12]}" if "sha256" in new else f"now {new or 'no user loss'}"
-        where = old.get("file", "?")
-        return f"loss {spec} from {where} (sha256 {old['sha256'][:12]}), which has changed since ({now})"
-    if "version" in old:
-        now = f"now {new.get('package')} {new.get('version')}" if new else "now no user loss"
-        return (
-            f"loss {spec} from package {old.get('package')} {old['version']}, which has changed since ({now})"
-        )
-    return f"loss {spec} ({dict(old)}), which has changed since (now {new})"
+    return source_change(old, new, "loss")
 
 
 def loss_help() -> str:

@@ -1,6 +1,7 @@
 """The study's networks (paper section 2.4): ``build_model(name, ...)``.
 
-Three names, all MONAI networks with 3-D convolutions, 2 input channels (CT, PET) and 2 output
+The names, labels and default arguments are declared once, in :mod:`pcatools.network_registry`
+(which also takes any MONAI network by class name and a user's own, ``NAME=SPEC``). Three names, all MONAI networks with 3-D convolutions, 2 input channels (CT, PET) and 2 output
 channels (background, lesion logits):
 
 ``segresnet``
@@ -31,6 +32,8 @@ from typing import Any
 
 from torch import nn
 
+from pcatools.network_registry import BUILTIN, accepted_keys, network_name, resolve_network
+
 __all__ = [
     "MODEL_NAMES",
     "build_model",
@@ -40,44 +43,15 @@ __all__ = [
     "network_class",
 ]
 
-MODEL_NAMES = ("segresnet", "attention_unet", "attention_unet_reference")
+MODEL_NAMES = tuple(e.name for e in BUILTIN)
+"""pcatools' own networks (:data:`pcatools.network_registry.BUILTIN`, where their defaults are declared)."""
 
-_DEFAULTS: dict[str, dict[str, Any]] = {
-    "segresnet": {
-        "spatial_dims": 3,
-        "init_filters": 16,
-        "blocks_down": (1, 2, 2, 4),
-        "blocks_up": (1, 1, 1),
-        "norm": ("GROUP", {"num_groups": 8}),
-        "act": ("RELU", {"inplace": True}),
-        "dropout_prob": None,
-        "upsample_mode": "nontrainable",
-    },
-    "attention_unet": {
-        "spatial_dims": 3,
-        "channels": (16, 32, 64, 128, 256),
-        "strides": (2, 2, 2, 2),
-        "kernel_size": 3,
-        "up_kernel_size": 3,
-        "dropout": 0.0,
-    },
-    "attention_unet_reference": {
-        "spatial_dims": 3,
-        "channels": (16, 32, 64, 128, 256, 512),
-        "strides": (2, 2, 2, 2, 2),
-        "kernel_size": 3,
-        "up_kernel_size": 3,
-        "dropout": 0.0,
-    },
-}
+_BUILTIN = {e.name: e for e in BUILTIN}
 
 
 def _canonical(name: str) -> str:
-    key = name.strip().lower().replace("-", "_")
-    key = {"attunet": "attention_unet", "attentionunet": "attention_unet", "segresnet3d": "segresnet"}.get(
-        key, key
-    )
-    if key not in _DEFAULTS:
+    key = network_name(name)
+    if key not in _BUILTIN:
         raise ValueError(f"unknown model {name!r}; expected one of {MODEL_NAMES}")
     return key
 
@@ -90,39 +64,40 @@ def model_defaults(name: str) -> dict[str, Any]:
     >>> model_defaults("attention_unet")["channels"]
     (16, 32, 64, 128, 256)
     """
-    return dict(_DEFAULTS[_canonical(name)])
+    return dict(_BUILTIN[_canonical(name)].defaults)
 
 
-def network_class(name: str) -> type[nn.Module]:
-    """The MONAI class :func:`build_model` constructs for ``name``: ``SegResNet`` or ``AttentionUnet``.
+def network_class(name: str) -> Any:
+    """The class (or factory) :func:`build_model` calls for ``name``: ``SegResNet``, ``AttentionUnet``, a
+    MONAI network or a user's.
 
-    One place says which class a name builds, so that the arguments an override may set are read
-    from the same constructor that :func:`build_model` calls (``pcatools train`` refuses the others).
+    One place says which constructor a name builds, so that the arguments an override may set are
+    read from the same constructor that :func:`build_model` calls (``pcatools train`` refuses the others).
 
     Examples
     --------
-    >>> network_class("attention_unet_reference").__name__
-    'AttentionUnet'
+    >>> network_class("attention_unet_reference").__name__, network_class("UNet").__name__
+    ('AttentionUnet', 'UNet')
     """
-    from monai.networks.nets import AttentionUnet, SegResNet
-
-    return SegResNet if _canonical(name) == "segresnet" else AttentionUnet
+    return resolve_network(name).load()
 
 
 def build_model(name: str, in_channels: int = 2, out_channels: int = 2, **overrides: Any) -> nn.Module:
-    """Build one of the study's networks (paper section 2.4).
+    """Build one of the study's networks (paper section 2.4), a MONAI network or a registered one.
 
     Parameters
     ----------
     name
         ``"segresnet"``, ``"attention_unet"`` or ``"attention_unet_reference"``
-        (case-insensitive; ``"attunet"`` as in the public code is accepted).
+        (case-insensitive; ``"attunet"`` as in the public code is accepted); a MONAI network by
+        its class name (``"UNet"``, ``"monai.networks.nets.UNet"``); a registered network or
+        ``NAME=SPEC`` (:mod:`pcatools.network_registry`).
     in_channels
         Input channels: 2 (channel 0 CT, channel 1 PET).
     out_channels
         Output channels: 2 (background and lesion logits; no softmax inside the network).
     **overrides
-        Replace constructor arguments of the MONAI network, e.g. ``init_filters=8``.
+        Replace constructor arguments of the network, e.g. ``init_filters=8``.
 
     Returns
     -------
@@ -135,10 +110,24 @@ def build_model(name: str, in_channels: int = 2, out_channels: int = 2, **overri
     >>> net = build_model("segresnet", init_filters=4)
     >>> net(torch.zeros(1, 2, 16, 16, 16)).shape
     torch.Size([1, 2, 16, 16, 16])
+    >>> build_model("UNet", channels=(4, 8), strides=(2,))(torch.zeros(1, 2, 16, 16, 16)).shape
+    torch.Size([1, 2, 16, 16, 16])
     """
-    key = _canonical(name)
-    network = network_class(key)
-    params = dict(_DEFAULTS[key])
+    if in_channels < 1 or out_channels < 1:
+        raise ValueError(
+            f"build_model: in_channels and out_channels must be >= 1, got {in_channels}, {out_channels}"
+        )
+    entry = resolve_network(name)
+    network = entry.load()
+    if not entry.builtin:  # a MONAI network by name or a user's: its options, then the overrides
+        params = {**dict(entry.options), **overrides}
+        keys = accepted_keys(network)
+        if keys is not None and "spatial_dims" in keys:
+            params.setdefault("spatial_dims", 3)
+        built: nn.Module = network(in_channels=in_channels, out_channels=out_channels, **params)
+        return built
+    key = entry.name
+    params = dict(entry.defaults)
     unknown_spatial = overrides.get("spatial_dims", 3)
     if unknown_spatial != 3:
         raise ValueError(f"build_model: the study's networks are 3-D; spatial_dims={unknown_spatial!r} given")
@@ -149,10 +138,6 @@ def build_model(name: str, in_channels: int = 2, out_channels: int = 2, **overri
     if key != "segresnet" and "channels" in overrides and "strides" not in overrides:
         params["strides"] = (2,) * (len(tuple(overrides["channels"])) - 1)
     params.update(overrides)
-    if in_channels < 1 or out_channels < 1:
-        raise ValueError(
-            f"build_model: in_channels and out_channels must be >= 1, got {in_channels}, {out_channels}"
-        )
     for seq in ("channels", "strides", "blocks_down", "blocks_up"):
         if seq in params and params[seq] is not None:
             params[seq] = tuple(params[seq])
@@ -162,30 +147,33 @@ def build_model(name: str, in_channels: int = 2, out_channels: int = 2, **overri
                 f"build_model('segresnet'): blocks_up needs one entry fewer than blocks_down, found "
                 f"blocks_down={params['blocks_down']} and blocks_up={params['blocks_up']}"
             )
-        return network(in_channels=in_channels, out_channels=out_channels, **params)
+        return network(in_channels=in_channels, out_channels=out_channels, **params)  # type: ignore[no-any-return]
     if len(params["strides"]) != len(params["channels"]) - 1:
         raise ValueError(
             f"build_model({key!r}): strides needs one entry fewer than channels, found "
             f"channels={params['channels']} and strides={params['strides']}"
         )
-    return network(in_channels=in_channels, out_channels=out_channels, **params)
+    return network(in_channels=in_channels, out_channels=out_channels, **params)  # type: ignore[no-any-return]
 
 
 def min_input_multiple(name: str, **overrides: Any) -> int:
     """The number every spatial input size must be a multiple of (product of the down-samplings).
+
+    For a network other than pcatools' own it is the product of its ``strides`` where it has integer
+    strides, else 1 (:func:`pcatools.network_registry.check_network` tries it on an input instead).
 
     Examples
     --------
     >>> min_input_multiple("segresnet"), min_input_multiple("attention_unet_reference")
     (8, 32)
     """
-    params = model_defaults(name)
-    params.update(overrides)
-    if "blocks_down" in params:
+    entry = resolve_network(name)
+    params = {**dict(entry.defaults if entry.builtin else entry.options), **overrides}
+    if entry.builtin and "blocks_down" in params:
         return int(2 ** (len(params["blocks_down"]) - 1))
     out = 1
-    for s in params["strides"]:
-        out *= int(s)
+    for s in params.get("strides") or ():
+        out *= int(s) if isinstance(s, int) else 1
     return out
 
 

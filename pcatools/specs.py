@@ -1,6 +1,6 @@
 """User code named by a string: ``NAME=SPEC``, with SPEC ``package.module:attr`` or ``path/to/file.py:attr``.
 
-A user's own loss (and later network) enters pcatools through a command-line option or a YAML
+A user's own loss or network enters pcatools through a command-line option or a YAML
 value, so it is named by text rather than imported by pcatools' own code; this module turns that
 text into the object and into the record of where it came from (:func:`spec_source`), so that a
 run can refuse to continue after the code changed.
@@ -8,7 +8,8 @@ run can refuse to continue after the code changed.
 * ``parse_spec("tversky=my_losses.py:TverskyLoss")``: the name and the target, checked for form;
 * :func:`load_spec`: the object (a class or a factory), the file imported once per content;
 * :func:`spec_source`: ``{"spec", "file", "sha256"}`` for a file, or the distribution and version
-  of an installed package (``{"spec", "module", "package", "version"}``).
+  of an installed package (``{"spec", "module", "package", "version"}``);
+* :func:`source_change`: what changed between two such records, for the refusal to resume.
 
 Every failure is a :class:`SpecError` (a ``ValueError``) whose one-line message starts with
 ``<what> NAME=SPEC:`` and says what was expected and what was found.
@@ -34,11 +35,12 @@ import importlib.metadata
 import importlib.util
 import re
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Spec", "SpecError", "is_spec", "load_spec", "parse_spec", "spec_source"]
+__all__ = ["Spec", "SpecError", "is_spec", "load_spec", "parse_spec", "source_change", "spec_source"]
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 _MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
@@ -181,3 +183,28 @@ def spec_source(spec: Spec | str, what: str = "loss") -> dict[str, str]:
     if file is None:
         return {"spec": s.text, "module": str(s.module)}
     return {"spec": s.text, "file": str(Path(file).resolve()), "sha256": _sha256(Path(file))}
+
+
+def source_change(old: Mapping[str, str] | None, new: Mapping[str, str] | None, what: str = "loss") -> str:
+    """What changed in a spec's code between two :func:`spec_source` records ("" if nothing).
+
+    One wording for every kind of user code (``what``: ``loss``, ``network``), so that a run refuses
+    a changed loss and a changed network alike.
+
+    Examples
+    --------
+    >>> source_change({"spec": "u=a.py:U", "file": "/x/a.py", "sha256": "ab" * 32},
+    ...               {"spec": "u=a.py:U", "file": "/x/a.py", "sha256": "cd" * 32}, "network")
+    'network u=a.py:U from /x/a.py (sha256 abababababab), which has changed since (sha256 now cdcdcdcdcdcd)'
+    """
+    if not old or dict(old) == dict(new or {}):
+        return ""
+    spec, new = old.get("spec", "?"), dict(new or {})
+    if "sha256" in old:
+        now = f"sha256 now {new['sha256'][:12]}" if "sha256" in new else f"now {new or f'no user {what}'}"
+        where = old.get("file", "?")
+        return f"{what} {spec} from {where} (sha256 {old['sha256'][:12]}), which has changed since ({now})"
+    if "version" in old:
+        now = f"now {new.get('package')} {new.get('version')}" if new else f"now no user {what}"
+        return f"{what} {spec} from package {old.get('package')} {old['version']}, which has changed since ({now})"
+    return f"{what} {spec} ({dict(old)}), which has changed since (now {new})"

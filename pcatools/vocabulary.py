@@ -3,8 +3,9 @@
 Every table, figure, CLI and config derives its names from here, so that the paper's order
 (Table 1: Attention U-Net before SegResNet; DL, DFL, L1DFL) and a loss's colour are the same
 everywhere. The losses' names, labels, colours and order are read from the loss registry
-(:mod:`pcatools.loss_registry`) each time they are asked for, so a loss registered later
-(``register_loss``, ``NAME=SPEC``, an entry point) appears in them too. A name outside the
+(:mod:`pcatools.loss_registry`), the networks' from the network registry
+(:mod:`pcatools.network_registry`), each time they are asked for, so a loss or network registered
+later (``register_loss``, ``register_network``, ``NAME=SPEC``, an entry point) appears in them too. A name outside the
 vocabulary (a model of ``pcatools evaluate``) is shown as it is.
 
 Examples
@@ -23,12 +24,14 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from pcatools.loss_registry import loss_entries, loss_name, study_losses
+from pcatools.network_registry import network_entries, study_networks
 
 __all__ = [
     "NETWORKS",
     "LOSSES",
     "SCENARIOS",
     "NETWORK_LABELS",
+    "NETWORK_COLORS",
     "LOSS_LABELS",
     "LOSS_COLORS",
     "MODEL_PALETTE",
@@ -40,8 +43,8 @@ __all__ = [
     "ordered",
 ]
 
-NETWORKS: tuple[str, ...] = ("attention_unet", "segresnet")
-"""The study's networks, in Table 1's order."""
+NETWORKS: tuple[str, ...] = study_networks()
+"""The study's networks, in Table 1's order: the network registry's ``study`` networks."""
 
 LOSSES: tuple[str, ...] = study_losses()
 """The study's losses, in Table 1's order (DL, DFL, L1DFL): the registry's ``study`` losses."""
@@ -49,18 +52,16 @@ LOSSES: tuple[str, ...] = study_losses()
 SCENARIOS: tuple[str, ...] = ("S", "M")
 """Patient scenarios (3.2): single lesion, multiple lesions."""
 
-NETWORK_LABELS: dict[str, str] = {"attention_unet": "Attention U-Net", "segresnet": "SegResNet"}
-"""Display labels of the networks, in Table 1's order."""
-
 
 class _LossView(Mapping[str, str]):
-    """``{name: label}`` or ``{name: colour}`` of every registered loss, read from the registry on each use."""
+    """``{name: label}`` or ``{name: colour}`` of every registered loss (or network), read from its
+    registry on each use."""
 
-    def __init__(self, attr: str) -> None:
-        self._attr = attr
+    def __init__(self, attr: str, entries: Any = loss_entries) -> None:
+        self._attr, self._entries = attr, entries
 
     def _data(self) -> dict[str, str]:
-        return {e.name: str(getattr(e, self._attr)) for e in loss_entries() if getattr(e, self._attr)}
+        return {e.name: str(getattr(e, self._attr)) for e in self._entries() if getattr(e, self._attr)}
 
     def __getitem__(self, key: str) -> str:
         return self._data()[key]
@@ -74,6 +75,12 @@ class _LossView(Mapping[str, str]):
     def __repr__(self) -> str:
         return repr(self._data())
 
+
+NETWORK_LABELS: Mapping[str, str] = _LossView("label", network_entries)
+"""Display labels of the registered networks, in the registry's order (Table 1's two, the public code's, then yours)."""
+
+NETWORK_COLORS: Mapping[str, str] = _LossView("colour", network_entries)
+"""Fixed network colours (Tol's palette; a registered network without one has none)."""
 
 LOSS_LABELS: Mapping[str, str] = _LossView("label")
 """Display labels of the registered losses, in the registry's order (the study's three, Focal, then yours)."""

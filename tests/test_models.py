@@ -125,7 +125,7 @@ def test_same_seed_same_weights_and_names() -> None:
 
 
 def test_bad_names_and_arguments() -> None:
-    with pytest.raises(ValueError, match="unknown model 'unetr'"):
+    with pytest.raises(ValueError, match="unknown network 'unetr'"):
         build_model("unetr")
     with pytest.raises(ValueError, match="strides needs one entry fewer than channels"):
         build_model("attention_unet", channels=(4, 8, 16), strides=(2, 2, 2))

@@ -9,6 +9,7 @@ from typing import Any, NoReturn
 import typer
 
 from pcatools.loss_registry import loss_help, loss_name
+from pcatools.network_registry import network_name
 from pcatools.specs import SpecError
 from pcatools.training.config import TrainConfig, setting_help
 
@@ -62,22 +63,27 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
-def loss_options(items: list[str], trained: str) -> dict[str, Any]:
+def loss_options(items: list[str], trained: str, what: str = "loss") -> dict[str, Any]:
     """``["tversky.alpha=0.3"]`` -> ``{"alpha": 0.3}`` for the loss ``trained`` (YAML values); another NAME is refused.
+
+    ``what="network"`` reads ``--network-option`` the same way (``unet.channels=[4,8]`` for network ``UNet``).
 
     Examples
     --------
     >>> loss_options(["tversky.alpha=0.3"], "tversky=my_losses.py:TverskyLoss")
     {'alpha': 0.3}
+    >>> loss_options(["unet.channels=[4,8]"], "UNet", "network")
+    {'channels': [4, 8]}
     """
+    named = loss_name if what == "loss" else network_name
     out: dict[str, Any] = {}
     for item in items:
         name, dot, rest = item.partition(".")
         if not dot or "=" not in rest:
-            raise typer.BadParameter(f"--loss-option: expected NAME.KEY=VALUE, found {item!r}")
-        if loss_name(name) != loss_name(trained):
+            raise typer.BadParameter(f"--{what}-option: expected NAME.KEY=VALUE, found {item!r}")
+        if named(name) != named(trained):
             raise typer.BadParameter(
-                f"--loss-option {item}: this run trains loss {loss_name(trained)!r}, not {name!r}"
+                f"--{what}-option {item}: this run trains {what} {named(trained)!r}, not {name!r}"
             )
         out.update(parse_overrides([rest]))
     return out
@@ -159,7 +165,7 @@ def run(
         None, "--manifest", help="Manifest CSV; split by patient unless it has a 'split' column."
     ),
     run_dir: Path | None = typer.Option(None, "--run-dir", help="Run folder (default runs/<model>__<loss>)."),
-    model: str | None = typer.Option(None, help=setting_help("model")),
+    model: str | None = typer.Option(None, "--model", "--network", help=setting_help("model")),
     loss: str | None = typer.Option(None, help=f"The loss: {loss_help()}"),
     epochs: int | None = typer.Option(None, help=setting_help("epochs")),
     batch_size: int | None = typer.Option(None, help=setting_help("batch_size")),
@@ -196,6 +202,12 @@ def run(
         None,
         "--loss-option",
         help="NAME.KEY=VALUE (repeatable): a keyword argument of loss NAME (the one trained), e.g. tversky.alpha=0.3.",
+    ),
+    network_option: list[str] | None = typer.Option(
+        None,
+        "--network-option",
+        help="NAME.KEY=VALUE (repeatable): a keyword argument of network NAME (the one trained), e.g. "
+        "unet.channels=[4,8,16].",
     ),
     transform_override: list[str] | None = typer.Option(
         None,
@@ -274,6 +286,11 @@ def run(
                 **dict(settings.get("loss_overrides") or {}),
                 **loss_options(loss_option, str(settings.get("loss", "l1dfl"))),
             }
+        if network_option:
+            settings["model_overrides"] = {
+                **dict(settings.get("model_overrides") or {}),
+                **loss_options(network_option, str(settings.get("model", "segresnet")), "network"),
+            }
         resumed: bool | str = True
         if resume is not None:
             resumed = {"yes": True, "true": True, "no": False, "false": False}.get(resume.lower(), resume)
@@ -288,7 +305,7 @@ def run(
         if settings.get("run_dir") is None:
             settings["run_dir"] = (
                 Path("runs")
-                / f"{settings.get('model', 'segresnet')}__{loss_name(str(settings.get('loss', 'l1dfl')))}"
+                / f"{network_name(str(settings.get('model', 'segresnet')))}__{loss_name(str(settings.get('loss', 'l1dfl')))}"
             )
 
         table = prepare_manifest(settings, progress)

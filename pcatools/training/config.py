@@ -40,7 +40,9 @@ __all__ = [
 SW_MODES = ("gaussian", "constant")
 """Sliding-window blending modes (MONAI ``sliding_window_inference``'s ``mode``)."""
 
-RUN_FACTS = ("device", "world_size", "run_dir", "manifest", "manifest_source", "loss_source")
+RUN_FACTS = (
+    "device", "world_size", "run_dir", "manifest", "manifest_source", "loss_source", "network_source",
+)  # fmt: skip
 """Keys a recorded config (``config.yaml``, checkpoints) holds besides the settings: where and on
 what the run trained. :meth:`TrainConfig.from_dict` skips them with ``recorded=True``."""
 
@@ -142,10 +144,15 @@ class TrainConfig:
     """
 
     model: str = _setting(
-        "segresnet", help="segresnet | attention_unet | attention_unet_reference.", identity=True
+        "segresnet",
+        help="The network: segresnet | attention_unet | attention_unet_reference, a MONAI network by class "
+        "name (UNet, monai.networks.nets.UNet), or your own as NAME=SPEC (docs/losses.md).",
+        identity=True,
     )
     model_overrides: dict[str, Any] = _setting(
-        help="Extra arguments of build_model, e.g. init_filters=8.", identity=True, factory=dict
+        help="Extra arguments of the network's constructor (build_model), e.g. init_filters=8.",
+        identity=True,
+        factory=dict,
     )
     in_channels: int = _setting(2, help="Network input channels (CT, PET).", identity=True)
     out_channels: int = _setting(2, help="Network output channels (background, lesion).", identity=True)
@@ -275,32 +282,34 @@ class TrainConfig:
 
         Override keys they do not take (naming the allowed ones; otherwise a mistyped key is a
         ``TypeError`` deep inside MONAI), a loss that fails :func:`pcatools.losses.check_loss` (a
-        ``LossError`` naming its spec) and a patch that the network's down-sampling cannot divide.
+        ``LossError`` naming its spec), a network other than pcatools' own that fails
+        :func:`pcatools.network_registry.check_network` (a ``NetworkError`` naming its spec: it must
+        build and return ``(1, out_channels, *spatial)`` on an input of 32^3, or the patch where
+        smaller) and a patch that the network's down-sampling cannot divide.
         """
         from pcatools.data.transforms import train_transforms
         from pcatools.losses import build_loss, check_loss
         from pcatools.models import min_input_multiple, network_class
+        from pcatools.network_registry import accepted_keys, check_network, resolve_network
 
-        network = network_class(self.model)
-        for what, given, signature, reserved in (
-            (
-                "model_overrides",
-                self.model_overrides,
-                inspect.signature(network),
-                {"in_channels", "out_channels"},
-            ),
+        network = network_class(self.model)  # a NetworkError naming the spec where it cannot be loaded
+        network_keys = accepted_keys(network)
+        for what, given, keys, reserved in (
+            ("model_overrides", self.model_overrides, network_keys, {"in_channels", "out_channels"}),
             (
                 "transform_overrides",
                 self.transform_overrides,
-                inspect.signature(train_transforms),
+                set(inspect.signature(train_transforms).parameters),
                 {"spacing", "patch_size", "num_samples"},
             ),
         ):
-            allowed = sorted(set(signature.parameters) - reserved)
+            if keys is None:  # a constructor taking **kwargs: check_network tries the options
+                continue
+            allowed = sorted(keys - reserved)
             unknown = sorted(set(given) - set(allowed))
             if unknown:
                 owner = (
-                    f"{self.model!r} ({network.__name__})"
+                    f"{self.model!r} ({getattr(network, '__name__', type(network).__name__)})"
                     if what == "model_overrides"
                     else "train_transforms"
                 )
@@ -314,6 +323,14 @@ class TrainConfig:
                 f"train: loss_overrides {sorted(self.loss_overrides)} do not fit loss {self.loss!r} ({err})"
             ) from None
         check_loss(self.loss, self.loss_overrides)  # a finite scalar with a finite gradient, or LossError
+        if not resolve_network(self.model).builtin:  # built and run once on a small input, or NetworkError
+            check_network(
+                self.model,
+                self.model_overrides,
+                in_channels=self.in_channels,
+                out_channels=self.out_channels,
+                size=_triple(tuple(min(32, p) for p in self.patch_size), int, "patch_size"),
+            )
         multiple = min_input_multiple(self.model, **self.model_overrides)
         if any(p % multiple for p in self.patch_size):
             raise ValueError(

@@ -88,6 +88,7 @@ from torch import nn
 
 from pcatools.data.manifest import read_manifest
 from pcatools.loss_registry import loss_source, loss_source_change
+from pcatools.network_registry import network_source, network_source_change
 from pcatools.reproducibility import check_cpu_isa, cpu_threads
 from pcatools.training.checkpoint import (
     CheckpointError,
@@ -541,6 +542,8 @@ def train(
             recorded["manifest_source"] = os.path.relpath(os.path.abspath(manifest), os.path.abspath(run))
         if (source := loss_source(loss)) is not None:  # a user's loss: its file's SHA-256 or package version
             recorded["loss_source"] = source
+        if (source := network_source(model)) is not None:  # a user's (or MONAI's) network: the same
+            recorded["network_source"] = source
 
         table = read_manifest(manifest)
         if "split" not in table:
@@ -584,13 +587,17 @@ def train(
                     run,
                     diffs,
                 )
-            changed = loss_source_change(state["config"].get("loss_source"), recorded.get("loss_source"))
-            if changed:
-                raise RunSettingsError(
-                    f"train: {ckpt_path} was trained with {changed}; {_start_over_hint(run)}",
-                    run,
-                    {"loss_source": (state["config"].get("loss_source"), recorded.get("loss_source"))},
-                )
+            for key, change in (
+                ("loss_source", loss_source_change),
+                ("network_source", network_source_change),
+            ):
+                changed = change(state["config"].get(key), recorded.get(key))
+                if changed:
+                    raise RunSettingsError(
+                        f"train: {ckpt_path} was trained with {changed}; {_start_over_hint(run)}",
+                        run,
+                        {key: (state["config"].get(key), recorded.get(key))},
+                    )
         start_epoch = int(state["epoch"]) if state else 0
         has_work = start_epoch < epochs and (max_epochs_this_call is None or max_epochs_this_call > 0)
         if has_work and not checked:

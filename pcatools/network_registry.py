@@ -1,0 +1,340 @@
+"""The network registry: every network pcatools knows, each declared once.
+
+A network is declared once, here or by its user, so that its name, display label, colour,
+constructor and default arguments cannot disagree between the places that use them
+(:func:`pcatools.models.build_model`, :mod:`pcatools.vocabulary`, Table 1, the figures, the CLI).
+
+The protocol of a network (the one place it is written, with ``docs/losses.md``)::
+
+    net = factory(in_channels=2, out_channels=2, **options)   # a class or a factory; spatial_dims=3 where it takes one
+    logits = net(x)                                            # x (B, in_channels, *spatial) -> (B, out_channels, *spatial)
+
+A network enters the registry
+
+* in pcatools: :data:`BUILTIN` below (the paper's SegResNet and Attention U-Net);
+* from Python: ``register_network("mynet", MyNet, label="MyNet", colour="#7B3294")``;
+* by name wherever a network is named: ``NAME=SPEC`` with SPEC ``package.module:attr`` or
+  ``path/to/file.py:attr`` (:mod:`pcatools.specs`), e.g. ``--network mynet=my_nets.py:MyNet``;
+* any MONAI network by its class name: ``UNet`` or ``monai.networks.nets.UNet`` (its keyword
+  arguments from ``model_overrides`` / ``--network-option unet.channels=[4,8,16]``).
+
+:func:`check_network` builds it and runs it once on a small input before anything trains.
+This module imports no torch at import time.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from pcatools.specs import Spec, SpecError, is_spec, load_spec, parse_spec, source_change, spec_source
+
+__all__ = [
+    "BUILTIN",
+    "NetworkEntry",
+    "NetworkError",
+    "check_network",
+    "network_entries",
+    "network_name",
+    "network_names",
+    "network_source",
+    "network_source_change",
+    "register_network",
+    "resolve_network",
+    "study_networks",
+    "unregister_network",
+]
+
+Factory = Callable[..., Any]
+
+
+class NetworkError(SpecError):
+    """A network that cannot be named, built or used: one line naming it (or its spec) and what was found."""
+
+
+@dataclass(frozen=True)
+class NetworkEntry:
+    """One declared network.
+
+    ``factory`` is a class or factory, or a spec string ``package.module:attr`` imported on first
+    use; ``defaults`` are the constructor arguments pcatools passes (pcatools' own networks);
+    ``options`` keyword arguments bound at registration (``--network-option`` of ``pcatools
+    study``); ``study`` marks the paper's grid; ``spec`` is the user's ``NAME=SPEC`` (its source
+    is recorded in the run folder); ``builtin`` marks pcatools' own (not re-checked before training).
+    """
+
+    name: str
+    factory: Factory | str
+    label: str
+    colour: str | None = None
+    aliases: tuple[str, ...] = ()
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    study: bool = False
+    options: Mapping[str, Any] = field(default_factory=dict)
+    spec: Spec | None = None
+    builtin: bool = False
+
+    def load(self) -> Factory:
+        """The factory (a spec string imported now)."""
+        if isinstance(self.factory, str):
+            return load_spec(self.spec or parse_spec(self.factory, "network", need_name=False), "network")  # type: ignore[no-any-return]
+        return self.factory
+
+    @property
+    def shown(self) -> str:
+        """The network as messages name it: ``NAME=SPEC`` for a user spec, else its name."""
+        return self.spec.text if self.spec is not None else self.name
+
+
+_ATTENTION = {"spatial_dims": 3, "kernel_size": 3, "up_kernel_size": 3, "dropout": 0.0}
+
+BUILTIN: tuple[NetworkEntry, ...] = (
+    NetworkEntry(
+        "attention_unet", "monai.networks.nets:AttentionUnet", "Attention U-Net", "#332288",
+        ("attunet", "attentionunet"),
+        {**_ATTENTION, "channels": (16, 32, 64, 128, 256), "strides": (2, 2, 2, 2)}, study=True, builtin=True,
+    ),
+    NetworkEntry(
+        "segresnet", "monai.networks.nets:SegResNet", "SegResNet", "#882255", ("segresnet3d",),
+        {
+            "spatial_dims": 3, "init_filters": 16, "blocks_down": (1, 2, 2, 4), "blocks_up": (1, 1, 1),
+            "norm": ("GROUP", {"num_groups": 8}), "act": ("RELU", {"inplace": True}), "dropout_prob": None,
+            "upsample_mode": "nontrainable",
+        },
+        study=True, builtin=True,
+    ),
+    NetworkEntry(
+        "attention_unet_reference", "monai.networks.nets:AttentionUnet", "attention_unet_reference",
+        "#44AA99", (),
+        {**_ATTENTION, "channels": (16, 32, 64, 128, 256, 512), "strides": (2, 2, 2, 2, 2)}, builtin=True,
+    ),
+)  # fmt: skip
+"""pcatools' own networks (paper section 2.4; :mod:`pcatools.models`), in Table 1's order."""
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_REGISTRY: dict[str, NetworkEntry] = {e.name: e for e in BUILTIN}
+
+
+def _normalise(name: str) -> str:
+    return name.strip().lower().replace("-", "_")
+
+
+def register_network(
+    name: str,
+    factory: Factory | str,
+    *,
+    label: str | None = None,
+    colour: str | None = None,
+    aliases: tuple[str, ...] = (),
+    options: Mapping[str, Any] | None = None,
+    replace_existing: bool = False,
+) -> NetworkEntry:
+    """Declare a network under ``name`` (a class or factory, or a spec ``package.module:attr`` / ``file.py:attr``).
+
+    ``label`` (default: the name) is how tables and figures show it. Registering a taken name is
+    refused unless it is the same factory with the same options (or ``replace_existing``).
+
+    Examples
+    --------
+    >>> register_network("my_unet", "monai.networks.nets:UNet", options={"channels": (4, 8), "strides": (2,)}).label
+    'my_unet'
+    >>> unregister_network("my_unet")
+    """
+    if not _NAME.match(name):
+        raise NetworkError(
+            f"network {name!r}: expected a lower-case name of letters, digits and _, e.g. mynet"
+        )
+    spec = None
+    if isinstance(factory, str):
+        spec = replace(parse_spec(f"{name}={factory}", "network", need_name=True), name=name)
+    elif not callable(factory):
+        raise NetworkError(f"network {name}: {type(factory).__name__} is not a class or a factory (callable)")
+    entry = NetworkEntry(
+        name, spec.target if spec else factory, label or name, colour, tuple(_normalise(a) for a in aliases),
+        options=dict(options or {}), spec=spec,
+    )  # fmt: skip
+    old = _REGISTRY.get(name)
+    if old is not None and not replace_existing:
+        if old.factory == entry.factory and dict(old.options) == dict(entry.options):
+            return old
+        raise NetworkError(f"network {entry.shown}: the name {name!r} is already registered as {old.shown}")
+    taken = {a: e.name for e in _REGISTRY.values() for a in e.aliases if e.name != name}
+    clash = [a for a in (name, *entry.aliases) if a in taken]
+    if clash:
+        raise NetworkError(f"network {entry.shown}: {clash[0]!r} is already an alias of {taken[clash[0]]!r}")
+    _REGISTRY[name] = entry
+    return entry
+
+
+def unregister_network(name: str) -> None:
+    """Remove a network that was registered (tests, notebooks); pcatools' own cannot be removed."""
+    if name in {e.name for e in BUILTIN}:
+        raise NetworkError(f"network {name}: pcatools' own networks cannot be unregistered")
+    _REGISTRY.pop(name, None)
+
+
+def network_entries() -> tuple[NetworkEntry, ...]:
+    """Every registered network, pcatools' own first (Table 1's order), then in order of registration."""
+    return tuple(_REGISTRY.values())
+
+
+def network_names() -> tuple[str, ...]:
+    """Names of every registered network, in :func:`network_entries` order."""
+    return tuple(_REGISTRY)
+
+
+def study_networks() -> tuple[str, ...]:
+    """The paper's grid (Attention U-Net, SegResNet): the study's default networks."""
+    return tuple(e.name for e in BUILTIN if e.study)
+
+
+def _monai_class(text: str) -> str | None:
+    """``UNet`` or ``monai.networks.nets.UNet`` -> ``monai.networks.nets:UNet`` where MONAI has that network."""
+    if not re.match(r"^(monai\.networks\.nets\.)?[A-Za-z_][A-Za-z0-9_]*$", text):
+        return None
+    attr = text.rsplit(".", 1)[-1]
+    import importlib
+
+    nets = importlib.import_module("monai.networks.nets")
+    return f"monai.networks.nets:{attr}" if isinstance(getattr(nets, attr, None), type) else None
+
+
+def network_name(text: str) -> str:
+    """The registered name behind a name, alias, label, ``NAME=SPEC`` or MONAI class (``UNet`` -> ``unet``).
+
+    An unknown name comes back normalised (lower case, ``-`` as ``_``), for the caller to refuse.
+    """
+    if "=" in text:
+        return text.split("=", 1)[0].strip()
+    if text in _REGISTRY:
+        return text
+    key = _normalise(text)
+    for e in _REGISTRY.values():
+        if key == e.name or key in e.aliases or key == _normalise(e.label):
+            return e.name
+    return _normalise(text.rsplit(".", 1)[-1]) if text.startswith("monai.networks.nets.") else key
+
+
+def _loaded(name: str, target: str, label: str | None = None) -> NetworkEntry:
+    """Register ``name`` for ``target`` and import it now; a spec that cannot be loaded is not kept."""
+    new = name not in _REGISTRY
+    entry = register_network(name, target, label=label)
+    try:
+        entry.load()
+    except SpecError as err:
+        if new:
+            _REGISTRY.pop(name, None)
+        raise NetworkError(str(err)) from None
+    return entry
+
+
+def resolve_network(text: str) -> NetworkEntry:
+    """The entry of a name (or alias, label), registering ``NAME=SPEC`` or a MONAI class name first.
+
+    Raises :class:`NetworkError` (a ``ValueError``) for an unknown name, naming the registered ones.
+    """
+    if is_spec(text):
+        spec = parse_spec(text, "network", need_name=True)
+        return _loaded(str(spec.name), spec.target)
+    entry = _REGISTRY.get(network_name(text))
+    if entry is not None:
+        return entry
+    target = _monai_class(text.strip())
+    if target is not None:
+        return _loaded(network_name(text), target, label=text.rsplit(".", 1)[-1])
+    raise NetworkError(
+        f"unknown network {text!r}; expected one of {', '.join(network_names())}, a MONAI network "
+        "(e.g. UNet or monai.networks.nets.UNet), or NAME=SPEC (package.module:attr or path/to/file.py:attr)"
+    )
+
+
+def network_source(text: str) -> dict[str, str] | None:
+    """Where a user network's code comes from (:func:`pcatools.specs.spec_source`); ``None`` for pcatools' own."""
+    entry = resolve_network(text)
+    if entry.spec is None or entry.builtin:
+        return None
+    record = spec_source(entry.spec, "network")
+    if entry.options:
+        record["options"] = repr(dict(entry.options))
+    return record
+
+
+def network_source_change(old: Mapping[str, str] | None, new: Mapping[str, str] | None) -> str:
+    """What changed in a user network's code between two :func:`network_source` records ("" if nothing)."""
+    return source_change(old, new, "network")
+
+
+def accepted_keys(factory: Factory) -> set[str] | None:
+    """The keyword arguments ``factory`` takes (a class's ``__init__``), ``None`` where it takes any (``**kwargs``)."""
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # no signature to read: let the factory decide
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return None
+    return set(params)
+
+
+def _shape(value: Any) -> str:
+    return str(tuple(int(s) for s in value.shape)).replace(",)", ")")
+
+
+def check_network(
+    text: str,
+    options: Mapping[str, Any] | None = None,
+    *,
+    in_channels: int = 2,
+    out_channels: int = 2,
+    size: tuple[int, int, int] = (32, 32, 32),
+) -> NetworkEntry:
+    """Build the network and run it once on zeros ``(1, in_channels, *size)``; refuse what fails, in one line.
+
+    The output must be a tensor of shape ``(1, out_channels, *size)`` (the logits the loss takes);
+    a failure is a :class:`NetworkError` naming the spec and what was found, raised before
+    anything trains. Torch's random state is left as it was (building draws initial weights).
+    """
+    import torch
+
+    from pcatools.models import build_model
+
+    entry = resolve_network(text)
+    x_shape = (1, int(in_channels), *(int(s) for s in size))
+    expected = (1, int(out_channels), *(int(s) for s in size))
+    with torch.random.fork_rng(devices=[]):
+        try:
+            net = build_model(
+                entry.name, in_channels=in_channels, out_channels=out_channels, **dict(options or {})
+            )
+        except SpecError:
+            raise
+        except Exception as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            raise NetworkError(
+                f"network {entry.shown}: building it failed ({type(err).__name__}: {first})"
+            ) from None
+        if not isinstance(net, torch.nn.Module):
+            raise NetworkError(
+                f"network {entry.shown}: builds a {type(net).__name__}, expected a torch.nn.Module"
+            )
+        net.eval()
+        try:
+            with torch.no_grad():
+                out = net(torch.zeros(x_shape))
+        except Exception as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            raise NetworkError(
+                f"network {entry.shown} fails on an input {x_shape} ({type(err).__name__}: {first})"
+            ) from None
+    if not isinstance(out, torch.Tensor):
+        raise NetworkError(
+            f"network {entry.shown} returns a {type(out).__name__} on an input {x_shape}, expected a tensor "
+            f"of shape {expected}"
+        )
+    if tuple(out.shape) != expected:
+        raise NetworkError(
+            f"network {entry.shown} returns shape {_shape(out)} on an input {x_shape}, expected {expected}"
+        )
+    return entry
