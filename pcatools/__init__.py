@@ -2,8 +2,8 @@
 
 The common entry points are offered here, e.g. ``from pcatools import run_study, evaluate_folders``;
 each is imported from its module on first use (module ``__getattr__``), so that ``import pcatools``
-stays fast and does not import torch, MONAI or napari. ``docs/api.md`` lists the whole public API
-by module.
+stays fast and does not import torch, MONAI or napari. The API reference (``docs/reference/``, the
+documentation site built by ``mkdocs``) lists the whole public API by module.
 """
 
 from __future__ import annotations

@@ -528,6 +528,9 @@ def evaluate_folders(
 ) -> EvaluationResult:
     """Evaluate every model's predictions against the ground truth, the paper's way, into ``out``.
 
+    The keyword arguments follow ``pcatools evaluate``'s options in their order, so that a command
+    line reads as a call (:func:`command_line` writes one back).
+
     Parameters
     ----------
     out : path-like
@@ -562,9 +565,6 @@ def evaluate_folders(
     figures : bool
         Draw Figures 2-6 into ``out/figures`` (the command always does); ``False`` for ad hoc use
         from Python, where the tables are wanted in seconds.
-
-    The keyword arguments follow ``pcatools evaluate``'s options in their order, so that a command
-    line reads as a call (:func:`command_line` writes one back).
 
     Returns
     -------

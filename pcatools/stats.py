@@ -5,7 +5,8 @@ confidence intervals of every median in Table 1, and a mixed-effects model of le
 with a random intercept per patient.
 
 Inputs are the per-case and per-lesion tables of :func:`pcatools.metrics.evaluate_cohort`
-(columns in ``docs/api.md``): one row per (case, network, loss), resp. per (lesion, network, loss).
+(columns ``CASE_COLUMNS`` and ``LESION_COLUMNS`` of :mod:`pcatools.metrics`): one row per (case,
+network, loss), resp. per (lesion, network, loss).
 Conventions: standard deviations are sample SDs (``ddof=1``); quantiles and IQRs use numpy's
 default linear interpolation; NaN values are left out of every summary.
 """

@@ -72,7 +72,7 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
     "n_lesions",
     "tmtv_ml",
 )
-"""Columns of the manifest returned by :func:`discover_cases` (the contract in ``docs/api.md``)."""
+"""Columns of the manifest returned by :func:`discover_cases` (the contract of the API reference)."""
 
 _NNUNET_LABEL = re.compile(r"^(?P<id>.+)\.nii(?:\.gz)?$")
 _FLAT = re.compile(r"^(?P<id>.+)_(?P<kind>ct|pet|label)\.nii(?:\.gz)?$")

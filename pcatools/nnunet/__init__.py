@@ -9,7 +9,9 @@
 
 Needs the ``nnunet`` extra (``pip install 'pcatools[nnunet]'``, the nnU-Net version it was tested
 with) for everything but :func:`export_dataset`; the trainer classes are imported on first use, so
-importing this package does not import nnU-Net. See ``docs/nnunet.md``.
+importing this package does not import nnU-Net. ``LOSSES`` (loss name -> trainer class name) and
+every registered loss's ``nnUNetTrainer<NAME>`` are read from the loss registry on each use.
+See ``docs/nnunet.md``.
 """
 
 from __future__ import annotations

@@ -56,7 +56,9 @@ def dicom_ct_to_hu(directory: str | os.PathLike[str], series_uid: str | None = N
 
     Examples
     --------
-    >>> img = dicom_ct_to_hu("../shared/data/real-ct/dicom")  # doctest: +SKIP
+    The 20 DICOM slices of a CT from TotalSegmentator's test files (Apache-2.0), in ``dicom/``:
+
+    >>> img = dicom_ct_to_hu("dicom")  # doctest: +SKIP
     >>> img.shape, img.header.get_zooms()  # doctest: +SKIP
     ((512, 512, 20), (0.9765625, 0.9765625, 2.0))
     """

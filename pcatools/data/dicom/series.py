@@ -544,7 +544,9 @@ def read_dicom_series(
 
     Examples
     --------
-    >>> s = read_dicom_series("../shared/data/suv-dro/DRO_0_0")  # doctest: +SKIP
+    DRO 0_0 of the SUV DROs of oncoray/suv_computation:
+
+    >>> s = read_dicom_series("DRO_0_0")  # doctest: +SKIP
     >>> s.shape, s.spacing  # doctest: +SKIP
     ((256, 256, 20), (4.0, 4.0, 4.0))
     """

@@ -1,8 +1,8 @@
 """DICOM PET -> SUVbw, the body-weight standardised uptake value.
 
 Follows the "Comprehensive Manual for SUV Computation and Digital Reference Objects for its
-Verification" (Vácha, Hofheinz, Braune, Löck, Zwanenburg; ``../shared/data/suv-dro/suv_manual.txt``,
-called *the manual* below). For one PET instance with rescaled values ``m P + b`` (per-slice
+Verification" (Vácha, Hofheinz, Braune, Löck, Zwanenburg; published with the SUV DROs of
+oncoray/suv_computation, CC BY 4.0; called *the manual* below). For one PET instance with rescaled values ``m P + b`` (per-slice
 ``RescaleSlope`` m, ``RescaleIntercept`` b, which must be 0)::
 
     SUVbw = (m P + b) * factor,   factor = suvbw_factor(ds)
@@ -808,10 +808,10 @@ def suvbw_factor(
     Examples
     --------
     The baseline DRO 0_0 (BQML, START; 70 kg, 368.08 MBq F-18 injected one hour before the scan)
-    is built so that 3600 Bq/ml is SUV 1:
+    is built so that 3600 Bq/ml is SUV 1 (``DRO_0_0/`` of the SUV DROs of oncoray/suv_computation):
 
     >>> import pydicom  # doctest: +SKIP
-    >>> ds = pydicom.dcmread("../shared/data/suv-dro/DRO_0_0/PT/pet_dro_0_0_slice_000.dcm")  # doctest: +SKIP
+    >>> ds = pydicom.dcmread("DRO_0_0/PT/pet_dro_0_0_slice_000.dcm")  # doctest: +SKIP
     >>> round(suvbw_factor(ds) * 3600, 4)  # 70000 / (368.08e6 * exp(-ln 2 * 3600 / 6586.2)) * 3600  # doctest: +SKIP
     1.0
     """
@@ -1079,7 +1079,9 @@ def dicom_pet_to_suv(
 
     Examples
     --------
-    >>> img = dicom_pet_to_suv("../shared/data/suv-dro/DRO_0_0/PT")  # doctest: +SKIP
+    DRO 0_0 of the SUV DROs of oncoray/suv_computation (SUV 0.20 / 1.00 / 4.00 in its mask):
+
+    >>> img = dicom_pet_to_suv("DRO_0_0/PT")  # doctest: +SKIP
     >>> img.shape, float(img.get_fdata().max().round(2))  # doctest: +SKIP
     ((256, 256, 20), 4.0)
     """
