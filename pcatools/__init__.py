@@ -13,6 +13,7 @@ import types
 from typing import Any
 
 __version__ = "0.1.0"
+"""The package's version (also ``pyproject.toml``'s and ``pcatools --version``'s)."""
 
 #: entry point -> the module that defines it
 _LAZY = {

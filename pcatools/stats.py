@@ -26,6 +26,7 @@ PAPER_DMAX_EDGES_MM: tuple[float, ...] = (0.0, 90.0, 110.0, 140.0, 600.0)
 """The paper's Dmax groups G0-G3 (3.4): 0-9, 9-11, 11-14 and 14-60 cm, in mm."""
 
 DMAX_GROUPS: tuple[str, ...] = ("G0", "G1", "G2", "G3")
+"""The names of the Dmax groups (3.4), in order of :data:`PAPER_DMAX_EDGES_MM`."""
 
 EMPTY_CASE_RULES: tuple[str, ...] = ("autopet", "count", "exclude")
 """How Table 1 scores a case without ground-truth lesion (``pcatools evaluate --empty-cases``):

@@ -83,7 +83,9 @@ LayerData = tuple[Any, dict[str, Any], str]
 """One napari layer data tuple: ``(data, kwargs, layer_type)``."""
 
 GT_COLORMAP: dict[Any, str] = {1: "#00c000", None: "transparent"}
+"""Label colours of the ground-truth layer (green)."""
 PRED_COLORMAP: dict[Any, str] = {1: "#ff2020", None: "transparent"}
+"""Label colours of a prediction layer (red)."""
 L1_LAYER_NAMES = ("Delta |g - p|", "L1 bin index", "L1 weights")
 BASE_LAYER_NAMES = ("CT", "PET (SUV)", "ground truth")
 SCREENSHOT_SIZE = (1500, 850)

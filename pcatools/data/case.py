@@ -16,6 +16,7 @@ import numpy as np
 from pcatools._atomic import atomic_path
 
 Layout = Literal["nnunet", "autopet", "flat"]
+"""A dataset layout of :func:`layout_paths`: ``nnunet``, ``autopet`` or ``flat``."""
 
 
 @dataclass

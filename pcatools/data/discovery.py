@@ -60,6 +60,7 @@ from pcatools.data.io import (
 from pcatools.data.manifest import write_manifest
 
 LayoutArg = Literal["auto", "nnunet", "autopet", "flat"]
+"""A layout to discover, or ``auto``: the one the folder's files show (:func:`detect_layout`)."""
 
 MANIFEST_COLUMNS: tuple[str, ...] = (
     "case_id",

@@ -42,6 +42,7 @@ from pcatools.data.errors import DataError
 from pcatools.data.io import IMAGE_SUFFIXES, PATIENT_SEPARATOR
 
 FolderRole = Literal["label", "pet", "pred", "ct"]
+"""Which files of a case a folder holds: ground truth, PET (SUV), a model's predictions or CT."""
 
 _NIFTI = re.compile(r"^(?P<stem>.+)\.(?:nii(?:\.gz)?|mha|nrrd)$")
 _SUFFIXES: dict[str, tuple[str, ...]] = {

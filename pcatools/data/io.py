@@ -36,6 +36,7 @@ from pcatools.data.case import Case
 from pcatools.data.errors import DataError
 
 Role = Literal["ct", "pet", "label"]
+"""The part of a case a file holds: CT, PET (SUV) or the label."""
 
 GRID_ATOL_MM = 0.01
 """Two grids are "the same" when they have one shape and their 8 corner voxel centres lie within this

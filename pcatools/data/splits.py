@@ -42,7 +42,9 @@ PAPER_FRACTIONS: tuple[float, float, float] = (258 / 380, 65 / 380, 57 / 380)
 """Training / validation / test proportions of the paper (258, 65 and 57 of 380 scans)."""
 
 SPLITS: tuple[str, str, str] = ("train", "val", "test")
+"""The names of the three sets, in order: the values of the manifest's ``split`` column."""
 STRATA: tuple[str, ...] = ("none", "single", "multiple", "unlabelled")
+"""The lesion strata the split balances, :func:`lesion_stratum`'s values: no lesion, one, several, no label."""
 
 
 def lesion_stratum(n_lesions: float | int | None) -> str:

@@ -84,12 +84,18 @@ from monai.transforms import (
 )
 
 Variant = Literal["paper", "reference-code"]
+"""Preprocessing of the paper's text or of its public code (``docs/conventions.md``)."""
 
 KEYS: tuple[str, str, str] = ("ct", "pet", "label")
+"""Dictionary keys of a case in the transforms: CT, PET and the label."""
 IMAGE_KEYS: tuple[str, str] = ("ct", "pet")
+"""The image keys (the label excluded): CT and PET."""
 PAPER_SPACING: tuple[float, float, float] = (2.0, 2.0, 2.0)
+"""The paper's voxel spacing in mm (2.3)."""
 PAPER_PATCH: tuple[int, int, int] = (128, 128, 128)
+"""The paper's training patch size in voxels."""
 PAPER_CT_RANGE: tuple[float, float] = (-1000.0, 3000.0)
+"""The paper's CT intensity window in HU, scaled to [0, 1] (2.3)."""
 _RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
 
 

@@ -15,9 +15,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["PAPER_FIGURE1_G", "PAPER_FIGURE1_P", "figure1_data", "figure1"]
 
-#: Figure 1 (a): the paper's 4x4 ground truth G.
 PAPER_FIGURE1_G = np.array([[0, 0, 1, 1], [0, 0, 1, 1], [0, 0, 0, 0], [0, 0, 0, 0]], dtype=np.float64)
-#: Figure 1 (b): the paper's predicted foreground probabilities P(G) (Delta = |G - P| in panel c).
+"""Figure 1 (a): the paper's 4x4 ground truth G."""
 PAPER_FIGURE1_P = np.array(
     [
         [0.21, 0.24, 0.10, 0.35],
@@ -27,6 +26,7 @@ PAPER_FIGURE1_P = np.array(
     ],
     dtype=np.float64,
 )
+"""Figure 1 (b): the paper's predicted foreground probabilities P(G) (Delta = |G - P| in panel c)."""
 
 
 def figure1_data(

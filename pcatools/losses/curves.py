@@ -81,6 +81,7 @@ CURVE_LOSSES = tuple(e.name for e in loss_entries() if e.curve is not None)
 """pcatools' losses with a curve of their own (dice, dice_focal, l1dfl, focal); any other registered
 loss is drawn by :func:`generic_curve`."""
 CONSTRUCTIONS = ("per_sample", "patch")
+"""The curve constructions (``construction=``, module docstring): ``per_sample`` (default) and ``patch``."""
 
 #: Patch defaults (``construction="patch"``): lesion voxels, background voxels, background probability.
 PATCH_DEFAULTS = {"n_foreground": 10, "n_background": 990, "background_p": 0.99}

@@ -68,6 +68,7 @@ __all__ = [
 ]
 
 Convention = Literal["paper", "reference-code"]
+"""The L1 weighting of the paper's equations or of its public code (``docs/conventions.md``)."""
 
 PAPER_BIN_WIDTH = 0.1
 """Gamma used in the paper's experiments (section 2.6)."""

@@ -35,6 +35,7 @@ def check_connectivity(connectivity: int) -> Literal[6, 18, 26]:
 
 
 Scenario = Literal["none", "S", "M"]
+"""A case's lesion scenario: no lesion, a single lesion (S) or multiple lesions (M)."""
 
 
 def check_spacing(spacing: Sequence[float]) -> tuple[float, float, float]:
@@ -61,6 +62,7 @@ def voxel_volume_ml(spacing: Sequence[float]) -> float:
 
 
 Box = tuple[slice, slice, slice]
+"""A bounding box as one slice per axis."""
 
 
 def _raw_mask(mask: np.ndarray, name: str) -> np.ndarray:

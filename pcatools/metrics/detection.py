@@ -35,8 +35,11 @@ import numpy as np
 from pcatools.metrics.components import Components
 
 Criterion = Literal["suvmax", "overlap", "iou", "suvmax_iou"]
+"""A detection rule: ``suvmax`` (the paper's), ``overlap``, ``iou`` or ``suvmax_iou``."""
 CRITERIA: tuple[str, ...] = ("suvmax", "overlap", "iou", "suvmax_iou")
+"""Every detection rule, the paper's first."""
 NEEDS_SUV: frozenset[str] = frozenset({"suvmax", "suvmax_iou"})
+"""The detection rules that read the SUV image."""
 
 
 @dataclass(frozen=True)

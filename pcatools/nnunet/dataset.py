@@ -53,7 +53,9 @@ __all__ = ["CHANNEL_NAMES", "LABELS", "FILE_ENDING", "dataset_name", "export_dat
 CHANNEL_NAMES = {"0": "CT", "1": "noNorm"}
 """nnU-Net channel names (= normalisation schemes): CT, and PET in SUV left as it is."""
 LABELS = {"background": 0, "lesion": 1}
+"""nnU-Net label names and values of the exported dataset."""
 FILE_ENDING = ".nii.gz"
+"""File ending of the exported images and labels."""
 PET_NORMALIZATIONS = ("noNorm", "zscore")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 

@@ -45,6 +45,7 @@ __all__ = [
 SHIM_DIR = Path(__file__).resolve().with_name("shim")
 """The folder holding the shim module (also usable as ``nnUNet_extTrainer``)."""
 SHIM_NAME = "pcatools_l1dfl.py"
+"""File name of the shim module written into nnU-Net's trainer folder."""
 MARKER = "# Written by `pcatools nnunet install-trainers`"
 """First line of every shim pcatools writes: what :func:`uninstall_trainers` may remove."""
 

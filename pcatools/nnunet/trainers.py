@@ -78,8 +78,11 @@ __all__ = [
 ]
 
 ENV_BIN_WIDTH = "PCATOOLS_NNUNET_BIN_WIDTH"
+"""Environment variable that overrides the L1 bin width of the loss (``nnUNetv2_train`` takes no loss options)."""
 ENV_GAMMA = "PCATOOLS_NNUNET_GAMMA"
+"""Environment variable that overrides the focal gamma of the loss."""
 ENV_CONVENTION = "PCATOOLS_NNUNET_CONVENTION"
+"""Environment variable that overrides the L1 convention of the loss (``paper`` or ``reference-code``)."""
 _CONVENTIONS = ("paper", "reference-code")
 
 

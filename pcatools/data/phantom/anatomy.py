@@ -42,6 +42,7 @@ from pcatools.data.phantom.tissues import CODE, N_TISSUES, SUV_CV, SUV_MEAN
 # ---- body outline tables (reference mm) ---------------------------------------------------------
 
 H_CROTCH = 845.0
+"""Reference height (mm above the floor) of the crotch: legs below, trunk above."""
 _H = np.array(
     [880, 900, 960, 1030, 1080, 1150, 1250, 1350, 1420, 1445, 1470, 1530, 1555, 1600, 1680, 1730, 1758.0]
 )
@@ -51,6 +52,7 @@ _YC = np.array([-5, -5, -8, -2, 0, 0, 0, 0, -5, -10, -22, -18, -5, -5, -5, -5, -
 _FAT_FACTOR_H = np.array([1420, 1470, 1560.0])
 _FAT_FACTOR = np.array([1.0, 0.4, 0.15])
 H_TOP = 1758.0
+"""Reference height (mm above the floor) of the vertex, the top of the body outline."""
 
 # abdominal / pelvic cavity (visceral fat)
 _HC = np.array([872, 900, 940, 1000, 1100, 1180, 1215.0])

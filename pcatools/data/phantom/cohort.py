@@ -41,8 +41,10 @@ from pcatools.data.manifest import write_manifest
 from pcatools.data.phantom.render import GENERATOR_VERSION, make_case
 
 SIDECAR_DIR = ".phantom"
+"""Folder (inside a cohort's folder) of each case's JSON sidecar: its parameters, lesions, hard negatives and anatomy."""
 _CASE_KWARGS = {"n_lesions", "fwhm_mm", "hard_negatives", "noise", "fov_mm"}
 MANIFEST_COLUMNS = ("case_id", "patient_id", "ct", "pet", "label", "shape", "spacing", "n_lesions", "tmtv_ml")
+"""Columns of the cohort's manifest, the same as :func:`pcatools.data.discovery.discover_cases` writes."""
 
 
 def case_id_for(i: int, n: int) -> str:

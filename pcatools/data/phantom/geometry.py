@@ -26,6 +26,7 @@ H0 = 790.0
 """Reference height (mm above the floor) of the lower edge of the field of view (upper thighs)."""
 
 Vec3 = tuple[float, float, float]
+"""A point or vector (x, y, z) in mm."""
 
 
 @dataclass(frozen=True)

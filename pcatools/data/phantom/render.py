@@ -49,10 +49,14 @@ FOV_MM = (500.0, 352.0, 960.0)
 """Default field of view (x, y, z) in mm: vertex to upper thighs."""
 
 FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
+"""Gaussian sigma per unit FWHM, ``1 / (2 sqrt(2 ln 2))``: the PET blur's sigma is ``fwhm_mm * FWHM_TO_SIGMA``."""
 NOISE_CORRELATION_MM = 2.5
+"""Correlation length (mm) of the PET noise field."""
 TEXTURE_AMPLITUDE = 0.08
+"""Relative amplitude of the PET uptake texture (a factor ``1 + 0.08 f`` on each voxel)."""
 _STREAMS = ("anatomy", "lesions", "placement", "negatives", "ct_noise", "pet_texture", "pet_noise")
 GENERATOR_VERSION = "1"
+"""Version of the phantom generator, recorded in each case's ``meta`` and in the parameters its sidecar records."""
 
 
 def seed_sequence(seed: int | Sequence[int] | np.random.SeedSequence) -> np.random.SeedSequence:

@@ -15,8 +15,8 @@ import pandas as pd
 from pcatools.data.case import Case
 from pcatools.data.phantom.lesions import PAPER, CohortStats
 
-#: the rows of :func:`cohort_vs_paper`, in order
 QUANTITIES = ("lesions per scan", "volume (ml)", "SUVmax", "SUVmean")
+"""The rows of :func:`cohort_vs_paper`, in order."""
 
 
 def cohort_lesions(cases: Iterable[Case]) -> pd.DataFrame:

@@ -98,10 +98,15 @@ CODE: dict[str, int] = {t.name: t.code for t in _TABLE}
 """Tissue code by name."""
 
 N_TISSUES = len(_TABLE)
+"""Number of tissue classes (codes ``0 .. N_TISSUES - 1``)."""
 
 HU_MEAN = np.array([t.hu for t in _TABLE], dtype=np.float32)
+"""Mean CT value (HU) of each tissue class, indexed by code."""
 HU_SD = np.array([t.hu_sd for t in _TABLE], dtype=np.float32)
+"""Voxel noise SD (HU) of each tissue class's CT, indexed by code."""
 SUV_MEAN = np.array([t.suv for t in _TABLE], dtype=np.float64)
+"""Mean SUV of each tissue class, indexed by code."""
 SUV_CV = np.array([t.suv_cv for t in _TABLE], dtype=np.float64)
+"""Between-patient coefficient of variation of each tissue class's SUV (its lognormal factor), indexed by code."""
 
 assert all(t.code == i for i, t in enumerate(_TABLE))
