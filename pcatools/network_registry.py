@@ -37,6 +37,7 @@ __all__ = [
     "NetworkEntry",
     "NetworkError",
     "check_network",
+    "declare_network",
     "network_entries",
     "network_name",
     "network_names",
@@ -218,10 +219,12 @@ def network_name(text: str) -> str:
     return _normalise(text.rsplit(".", 1)[-1]) if text.startswith("monai.networks.nets.") else key
 
 
-def _loaded(name: str, target: str, label: str | None = None) -> NetworkEntry:
+def _loaded(
+    name: str, target: str, label: str | None = None, options: Mapping[str, Any] | None = None
+) -> NetworkEntry:
     """Register ``name`` for ``target`` and import it now; a spec that cannot be loaded is not kept."""
     new = name not in _REGISTRY
-    entry = register_network(name, target, label=label)
+    entry = register_network(name, target, label=label, options=options)
     try:
         entry.load()
     except SpecError as err:
@@ -249,6 +252,34 @@ def resolve_network(text: str) -> NetworkEntry:
         f"unknown network {text!r}; expected one of {', '.join(network_names())}, a MONAI network "
         "(e.g. UNet or monai.networks.nets.UNet), or NAME=SPEC (package.module:attr or path/to/file.py:attr)"
     )
+
+
+def declare_network(text: str, options: Mapping[str, Any] | None = None) -> NetworkEntry:
+    """:func:`resolve_network` with keyword arguments bound to the network (``--network-option`` of
+    ``pcatools study``, whose cells take no per-network ``model_overrides`` for a user's network).
+
+    Declaring the same network with the same options again (a re-run) gives the same entry;
+    pcatools' own networks take none: their arguments are the profile's ``model_overrides``.
+    """
+    opts = dict(options or {})
+    if is_spec(text):
+        spec = parse_spec(text, "network", need_name=True)
+        return _loaded(str(spec.name), spec.target, options=opts)
+    entry = _REGISTRY.get(network_name(text))
+    if entry is None and (target := _monai_class(text.strip())) is not None:
+        return _loaded(network_name(text), target, label=text.rsplit(".", 1)[-1], options=opts)
+    entry = entry or resolve_network(text)  # an unknown name: refused there
+    if opts and entry.builtin:
+        raise NetworkError(
+            f"network {entry.name}: options go to a MONAI network or a network given as NAME=SPEC; "
+            "pcatools' own take the profile's model_overrides"
+        )
+    if opts and dict(entry.options) != opts:
+        factory = entry.spec.target if entry.spec is not None else entry.factory
+        return register_network(
+            entry.name, factory, label=entry.label, colour=entry.colour, options=opts, replace_existing=True
+        )
+    return entry
 
 
 def network_source(text: str) -> dict[str, str] | None:

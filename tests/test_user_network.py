@@ -140,6 +140,8 @@ def test_bad_spec_is_one_line_exit_2_and_nothing_written(nets_dir: Path, spec: s
     args = ["train", "--run-dir", run, "--data-dir", nets_dir / "data", "--patch-size", "32", "--no-progress"]
     train = invoke(*args, "--network", spec)
     assert (train.exit_code, train.output.rstrip("\n")) == (2, expected)
+    study = invoke("study", run, "--profile", "ci", "--network", spec, "--no-progress")
+    assert (study.exit_code, study.output.rstrip("\n")) == (2, expected)
     assert not run.exists()
     assert not (nets_dir / "data").exists()
     if spec.startswith("gone="):  # a spec that cannot be loaded is not kept: the name stays free
@@ -294,3 +296,83 @@ def test_a_monai_network_by_name_through_the_cli(nets_dir: Path, repo_root: Path
         {"channels": [4, 8, 16], "strides": [2, 2]},
     )
     assert config["network_source"]["package"] == "monai"
+
+
+@pytest.mark.slow
+def test_a_study_with_your_network_and_a_changed_file_is_refused(nets_dir: Path) -> None:
+    """``pcatools study --network NAME=SPEC --network-option``: a grid row of its own, its source recorded."""
+    run = nets_dir / "runs" / "mine"
+    args = [
+        "study", run, "--profile", "ci", "--loss", "dice", "--network", "segresnet",
+        "--network", "tiny=my_nets.py:TinyNet", "--network-option", "tiny.width=3", "--no-progress",
+    ]  # fmt: skip
+    out = invoke(*args)
+    assert out.exit_code == 0, out.output
+    cases = pd.read_csv(run / "results" / "cases.csv")
+    assert sorted(cases["network"].unique()) == ["segresnet", "tiny"]
+    config = yaml.safe_load((run / "models" / "tiny__dice" / "config.yaml").read_text())
+    source = nets_dir / "my_nets.py"
+    assert config["network_source"] == {
+        "spec": "tiny=my_nets.py:TinyNet",
+        "file": str(source.resolve()),
+        "sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
+        "options": "{'width': 3}",
+    }
+    assert "network_source" not in yaml.safe_load(
+        (run / "models" / "segresnet__dice" / "config.yaml").read_text()
+    )
+
+    source.write_text(MY_NETS.replace("padding=1", "padding=(1, 1, 1)"))
+    refused = invoke(*args)
+    assert refused.exit_code == 1
+    assert refused.output.startswith(f"error: study {run}: model tiny__dice was trained with other")
+    assert str(source.resolve()) in refused.output
+    assert refused.output.count("\n") == 1
+
+
+OTHER = """
+from torch import nn
+
+
+def a_dict(in_channels, out_channels):
+    return {}
+
+
+class Pair(nn.Conv3d):
+    def __init__(self, in_channels, out_channels):
+        super().__init__(in_channels, out_channels, 1)
+
+    def forward(self, x):
+        return super().forward(x), x
+
+
+class ThreeD(nn.Conv3d):
+    def __init__(self, in_channels, out_channels):
+        super().__init__(in_channels + 1, out_channels, 1)
+"""
+
+
+def test_the_other_refusals_in_python(nets_dir: Path) -> None:
+    """The rows of docs/refusals.md "Networks" that the CLI test does not reach, with their exact messages."""
+    from pcatools.network_registry import declare_network
+
+    (nets_dir / "other.py").write_text(OTHER)
+    expected = {
+        "segresnet=other.py:Pair": "network segresnet=other.py:Pair: the name 'segresnet' is already registered as segresnet",
+        "d=other.py:a_dict": "network d=other.py:a_dict: builds a dict, expected a torch.nn.Module",
+        "p=other.py:Pair": "network p=other.py:Pair returns a tuple on an input (1, 2, 32, 32, 32), expected a "
+        "tensor of shape (1, 2, 32, 32, 32)",
+        "t=other.py:ThreeD": "network t=other.py:ThreeD fails on an input (1, 2, 32, 32, 32) (RuntimeError: Given "
+        "groups=1, weight of size [2, 3, 1, 1, 1], expected input[1, 2, 32, 32, 32] to have 3 channels, but got "
+        "2 channels instead)",
+    }
+    for spec, message in expected.items():
+        with pytest.raises(NetworkError) as err:
+            check_network(spec)
+        assert str(err.value) == message, spec
+    with pytest.raises(NetworkError) as err:
+        declare_network("segresnet", {"init_filters": 4})
+    assert str(err.value) == (
+        "network segresnet: options go to a MONAI network or a network given as NAME=SPEC; pcatools' own take "
+        "the profile's model_overrides"
+    )

@@ -8,6 +8,7 @@ from typing import Any
 import typer
 
 from pcatools.loss_registry import loss_help, loss_name, register_loss
+from pcatools.network_registry import network_name
 from pcatools.specs import SpecError, is_spec, parse_spec
 
 NAME = "study"
@@ -47,6 +48,42 @@ def study_losses(items: list[str] | None, options: list[str] | None, profile: st
     return tuple(names) if names else None
 
 
+def study_networks(
+    items: list[str] | None, options: list[str] | None, profile: str
+) -> tuple[str, ...] | None:
+    """The grid's network names: each ``NAME=SPEC`` or MONAI class name registered (with its
+    ``--network-option``), each network other than pcatools' own built and run once on a small
+    input (:func:`pcatools.network_registry.check_network`) with the profile's settings."""
+    from pcatools.commands.train import parse_overrides
+    from pcatools.network_registry import check_network, declare_network
+    from pcatools.study import get_profile
+
+    per_net: dict[str, dict[str, Any]] = {}
+    for item in options or []:
+        name, dot, rest = item.partition(".")
+        if not dot or "=" not in rest:
+            raise typer.BadParameter(f"--network-option: expected NAME.KEY=VALUE, found {item!r}")
+        per_net.setdefault(network_name(name), {}).update(parse_overrides([rest]))
+    entries = [declare_network(item, per_net.pop(network_name(item), None)) for item in items or []]
+    if per_net:
+        raise typer.BadParameter(
+            f"--network-option {sorted(per_net)[0]}: options go to a network given with --network here"
+        )
+    try:
+        cells = get_profile(profile)
+    except ValueError:  # an unknown profile: run_study names it
+        return tuple(e.name for e in entries) or None
+    for entry in entries:
+        if not entry.builtin:
+            cfg = cells.train_config(entry.name, cells.losses[0])
+            size = tuple(min(32, p) for p in cfg.patch_size)
+            check_network(
+                entry.name, cfg.model_overrides, in_channels=cfg.in_channels, out_channels=cfg.out_channels,
+                size=(size[0], size[1], size[2]),
+            )  # fmt: skip
+    return tuple(e.name for e in entries) or None
+
+
 def run(
     run_dir: Path = typer.Argument(
         Path("runs/demo"), help="Run folder (re-running continues where it stopped)."
@@ -62,7 +99,18 @@ def run(
     seed: int = typer.Option(0, help="Seed of the cohort, the split and training."),
     epochs: int | None = typer.Option(None, help="Override the profile's epochs."),
     n_cases: int | None = typer.Option(None, help="Override the synthetic cohort size."),
-    network: list[str] | None = typer.Option(None, help="Restrict to these networks (repeatable)."),
+    network: list[str] | None = typer.Option(
+        None,
+        help="Networks of the grid (repeatable; default the paper's two): segresnet, attention_unet, "
+        "attention_unet_reference, a MONAI network by class name (UNet), or your own as NAME=SPEC "
+        "(SPEC package.module:attr or path/to/file.py:attr; docs/losses.md).",
+    ),
+    network_option: list[str] | None = typer.Option(
+        None,
+        "--network-option",
+        help="NAME.KEY=VALUE (repeatable): a keyword argument of network NAME (a MONAI network or your own), "
+        "e.g. unet.channels=[4,8,16].",
+    ),
     loss: list[str] | None = typer.Option(
         None,
         help=f"Losses of the grid (repeatable; default the paper's three): {loss_help()}",
@@ -93,8 +141,9 @@ def run(
     from pcatools.training.run_files import RunBusyError
 
     start = time.perf_counter()
-    try:  # every loss registered and checked before anything is written
+    try:  # every loss and network registered and checked before anything is written
         losses = study_losses(loss, loss_option, profile)
+        networks = study_networks(network, network_option, profile)
     except (SpecError, typer.BadParameter) as err:
         typer.echo(f"error: {err.message if isinstance(err, typer.BadParameter) else err}", err=True)
         raise typer.Exit(code=2) from None
@@ -108,7 +157,7 @@ def run(
             restart=restart,
             epochs=epochs,
             n_cases=n_cases,
-            networks=tuple(network) if network else None,
+            networks=networks,
             losses=losses,
             workers=workers,
         )
