@@ -376,3 +376,19 @@ def test_the_other_refusals_in_python(nets_dir: Path) -> None:
         "network segresnet: options go to a MONAI network or a network given as NAME=SPEC; pcatools' own take "
         "the profile's model_overrides"
     )
+
+
+def test_study_networks_bind_their_options(nets_dir: Path) -> None:
+    """``pcatools study --network UNet --network-option unet.channels=...``: the options go to the registry entry."""
+    import typer
+
+    from pcatools.commands.study import study_networks
+    from pcatools.network_registry import resolve_network
+
+    options = ["unet.channels=[4,8,16]", "unet.strides=[2,2]"]
+    assert study_networks(["segresnet", "UNet"], options, "ci") == ("segresnet", "unet")
+    assert dict(resolve_network("unet").options) == {"channels": [4, 8, 16], "strides": [2, 2]}
+    assert study_networks(["UNet"], options, "ci") == ("unet",)  # a re-run declares the same entry
+    with pytest.raises(typer.BadParameter) as err:
+        study_networks(["segresnet"], ["tiny.width=3"], "ci")
+    assert err.value.message == "--network-option tiny: options go to a network given with --network here"
