@@ -90,6 +90,8 @@ def test_train_options_are_the_settings_with_their_one_description() -> None:
         "model_override": "model_overrides",
         "loss_override": "loss_overrides",
         "transform_override": "transform_overrides",
+        "loss_option": "loss_overrides",
+        "network_option": "model_overrides",
     }
     settings = {f for f in TrainConfig.__dataclass_fields__}
     seen = set()

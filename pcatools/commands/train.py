@@ -166,7 +166,7 @@ def run(
     ),
     run_dir: Path | None = typer.Option(None, "--run-dir", help="Run folder (default runs/<model>__<loss>)."),
     model: str | None = typer.Option(None, "--model", "--network", help=setting_help("model")),
-    loss: str | None = typer.Option(None, help=f"The loss: {loss_help()}"),
+    loss: str | None = typer.Option(None, help=f"{setting_help('loss')} Registered: {loss_help()}"),
     epochs: int | None = typer.Option(None, help=setting_help("epochs")),
     batch_size: int | None = typer.Option(None, help=setting_help("batch_size")),
     lr: float | None = typer.Option(None, help=setting_help("lr")),
@@ -201,13 +201,14 @@ def run(
     loss_option: list[str] | None = typer.Option(
         None,
         "--loss-option",
-        help="NAME.KEY=VALUE (repeatable): a keyword argument of loss NAME (the one trained), e.g. tversky.alpha=0.3.",
+        help="NAME.KEY=VALUE (repeatable) for loss NAME (the one trained), e.g. tversky.alpha=0.3: "
+        + setting_help("loss_overrides"),
     ),
     network_option: list[str] | None = typer.Option(
         None,
         "--network-option",
-        help="NAME.KEY=VALUE (repeatable): a keyword argument of network NAME (the one trained), e.g. "
-        "unet.channels=[4,8,16].",
+        help="NAME.KEY=VALUE (repeatable) for network NAME (the one trained), e.g. unet.channels=[4,8,16]: "
+        + setting_help("model_overrides"),
     ),
     transform_override: list[str] | None = typer.Option(
         None,
