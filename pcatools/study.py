@@ -59,10 +59,9 @@ from pcatools.training.config import TrainConfig
 from pcatools.vocabulary import LOSSES, NETWORKS
 
 TRAIN_SETTINGS = tuple(f.name for f in dataclasses.fields(TrainConfig))
+"""The training settings a profile holds (:class:`~pcatools.training.config.TrainConfig` fields)."""
 
 
-#: StudyProfile fields that are the study's own (the cohort, the grid, the split); every other
-#: setting of a profile is a :class:`~pcatools.training.config.TrainConfig` setting
 STUDY_SETTINGS = (
     "name",
     "n_cases",
@@ -73,6 +72,8 @@ STUDY_SETTINGS = (
     "network_train",
     "loss_train",
 )
+"""StudyProfile fields that are the study's own (the cohort, the grid, the split); every other
+setting of a profile is a :class:`~pcatools.training.config.TrainConfig` setting."""
 
 
 @dataclass(frozen=True)
@@ -215,6 +216,7 @@ PROFILES: dict[str, StudyProfile] = {
         fractions=(0.5, 0.17, 0.33),
     ),
 }
+"""The study profiles by name: ``paper``, ``paper-text``, ``demo`` and ``ci`` (module docstring)."""
 
 
 def get_profile(profile: str | StudyProfile, **overrides: Any) -> StudyProfile:

@@ -50,6 +50,7 @@ __all__ = [
 ]
 
 CHECKPOINT_FORMAT = "pcatools-checkpoint/1"
+"""The format tag every checkpoint carries, so that a reader refuses another format by name."""
 _REQUIRED = {
     "last": ("model", "optimizer", "scheduler", "scaler", "rng", "epoch", "config", "history"),
     "best": ("model", "epoch", "config"),

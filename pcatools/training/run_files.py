@@ -73,6 +73,7 @@ HISTORY_COLUMNS = (
     "data_time_s",
     "compute_time_s",
 )
+"""The columns of ``history.csv``, one row per epoch, in this order."""
 
 
 def plain(obj: Any) -> Any:
