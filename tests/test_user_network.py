@@ -127,7 +127,8 @@ BAD_SPECS = [
     ),
     (
         "unetx",
-        "unknown network 'unetx'; expected one of attention_unet, segresnet, attention_unet_reference, a MONAI "
+        # the registered names: the built-in three, and any a test before this one registered in this process
+        "unknown network 'unetx'; expected one of {names}, a MONAI "
         "network (e.g. UNet or monai.networks.nets.UNet), or NAME=SPEC (package.module:attr or path/to/file.py:attr)",
     ),
 ]
@@ -135,7 +136,8 @@ BAD_SPECS = [
 
 @pytest.mark.parametrize(("spec", "message"), BAD_SPECS, ids=[s for s, _ in BAD_SPECS])
 def test_bad_spec_is_one_line_exit_2_and_nothing_written(nets_dir: Path, spec: str, message: str) -> None:
-    expected = "error: " + message.format(cwd=nets_dir)
+    expected = "error: " + message.format(cwd=nets_dir, names=", ".join(network_names()))
+    assert network_names()[:3] == ("attention_unet", "segresnet", "attention_unet_reference")
     run = nets_dir / "run"
     args = ["train", "--run-dir", run, "--data-dir", nets_dir / "data", "--patch-size", "32", "--no-progress"]
     train = invoke(*args, "--network", spec)
