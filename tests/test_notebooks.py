@@ -35,6 +35,7 @@ CI_PARAMETERS: dict[str, dict[str, object]] = {
     "07_dissemination": {},
     "08_your_predictions": {},  # study_dir and out_dir are filled in with the shared tiny study
     "09_nnunet": {"work_dir": "nnunet_work", "n_cases": 8, "iterations": 1},
+    "10_your_loss": {"run_dir": "runs/nb10"},  # its own study (the defaults: ci profile, one network, two seeds)
 }
 
 # the results notebooks also read a `pcatools evaluate` folder (the ``ci_evaluation`` fixture)
