@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv at the repository root and install pcatools with every extra (viewer, notebooks, dev, nnunet).
+# Create .venv at the repository root and install pcatools with every extra (viewer, notebooks, dev, nnunet, cluster).
 # torch is pinned to the CPU build (requirements-cpu.txt); GPU users: see README "GPU".
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +15,7 @@ python -m pip install -q -r "${PCATOOLS_TORCH_REQUIREMENTS:-requirements-cpu.txt
 TORCH_PIN=$(mktemp)
 python -c "import torch; print('torch==' + torch.__version__)" > "$TORCH_PIN"
 # constraints.txt pins every other package at the versions the README's numbers were made with
-python -m pip install -q -c "$TORCH_PIN" -c constraints.txt -e ".[viewer,notebooks,dev,nnunet]"
+python -m pip install -q -c "$TORCH_PIN" -c constraints.txt -e ".[viewer,notebooks,dev,nnunet,cluster]"
 rm -f "$TORCH_PIN"
 python -m ipykernel install --sys-prefix --name python3 >/dev/null
 # JupyterLab's "Would you like to get notified about official Jupyter news?" pop-up covers the page on
