@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -46,8 +46,9 @@ from IPython.display import display
 
 from pcatools import figures
 from pcatools import viewer as pv
+from pcatools.cells import Cell
 from pcatools.losses import l1_binning, loss_vs_probability
-from pcatools.study import ensure_study, model_key
+from pcatools.study import ensure_study
 from pcatools.training import training_batch
 
 # %% [markdown]
@@ -76,7 +77,7 @@ figures.figure7(loss_vs_probability(bin_width=bin_width))
 
 # %%
 study = ensure_study(run_dir, profile=profile)
-batch = training_batch(study.manifest, study.run_dir / "models" / model_key(network, loss) / "best.pt")
+batch = training_batch(study.manifest, study.run_dir / "models" / Cell(network, loss, 0).key(0) / "best.pt")
 probs, label = batch.probs, batch.label
 print(
     f"batch image {tuple(batch.image.shape)}, lesion voxels per patch {label.sum(dim=(1, 2, 3, 4)).tolist()}"

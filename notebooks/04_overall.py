@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -35,7 +35,8 @@ import ipywidgets as widgets
 from IPython.display import Markdown, display
 
 from pcatools import stats
-from pcatools.study import ensure_study, figure3_for_study
+from pcatools.analysis import figure3_for_study
+from pcatools.study import ensure_study
 
 study = ensure_study(run_dir, profile=profile)
 cases = study.cases

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -34,7 +34,8 @@ import ipywidgets as widgets
 from IPython.display import display
 
 from pcatools import figures
-from pcatools.study import dmax_grouped, ensure_study
+from pcatools.analysis import dmax_grouped
+from pcatools.study import ensure_study
 
 study = ensure_study(run_dir, profile=profile)
 cases = dmax_grouped(study.cases, scenario, paper_edges)

@@ -49,8 +49,8 @@ from pathlib import Path
 
 from IPython.display import Markdown, display
 
+from pcatools.analysis import figure3_case, figure3_for_study
 from pcatools.evaluation import MARKER, command_line, evaluate_folders, load_evaluation, study_predictions
-from pcatools.study import figure3_case, figure3_for_study
 
 if (Path(out_dir) / MARKER).is_file() and not reevaluate:
     result = load_evaluation(out_dir)

@@ -40,7 +40,7 @@ _LAZY = {
     "table1": "pcatools.stats",
     # the study, the viewer
     "run_study": "pcatools.study",
-    "load_study": "pcatools.study",
+    "load_study": "pcatools.analysis",
     "ensure_study": "pcatools.study",
     "view_case": "pcatools.viewer",
 }

@@ -56,11 +56,11 @@ import pandas as pd
 
 from pcatools._atomic import LockBusyError, exchange_paths, exclusive_lock, write_text_atomic
 from pcatools._docs import EVALUATE_PARAMETERS, fill_doc
+from pcatools.analysis import StudyResult
 from pcatools.data.errors import DataError
 from pcatools.data.folders import case_files, case_patients, match_cases
 from pcatools.data.manifest import write_manifest
 from pcatools.metrics.detection import CRITERIA, Criterion
-from pcatools.study import StudyResult
 
 MARKER = "evaluation.json"
 """The file that makes a folder a pcatools evaluation folder (and lets a re-run replace it); it lists
@@ -143,7 +143,7 @@ def study_predictions(run_dir: str | os.PathLike[str]) -> dict[str, Path]:
     >>> study_predictions("runs/demo")  # doctest: +SKIP
     {'attention_unet/dice': PosixPath('runs/demo/predictions/attention_unet__dice'), ...}
     """
-    from pcatools.study import load_study
+    from pcatools.analysis import load_study
 
     preds = load_study(run_dir).predictions
     folders: dict[str, Path] = {}
@@ -580,8 +580,8 @@ def evaluate_folders(
         file), or an ``out`` that is a file or another folder.
     """
     from pcatools import stats
+    from pcatools.analysis import analyse, draw_figures, versions
     from pcatools.metrics.evaluate import evaluate_cohort_tables
-    from pcatools.study import analyse, draw_figures, versions
 
     if criterion not in CRITERIA:
         raise ValueError(f"criterion: expected one of {CRITERIA}, found {criterion!r}")
@@ -685,7 +685,7 @@ def load_evaluation(out: str | os.PathLike[str]) -> EvaluationResult:
     DataError
         ``out`` is not a complete evaluation folder (no ``evaluation.json``).
     """
-    from pcatools.study import load_study
+    from pcatools.analysis import load_study
 
     out_path = Path(out)
     if not (out_path / MARKER).is_file():

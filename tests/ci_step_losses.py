@@ -27,8 +27,9 @@ def step_losses(
 
     ``changes`` are training settings replaced in every cell (to show the guard sees them).
     """
+    from pcatools.cells import Cell
     from pcatools.data.manifest import read_manifest
-    from pcatools.study import get_profile, model_key
+    from pcatools.study import get_profile
     from pcatools.training import train
 
     profile = get_profile("ci")
@@ -46,7 +47,7 @@ def step_losses(
                     steps.append(float(event.loss))
 
             config = profile.train_config(network, loss, seed=0).replace(tensorboard=False, **(changes or {}))
-            run = Path(work) / model_key(network, loss)
+            run = Path(work) / Cell(network, loss, 0).key(0)
             train(split, run, config, progress=False, resume=False, callbacks=[record])
             out[f"{network}/{loss}"] = steps
     return out

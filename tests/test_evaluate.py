@@ -213,7 +213,7 @@ def test_out_holds_a_study_layout_and_says_what_was_compared(evaluated: Path) ->
 
 
 def test_results_read_back_like_a_study(evaluated: Path) -> None:
-    from pcatools.study import load_study
+    from pcatools.analysis import load_study
 
     study = load_study(evaluated)
     assert sorted(study.manifest["case_id"]) == sorted(LESIONS)
@@ -391,7 +391,7 @@ def test_sigint_leaves_no_mixed_out(cohort: Path, tmp_path: Path) -> None:
     code = (
         "import pathlib, signal, sys, time\n"
         "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
-        "import pcatools.study as st\n"
+        "import pcatools.analysis as st\n"
         "real = st.draw_figures\n"
         "def slow(*a, **k):\n"
         f"    pathlib.Path({str(marker)!r}).touch(); time.sleep(600); return real(*a, **k)\n"

@@ -426,7 +426,7 @@ def test_lesion_dice_option_reaches_lesions_csv(cohort: Path, tmp_path: Path) ->
 
 
 def test_dmax_tie_fallback_warns_and_is_recorded() -> None:
-    from pcatools.study import dmax_grouped
+    from pcatools.analysis import dmax_grouped
 
     cases = pd.DataFrame({"case_id": ["a", "b"], "scenario": "M", "dmax_mm": [100.0, 100.0]})
     with pytest.warns(UserWarning, match="the paper's edges 0-9, 9-11, 11-14, 14-60 cm are used instead"):
@@ -440,7 +440,7 @@ def test_dmax_tie_fallback_warns_and_is_recorded() -> None:
 
 def test_figure6_labels_print_the_cut_points_and_hover_n_counts_cases() -> None:
     from pcatools import figures
-    from pcatools.study import dmax_grouped
+    from pcatools.analysis import dmax_grouped
 
     rows = [
         {"case_id": c, "scenario": "M", "dmax_mm": d, "network": net, "loss": "dice", "dice": 0.5, "tla": 1.0}

@@ -319,7 +319,7 @@ def test_figure7_draws_loss_vs_probability() -> None:
 def test_figure7_default_is_the_per_sample_construction() -> None:
     from pcatools.losses import loss_vs_probability
 
-    fig = figures.figure7(loss_vs_probability())  # the call of pcatools.study.draw_figures
+    fig = figures.figure7(loss_vs_probability())  # the call of pcatools.analysis.draw_figures
     assert fig.layout.title.text == "Figure 7: loss vs probability (ground truth = 1, per sample)"
     by_name = {tr.name: np.asarray(tr.y) for tr in fig.data}
     p = np.asarray(fig.data[0].x)
@@ -380,7 +380,7 @@ def test_save_figure_rejects_unknown_formats(all_figures: dict, tmp_path: Path) 
 
 def test_dmax_groups_are_quartiles_of_the_multiple_lesion_cases_and_figure6_names_their_edges() -> None:
     """Paper 3.4 / Figure 6: G0-G3 are the quartiles of the M cases' Dmax; S cases are left out."""
-    from pcatools.study import dmax_grouped
+    from pcatools.analysis import dmax_grouped
 
     m = pd.DataFrame(
         {

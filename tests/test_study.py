@@ -117,8 +117,8 @@ def test_a_copied_run_folder_reads_its_own_files_after_the_original_is_gone(tmp_
     """Run folders store paths relative to themselves (data.manifest.write_manifest), so a copy works alone."""
     import shutil
 
+    from pcatools.analysis import figure3_for_study, load_study
     from pcatools.evaluation import evaluate_folders, study_predictions
-    from pcatools.study import figure3_for_study, load_study
 
     settings: dict[str, Any] = dict(
         profile="ci", seed=0, progress=False, networks=("segresnet",), losses=("dice", "l1dfl")

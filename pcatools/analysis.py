@@ -1,0 +1,301 @@
+"""The study's analysis: section 3's statistics and the paper's figures from a cohort's evaluation.
+
+Both :func:`pcatools.study.run_study` and :func:`pcatools.evaluation.evaluate_folders` hand their
+per-case and per-lesion tables to :func:`analyse` (Table 1, the Wilcoxon tests, the threshold
+curves, the Dmax groups, the lesion mixed model) and :func:`draw_figures` (Figures 1-7); a
+finished study or evaluation folder reads back with :func:`load_study`. Keeping the analysis
+apart from the grid runner lets ``pcatools evaluate`` analyse predictions without the study.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pcatools._atomic import write_text_atomic
+from pcatools.data.manifest import read_manifest
+
+
+@dataclass
+class StudyResult:
+    """Paths and tables of a finished study."""
+
+    run_dir: Path
+    manifest: pd.DataFrame
+    predictions: pd.DataFrame
+    cases: pd.DataFrame
+    lesions: pd.DataFrame
+    table1: pd.DataFrame
+    figures: dict[str, Path] = field(default_factory=dict)
+    #: the lesion class of integer label maps (``pcatools evaluate --label``); None: masks are 0/1
+    label_value: int | None = None
+
+    def table(self, name: str) -> pd.DataFrame:
+        """Another table of ``results/`` by name, e.g. ``"wilcoxon"`` or ``"dmax_groups"``."""
+        path = self.run_dir / "results" / f"{name}.csv"
+        if not path.is_file():
+            raise FileNotFoundError(f"{self.run_dir}: no table {name!r} (expected {path})")
+        return read_manifest(path)
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages a run depends on (written to ``versions.json``).
+
+    Read from the installed packages' metadata, so that recording them does not import torch
+    (seconds) into commands that never use it, such as ``pcatools evaluate``; the CUDA version
+    is recorded when torch is already loaded.
+    """
+    import platform
+    import sys
+    from importlib.metadata import PackageNotFoundError, version
+
+    import pcatools
+
+    out = {"python": platform.python_version(), "pcatools": pcatools.__version__}
+    for name in ("torch", "monai", "numpy", "pandas"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    torch = sys.modules.get("torch")
+    out["cuda"] = str(torch.version.cuda) if torch is not None else "not loaded"
+    return out
+
+
+def load_study(run_dir: str | os.PathLike[str]) -> StudyResult:
+    """Read a finished study run folder, or a ``pcatools evaluate`` folder, back (for notebooks).
+
+    The evaluation folder's ``manifest.csv`` takes the place of the study's ``split.csv``; an
+    empty ``network`` (a model named without ``network/loss``) reads back as ``""``.
+    """
+    run = Path(run_dir)
+    results = run / "results"
+    needed = ("predictions.csv", "cases.csv", "lesions.csv", "table1.csv")
+    missing = [results / n for n in needed if not (results / n).exists()]
+    if missing:
+        raise FileNotFoundError(
+            f"{run} is not a finished study run or evaluation folder: missing {[str(p) for p in missing]}"
+        )
+    manifest = run / "split.csv" if (run / "split.csv").is_file() else run / "manifest.csv"
+    evaluation = run / "evaluation.json"
+    label_value = json.loads(evaluation.read_text())["label"] if evaluation.is_file() else None
+    return StudyResult(
+        run_dir=run,
+        manifest=read_manifest(manifest),
+        predictions=read_manifest(results / "predictions.csv"),
+        cases=read_manifest(results / "cases.csv"),
+        lesions=read_manifest(results / "lesions.csv"),
+        table1=pd.read_csv(results / "table1.csv", keep_default_na=False),
+        figures={p.stem: p for p in sorted((run / "figures").glob("*.png"))},
+        label_value=label_value,
+    )
+
+
+def dmax_grouped(cases: pd.DataFrame, scenario: str = "M", paper_edges: bool = False) -> pd.DataFrame:
+    """Cases with their Dmax group G0-G3 (Figure 6), for ``scenario`` ``"M"`` (the paper), ``"S"`` or ``"all"``.
+
+    Groups are the quartiles of this cohort's Dmax, or the paper's 0-9, 9-11, 11-14, 14-60 cm with
+    ``paper_edges=True``. Where quartile edges tie (tiny cohorts) the paper's edges are used instead,
+    with a warning. Each row records its group's cut points (``dmax_low_mm``, ``dmax_high_mm``) and
+    where the edges came from (``dmax_edges``: ``"quartiles"``, ``"paper"`` or
+    ``"paper (quartiles tie)"``), so that ``dmax_groups.csv`` says which edges were used.
+    """
+    import warnings
+
+    from pcatools import stats
+
+    if scenario != "all":
+        cases = cases[cases["scenario"] == scenario]
+    source = "paper"
+    if not paper_edges:
+        try:
+            return stats.dmax_groups(cases).assign(dmax_edges="quartiles")
+        except ValueError as err:
+            if pd.to_numeric(cases["dmax_mm"], errors="coerce").notna().any():  # ties, not an empty group
+                warnings.warn(
+                    f"Dmax groups: {err}; the paper's edges 0-9, 9-11, 11-14, 14-60 cm are used instead",
+                    UserWarning,
+                    stacklevel=2,
+                )
+                source = "paper (quartiles tie)"
+    return stats.dmax_groups(cases, edges=stats.PAPER_DMAX_EDGES_MM).assign(dmax_edges=source)
+
+
+def analyse(
+    results_dir: Path,
+    cases: pd.DataFrame,
+    lesions: pd.DataFrame,
+    seed: int = 0,
+    reference: str = "l1dfl",
+    by: str | None = "network",
+    arm: str = "loss",
+    empty_cases: str = "autopet",
+    notes: Sequence[str] = (),
+) -> dict[str, pd.DataFrame]:
+    """Section 3's statistics from the per-case and per-lesion tables; written to ``results_dir``.
+
+    ``reference``, ``by``, ``arm``: what the Wilcoxon tests compare (:func:`pcatools.stats.table1`):
+    L1DFL against each other loss per network in a study, one model against all others in
+    :func:`pcatools.evaluation.evaluate_folders`, whose mixed model then compares ``arm`` against
+    ``reference`` too. ``empty_cases``: how lesion-free cases count in Table 1 and the Wilcoxon
+    tests (:data:`pcatools.stats.EMPTY_CASE_RULES`). ``table1.md`` ends with
+    :func:`pcatools.stats.table1_notes` and ``notes`` (further rules the caller used).
+    """
+    import warnings
+
+    from pcatools import stats
+
+    tables: dict[str, pd.DataFrame] = {}
+    table1 = stats.table1(cases, reference=reference, seed=seed, by=by, arm=arm, empty_cases=empty_cases)
+    tables["table1"] = table1
+    write_text_atomic(results_dir / "table1.tex", stats.table1_latex(table1))
+    scored = stats.scored_cases(cases, empty_cases)
+    has_reference = reference in set(scored[arm])
+    tables["wilcoxon"] = (
+        stats.wilcoxon_vs(scored, reference, by=by, loss_col=arm) if has_reference else pd.DataFrame()
+    )
+    tables["thresholds_patient"] = stats.threshold_curve(cases, value_col="tmtv_ml")
+    tables["thresholds_lesion"] = stats.threshold_curve(lesions, value_col="volume_ml")
+    tables["dmax_groups"] = dmax_grouped(cases)
+    footnote = [
+        *stats.table1_notes(cases, empty_cases, arm=arm),
+        *notes,
+        stats.dmax_note(tables["dmax_groups"]),
+    ]
+    write_text_atomic(results_dir / "table1.md", stats.table1_markdown(table1, footnote))
+    try:
+        with warnings.catch_warnings():  # statsmodels' fit warnings: a failed fit is noted in the table
+            # statsmodels' first import puts "always" filters for its warnings first: import, then ignore
+            import statsmodels.tools.sm_exceptions  # noqa: F401
+
+            warnings.simplefilter("ignore")
+            tables["mixed_model"] = (
+                stats.lesion_mixed_model(lesions)
+                if arm == "loss"
+                else stats.lesion_mixed_model(lesions, arm=arm, reference=reference)
+            )
+    except (ValueError, RuntimeError, ArithmeticError, IndexError) as err:  # too few lesions in tiny runs
+        tables["mixed_model"] = pd.DataFrame({"note": [f"mixed model not estimable: {err}"]})
+    for name, df in tables.items():
+        write_text_atomic(results_dir / f"{name}.csv", df.to_csv(index=False))
+    return tables
+
+
+def draw_figures(
+    figures_dir: Path,
+    study: StudyResult,
+    tables: dict[str, pd.DataFrame],
+    loss_figures: bool = True,
+    pet: bool = True,
+) -> dict[str, Path]:
+    """Figures 1-7 of the paper from the study's tables, as PNG and HTML.
+
+    ``loss_figures=False`` leaves out Figures 1 and 7 (they show the loss, not the results);
+    ``pet=False`` leaves out Figures 2 and 3, which need the PET (the SUVmax rule, the background).
+    """
+    from pcatools.figures import figure1, figure4, figure5, figure6, figure7, save_figure
+
+    figures: dict[str, Any] = {}
+    if loss_figures:
+        figures["figure1"] = figure1()
+    if pet:
+        figures["figure2"] = figure2_for_study(study)
+        figures["figure3"] = figure3_for_study(study)
+    figures["figure4"] = figure4(study.cases)
+    figures["figure5"] = figure5(tables["thresholds_patient"], tables["thresholds_lesion"])
+    figures["figure6"] = figure6(tables["dmax_groups"])
+    if loss_figures:
+        from pcatools.losses import loss_vs_probability  # torch: only for the loss figures
+
+        figures["figure7"] = figure7(loss_vs_probability())
+    # One shared plotly.min.js beside the HTML files: they open offline and stay small.
+    from plotly.offline import get_plotlyjs
+
+    write_text_atomic(figures_dir / "plotly.min.js", get_plotlyjs())
+    written = {}
+    for name, fig in figures.items():
+        save_figure(fig, figures_dir / name, include_plotlyjs="directory")
+        written[name] = figures_dir / f"{name}.png"
+    return written
+
+
+def figure3_case(cases: pd.DataFrame) -> str:
+    """The test case shown in Figure 3 by default: the one where the grid's DSCs disagree most."""
+    with_lesions = cases[cases["n_gt_lesions"] > 0]
+    spread = with_lesions.groupby("case_id")["dice"].agg(lambda s: s.max() - s.min())
+    return str(spread.idxmax()) if len(spread) else str(cases["case_id"].iloc[0])
+
+
+def _case_images(study: StudyResult, case_id: str) -> tuple[Any, np.ndarray, pd.DataFrame]:
+    """PET image, ground-truth mask and prediction rows of one case of a study or evaluation folder."""
+    from pcatools.data.io import Grid, load_nifti
+    from pcatools.metrics.evaluate import read_mask
+
+    rows = study.manifest[study.manifest["case_id"].astype(str) == case_id]
+    if rows.empty:
+        raise ValueError(f"case {case_id!r} is not in the manifest of {study.run_dir}")
+    row = rows.iloc[0]
+    if not isinstance(row.get("label"), str) or not row["label"]:
+        raise ValueError(f"case {case_id!r} has no ground-truth label; Figures 2 and 3 need one")
+    gt = read_mask(row["label"], study.label_value, "ground truth")
+    pet = load_nifti(row["pet"], "pet", onto=Grid(gt.shape, gt.affine, "ground truth", row["label"]))
+    label = np.asarray(gt.dataobj)
+    return pet, label, study.predictions[study.predictions["case_id"].astype(str) == case_id]
+
+
+def _on_pet(pet: Any) -> Any:
+    """The grid of a case's PET (the ground truth's), onto which its predictions are read as evaluated."""
+    from pcatools.data.io import Grid
+
+    return Grid(pet.shape, pet.affine, "PET", pet.get_filename() or "")
+
+
+def figure2_for_study(study: StudyResult, case_id: str | None = None, model: int = 0) -> Any:
+    """Figure 2 (the SUVmax detection rule drawn on a case) for one case and model of a study.
+
+    ``case_id=None`` picks :func:`figure3_case`; ``model`` is the position of the model among the
+    case's predictions (grid order in a study, ``--pred`` order in an evaluation). Detection uses
+    :mod:`pcatools.metrics` through :func:`pcatools.figures.figure2_data`.
+    """
+    from pcatools.figures import figure2
+    from pcatools.metrics.evaluate import read_mask
+
+    case_id = figure3_case(study.cases) if case_id is None else str(case_id)
+    pet, label, preds = _case_images(study, case_id)
+    pick = preds.iloc[model]
+    pred = np.asarray(read_mask(pick["pred"], study.label_value, "prediction", onto=_on_pet(pet)).dataobj)
+    name = pick["model"] if "model" in preds.columns else f"{pick['network']}/{pick['loss']}"
+    spacing = tuple(float(z) for z in pet.header.get_zooms()[:3])
+    return figure2(
+        label,
+        pred,
+        np.asarray(pet.dataobj),
+        spacing=spacing,
+        title=f"Figure 2: SUVmax rule, case {case_id}, {name}",
+    )
+
+
+def figure3_for_study(study: StudyResult, case_id: str | None = None) -> Any:
+    """Figure 3 (ground truth against every network and loss) for one test case of a study.
+
+    ``case_id=None`` picks :func:`figure3_case`. The background is the coronal PET MIP.
+    """
+    from pcatools.figures import figure3
+    from pcatools.metrics.evaluate import read_mask
+
+    case_id = figure3_case(study.cases) if case_id is None else str(case_id)
+    pet, label, preds = _case_images(study, case_id)
+    masks: dict[tuple[str, str], np.ndarray] = {}
+    for network, loss, pred in preds[["network", "loss", "pred"]].itertuples(index=False):
+        masks[(str(network), str(loss))] = np.asarray(
+            read_mask(pred, study.label_value, "prediction", onto=_on_pet(pet)).dataobj
+        )
+    spacing = tuple(float(z) for z in pet.header.get_zooms()[:3])
+    return figure3(np.asarray(pet.dataobj), label, masks, spacing=spacing, title=f"Case {case_id}")
