@@ -8,9 +8,7 @@ documentation site built by ``mkdocs``) lists the whole public API by module.
 
 from __future__ import annotations
 
-import importlib
-import types
-from typing import Any
+from pcatools._lazy import lazy_exports
 
 __version__ = "0.1.0"
 """The package's version (also ``pyproject.toml``'s and ``pcatools --version``'s)."""
@@ -48,21 +46,5 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 
-def __getattr__(name: str) -> Any:
-    """Import an entry point of :data:`_LAZY` from its module on first use (PEP 562)."""
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value  # later look-ups skip __getattr__
-        return value
-    raise AttributeError(f"module 'pcatools' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    """The entry points, the dunders and the subpackages imported so far: what ``dir(pcatools)`` and
-    tab completion list, without this file's own helpers (``importlib``, ``Any``)."""
-    loaded = [
-        n
-        for n, v in globals().items()
-        if isinstance(v, types.ModuleType) and v.__name__.startswith("pcatools.")
-    ]
-    return sorted({*__all__, *(n for n in globals() if n.startswith("__")), *loaded})
+# entry points of _LAZY imported on first use (PEP 562); dir() lists them, not this file's helpers
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -167,10 +167,16 @@ def test_lesion_table_known_lesions() -> None:
 def test_docstring_examples() -> None:
     """tests/test_docs_examples.py leaves this module out (napari); its examples run here."""
     import doctest
+    import importlib
+    import pkgutil
 
     import pcatools.viewer
 
-    result = doctest.testmod(pcatools.viewer, optionflags=doctest.NORMALIZE_WHITESPACE)
+    results = [
+        doctest.testmod(importlib.import_module(m.name), optionflags=doctest.NORMALIZE_WHITESPACE)
+        for m in pkgutil.iter_modules(pcatools.viewer.__path__, "pcatools.viewer.")
+    ]
+    result = doctest.TestResults(sum(r.failed for r in results), sum(r.attempted for r in results))
     assert result.attempted > 0 and result.failed == 0
 
 
@@ -709,5 +715,105 @@ def test_weights_view_screenshot_has_the_colour_bar_and_the_gamma_dock(xvfb: str
         with_bar = yellow(viewer.screenshot(canvas_only=True, flash=False))
         weights.colorbar.visible = False
         assert with_bar > yellow(viewer.screenshot(canvas_only=True, flash=False)) + 20  # the bar is drawn
+    finally:
+        viewer.close()
+
+
+# --------------------------------------------------------------------------- any loss's weight layers
+
+
+class TwoOnLesions:
+    """A toy loss declaring voxel weights: 2.0 on every label voxel, 0.0 elsewhere (known values)."""
+
+    def __call__(self, logits: Any, labels: Any) -> Any:
+        return logits.sum() * 0.0
+
+    def element_weights(self, logits: Any, labels: Any) -> Any:
+        return 2.0 * (labels > 0).to(logits.dtype)  # (B, 1, *spatial)
+
+
+@pytest.fixture
+def toy_weighted_loss() -> Iterator[str]:
+    from pcatools.loss_registry import register_loss, unregister_loss
+
+    register_loss("two_on_lesions", TwoOnLesions, label="TWO", weights=True)
+    yield "two_on_lesions"
+    unregister_loss("two_on_lesions")
+
+
+def test_weight_layer_of_any_registered_loss_declaring_weights(toy_weighted_loss: str) -> None:
+    from pcatools.viewer import loss_weights, weighted_losses
+
+    case, probs = make_case()
+    assert weighted_losses() == ("l1dfl", toy_weighted_loss)  # asked of the registry
+    layers = build_layers(case, probs=probs, weights_of=[toy_weighted_loss, "L1DFL"])
+    names = [kw["name"] for _, kw, _ in layers]
+    assert names == ["CT", "PET (SUV)", "ground truth", *L1_LAYER_NAMES, "TWO weights", "L1DFL weights"]
+    by_name = {kw["name"]: (data, kw, kind) for data, kw, kind in layers}
+    data, kw, kind = by_name["TWO weights"]
+    assert kind == "image" and data.dtype == np.float32 and not kw["visible"]
+    np.testing.assert_array_equal(data, 2.0 * (case.label > 0))
+    assert kw["contrast_limits"] == (0.0, 2.0) and kw["metadata"]["loss"] == toy_weighted_loss
+    # L1DFL's own element_weights (its two-channel histogram) equal the one-channel L1 layer
+    np.testing.assert_allclose(
+        by_name["L1DFL weights"][0], l1_layers(case.label, probs)["weights"], rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        loss_weights(case.label, probs, "l1dfl", bin_width=0.25),
+        l1_layers(case.label, probs, 0.25)["weights"],
+        rtol=1e-5,
+    )
+    fig = static_layers_figure(case, probs=probs, weights_of=[toy_weighted_loss])
+    assert "TWO weights" in [ax.get_title() for ax in fig.axes]
+
+
+def test_weight_layers_are_refused_for_a_loss_without_weights() -> None:
+    case, probs = make_case()
+    with pytest.raises(
+        ValueError, match=r"loss 'dice' declares no voxel weights; losses with weights: \['l1dfl'\]"
+    ):
+        build_layers(case, probs=probs, weights_of=["DL"])
+    with pytest.raises(ValueError, match="needs probs"):
+        build_layers(case, weights_of=["l1dfl"])
+
+
+def test_view_command_refuses_weights_of_a_loss_without_weights(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from pcatools.cli import app
+
+    case, probs = make_case()
+    write_inputs(case, probs, {}, tmp_path)
+    args = [
+        "view",
+        case.case_id,
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--probs",
+        str(tmp_path / "probs.nii.gz"),
+    ]
+    result = CliRunner().invoke(app, [*args, "--weights-of", "focal"])
+    assert result.exit_code == 1
+    assert (
+        "pcatools view: loss 'focal' declares no voxel weights; losses with weights: ['l1dfl']"
+        in result.output
+    )
+    result = CliRunner().invoke(app, [*args[:4], "--weights-of", "l1dfl"])
+    assert result.exit_code == 1 and "--weights-of l1dfl needs --probs" in result.output
+
+
+@pytest.mark.gui
+@pytest.mark.xdist_group("napari")
+def test_loss_weight_layer_in_napari_follows_the_bin_width_slider(xvfb: str) -> None:
+    from pcatools.viewer import view_case
+
+    case, probs = make_case()
+    viewer = view_case(case, probs=probs, weights_of=["l1dfl"], show=False, block=False)
+    try:
+        layer = viewer.layers["L1DFL weights"]
+        np.testing.assert_allclose(layer.data, l1_layers(case.label, probs, 0.1)["weights"], rtol=1e-5)
+        viewer.window.dock_widgets["L1 bin width"](bin_width=0.25)
+        np.testing.assert_allclose(layer.data, l1_layers(case.label, probs, 0.25)["weights"], rtol=1e-5)
+        assert layer.metadata["bin_width"] == 0.25
     finally:
         viewer.close()

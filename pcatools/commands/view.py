@@ -1,4 +1,4 @@
-"""`pcatools view`: open a case in napari (PET, CT, masks, L1 weights, lesion table)."""
+"""`pcatools view`: open a case in napari (PET, CT, masks, L1 weights, any loss's weights, lesion table)."""
 
 from __future__ import annotations
 
@@ -36,6 +36,12 @@ def run(
         "--save-probs): adds Delta, bins, weights.",
     ),
     bin_width: float = typer.Option(0.1, "--bin-width", help="Initial L1 bin width Gamma (eq. 5)."),
+    weights_of: list[str] | None = typer.Option(
+        None,
+        "--weights-of",
+        help="A registered loss that declares voxel weights (e.g. l1dfl, or your own registered with "
+        "weights=True): adds its weights as a layer '<label> weights'; needs --probs; repeatable.",
+    ),
     suv_max: float = typer.Option(10.0, "--suv-max", help="Upper end of the PET SUV window."),
     screenshot: Path | None = typer.Option(
         None,
@@ -47,7 +53,8 @@ def run(
     """Open a case in napari: PET (SUV window), CT, ground truth and predictions as labels, in mm.
 
     With --probs, also the L1 norm Delta = |g - p|, its bin index and the L1DFL voxel weights
-    (paper eq. 4-10), with a slider for the bin width. A dock lists the ground-truth lesions
+    (paper eq. 4-10), with a slider for the bin width, and with --weights-of the voxel weights
+    of any registered loss that declares them. A dock lists the ground-truth lesions
     (volume, SUVmax, centroid) and which prediction detects each (it covers the lesion's SUVmax
     voxel, paper 2.7.1); clicking a row jumps to the lesion. Needs a display (or xvfb-run -a)
     and the viewer extra: pip install 'pcatools\\[viewer]'.
@@ -64,6 +71,11 @@ def run(
         else:
             target, study_preds = pv.resolve_case_paths(case, data_dir), {}
         preds = pv.name_predictions([*study_preds.items(), *(pred or [])]) or None
+        losses = [pv.weighted_loss(loss) for loss in weights_of or ()]
+        if losses and probs is None:
+            raise ValueError(
+                f"--weights-of {' '.join(losses)} needs --probs (the foreground probability map)"
+            )
         pv.require_display()
     except pv.NoDisplayError as err:
         typer.echo(f"pcatools view: {err}", err=True)
@@ -84,6 +96,7 @@ def run(
             bin_width=bin_width,
             suv_window=(0.0, suv_max),
             screenshot=screenshot,
+            weights_of=losses,
         )
     except (FileNotFoundError, ValueError) as err:
         typer.echo(f"pcatools view: {err}", err=True)

@@ -5,9 +5,7 @@ Names are imported lazily so that ``import pcatools.data`` stays fast.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from pcatools._lazy import lazy_exports
 from pcatools.data.case import Case, layout_paths, save_nifti, write_case
 
 _LAZY = {
@@ -36,7 +34,5 @@ _LAZY = {
 __all__ = ["Case", "layout_paths", "save_nifti", "write_case", *_LAZY]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'pcatools.data' has no attribute {name!r}")
+# the names of _LAZY imported on first use (PEP 562)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -25,28 +25,23 @@ and the ``pcatools`` command are fine).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-__all__ = [
-    "STOCK",
-    "nnunet_paths",
-    "plan_and_preprocess",
-    "predict",
-    "train",
-    "trainer_class",
-    "trainer_names",
-]
+from tqdm.auto import tqdm
 
-STOCK = "dice_ce"
-"""nnU-Net's own ``nnUNetTrainer`` (Dice + cross-entropy), the baseline; every other loss is the registry's."""
+from pcatools.loss_registry import LossError
+from pcatools.nnunet.names import STOCK, trainer_names
+from pcatools.nnunet.paths import nnunet_paths, required_folder
 
-_PATH_VARS = {"raw": "nnUNet_raw", "preprocessed": "nnUNet_preprocessed", "results": "nnUNet_results"}
+__all__ = ["plan_and_preprocess", "predict", "train", "trainer_class"]
 
 NNUNET_LOG = "nnunet_output.log"
 """Where nnU-Net's own output goes with ``verbose=False``: the preprocessed dataset folder (plan), the
@@ -97,8 +92,6 @@ def _watch(
     if not enabled or total <= 0:
         yield
         return
-    from tqdm.auto import tqdm
-
     bar = tqdm(total=total, desc=desc, unit="case" if desc != "train" else "epoch", file=stream)
     stop = threading.Event()
 
@@ -130,29 +123,14 @@ def _written_since(folder: Path, ending: str, start: float) -> Callable[[], int]
     return count
 
 
-def trainer_names() -> dict[str, str]:
-    """Loss name -> nnU-Net trainer class name: every registered loss (:mod:`pcatools.loss_registry`),
-    then ``dice_ce``, nnU-Net's stock trainer (Dice + cross-entropy)."""
-    from pcatools.loss_registry import loss_entries
-
-    return {**{e.name: e.trainer_name for e in loss_entries()}, STOCK: "nnUNetTrainer"}
-
-
-def __getattr__(name: str) -> Any:
-    """``LOSSES``: :func:`trainer_names` at the time it is read (PEP 562)."""
-    if name == "LOSSES":
-        return trainer_names()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def trainer_class(loss: str) -> type:
     """The nnU-Net trainer class that trains with ``loss``: a registered name, ``NAME=SPEC`` or ``dice_ce``."""
     if loss == STOCK:
+        # the nnunet extra (and torch), imported on use: pcatools imports without it
         from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
         return nnUNetTrainer
-    from pcatools.loss_registry import LossError
-    from pcatools.nnunet import trainers
+    from pcatools.nnunet import trainers  # for start-up time: imports nnU-Net and torch
 
     try:
         return trainers.trainer_for(loss)
@@ -160,45 +138,9 @@ def trainer_class(loss: str) -> type:
         raise LossError(f"{err}; or {STOCK} (nnU-Net's own nnUNetTrainer)") from None
 
 
-@contextlib.contextmanager
-def nnunet_paths(
-    raw: str | os.PathLike[str] | None = None,
-    preprocessed: str | os.PathLike[str] | None = None,
-    results: str | os.PathLike[str] | None = None,
-    **extra: str | None,
-) -> Iterator[None]:
-    """Set nnU-Net's folder variables (and ``extra`` variables) for the duration; ``None`` keeps the current value.
-
-    nnU-Net reads them from ``os.environ`` when it uses them (and its spawned workers inherit
-    them), so setting them here is enough.
-    """
-    values = {
-        _PATH_VARS[k]: v for k, v in (("raw", raw), ("preprocessed", preprocessed), ("results", results))
-    }
-    values.update(extra)
-    saved = {k: os.environ.get(k) for k in values}
-    try:
-        for key, value in values.items():
-            if value is not None:
-                os.environ[key] = str(Path(value).resolve()) if key in _PATH_VARS.values() else str(value)
-        yield
-    finally:
-        for key, old in saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
-
-
-def _require(var: str) -> Path:
-    value = os.environ.get(var)
-    if not value:
-        raise ValueError(f"{var} is not set: pass the folder (--{var.split('_')[1]}) or export {var}")
-    return Path(value)
-
-
 def _dataset_name(dataset: int | str) -> str:
     """``DatasetNNN_Name`` of an id or name, nnU-Net's lookup over the three folders (a ``ValueError`` when absent)."""
+    # the nnunet extra (and torch), imported on use: pcatools imports without it
     from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
 
     try:
@@ -209,6 +151,7 @@ def _dataset_name(dataset: int | str) -> str:
 
 
 def _device(device: str | None) -> Any:
+    # for start-up time: torch only where a device is chosen
     import torch
 
     if device is None:
@@ -241,6 +184,7 @@ def plan_and_preprocess(
     the raw dataset (as :func:`pcatools.nnunet.export_dataset` writes) is copied beside the plans,
     so that training uses its patient-level folds instead of nnU-Net's random ones.
     """
+    # the nnunet extra (and torch), imported on use: pcatools imports without it
     from nnunetv2.experiment_planning.plan_and_preprocess_api import (
         extract_fingerprints,
         plan_experiments,
@@ -251,7 +195,7 @@ def plan_and_preprocess(
     # nnU-Net's planner calls torch.set_num_threads(nnUNet_n_proc_DA), which refuses 0 (augmentation in process)
     da = None if os.environ.get("nnUNet_n_proc_DA", "").strip() != "0" else "1"
     with nnunet_paths(raw=raw, preprocessed=preprocessed, nnUNet_n_proc_DA=da):
-        raw_root, pre_root = _require("nnUNet_raw"), _require("nnUNet_preprocessed")
+        raw_root, pre_root = required_folder("nnUNet_raw"), required_folder("nnUNet_preprocessed")
         name = _dataset_name(int(dataset_id))
         with _output_to(None if verbose else pre_root / name / NNUNET_LOG):
             extract_fingerprints(
@@ -331,13 +275,13 @@ def train(
     Path
         ``nnUNet_results/DatasetNNN_Name/<Trainer>__<plans>__<configuration>`` (``fold_<k>`` inside).
     """
-    import time
-
+    # the nnunet extra (and torch), imported on use: pcatools imports without it
     from batchgenerators.utilities.file_and_folder_operations import load_json
     from nnunetv2.run.run_training import maybe_load_checkpoint
 
     cls = trainer_class(loss)
     if loss != STOCK:
+        # for start-up time: pcatools.losses imports torch
         from pcatools.losses import check_loss
 
         check_loss(loss)
@@ -351,8 +295,8 @@ def train(
         if value is not None and (int(value) != value or value < 1):
             raise ValueError(f"{label}: expected a positive integer, found {value!r}")
     with nnunet_paths(preprocessed=preprocessed, results=results), _data_workers(workers):
-        pre_root = _require("nnUNet_preprocessed")
-        _require("nnUNet_results")
+        pre_root = required_folder("nnUNet_preprocessed")
+        required_folder("nnUNet_results")
         name = _dataset_name(dataset)
         plans_file = pre_root / name / f"{plans_identifier}.json"
         if not plans_file.is_file():
@@ -360,7 +304,7 @@ def train(
         plans = load_json(str(plans_file))
         plans["continue_training"] = continue_training
         dataset_json = load_json(str(pre_root / name / "dataset.json"))
-        results_root = _require("nnUNet_results")
+        results_root = required_folder("nnUNet_results")
         fold_dir = (
             results_root / name / f"{cls.__name__}__{plans_identifier}__{configuration}" / f"fold_{fold}"
         )
@@ -396,6 +340,7 @@ def train(
 @contextlib.contextmanager
 def _pcatools_trainers_findable() -> Iterator[None]:
     """Let ``nnUNetPredictor`` resolve the pcatools trainer names a checkpoint records, without the shim installed."""
+    # the nnunet extra (and torch), imported on use: pcatools imports without it
     import nnunetv2.inference.predict_from_raw_data as predictor_module
 
     original = predictor_module.recursive_find_trainer_class_by_name
@@ -405,7 +350,7 @@ def _pcatools_trainers_findable() -> Iterator[None]:
             if name == cls_name and loss != STOCK:
                 return trainer_class(loss)
         if name.startswith("nnUNetTrainer_"):  # a user loss not registered here: prediction needs no loss
-            from pcatools.nnunet.trainers import PcatoolsLossTrainer
+            from pcatools.nnunet.trainers import PcatoolsLossTrainer  # imports nnU-Net: only for a user loss
 
             return PcatoolsLossTrainer
         return original(name)
@@ -459,9 +404,7 @@ def predict(
     verbose : bool
         False: nnU-Net's output goes to ``out/``:data:`NNUNET_LOG`.
     """
-    import json
-    import time
-
+    # the nnunet extra (and torch), imported on use: pcatools imports without it
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
     model = Path(model_dir)

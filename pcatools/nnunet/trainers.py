@@ -60,10 +60,13 @@ except ImportError as err:  # pragma: no cover - exercised only without the extr
     raise ImportError(
         f"pcatools.nnunet.trainers needs nnU-Net (nnunetv2): pip install 'pcatools[nnunet]' ({err})"
     ) from err
+import torch
 from torch import nn
 
-from pcatools.loss_registry import fitting_options, loss_entries, resolve_loss
+from pcatools.loss_registry import fitting_options, resolve_loss
 from pcatools.losses import build_loss
+from pcatools.nnunet.names import STOCK, trainer_names
+from pcatools.nnunet.paths import nnunet_paths
 
 __all__ = [
     "ENV_BIN_WIDTH",
@@ -74,7 +77,6 @@ __all__ = [
     "plans_for_patch",
     "standalone_trainer",
     "trainer_for",
-    "trainer_names",
 ]
 
 ENV_BIN_WIDTH = "PCATOOLS_NNUNET_BIN_WIDTH"
@@ -171,15 +173,10 @@ def trainer_for(loss: str) -> type:
     return _TRAINERS[name]
 
 
-def trainer_names() -> dict[str, str]:
-    """Registered loss name -> its nnU-Net trainer class name, in the registry's order."""
-    return {e.name: e.trainer_name for e in loss_entries()}
-
-
 def __getattr__(name: str) -> Any:
     """``nnUNetTrainerL1DFL`` and every registered loss's trainer, by class name (PEP 562)."""
     for loss, trainer in trainer_names().items():
-        if trainer == name:
+        if trainer == name and loss != STOCK:
             return trainer_for(loss)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
@@ -277,10 +274,6 @@ def standalone_trainer(
     it all three without a dataset, so its ``_build_loss()`` and, after ``initialize()``, its
     ``network``, ``loss`` and ``train_step`` can be used as nnU-Net uses them.
     """
-    import torch
-
-    from pcatools.nnunet.run import nnunet_paths
-
     plans = plans_for_patch(patch_size)
     plans["continue_training"] = False
     with nnunet_paths(results=results):

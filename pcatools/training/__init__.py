@@ -17,8 +17,9 @@ The errors are exported here so that a caller catches what :func:`train` refuses
 which module raises it.
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from pcatools._lazy import lazy_exports
 
 if TYPE_CHECKING:  # pragma: no cover - the names, for type checkers; at run time they load on first use
     from pcatools.training.batch import TrainingBatch, training_batch
@@ -146,10 +147,5 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """Import ``name`` from its module (:data:`_LAZY`) on first use."""
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'pcatools.training' has no attribute {name!r}")
+# the names of _LAZY imported on first use (PEP 562)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
