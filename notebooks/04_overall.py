@@ -34,8 +34,8 @@ profile = "demo"  # profile run into run_dir when it holds no finished study ("c
 import ipywidgets as widgets
 from IPython.display import Markdown, display
 
-from pcatools import stats
-from pcatools.analysis import figure3_for_study
+from pcatools import figures, stats
+from pcatools.analysis import figure3_for_study, study_seeds
 from pcatools.study import ensure_study
 
 study = ensure_study(run_dir, profile=profile)
@@ -55,6 +55,20 @@ display(Markdown(stats.table1_markdown(study.table1)))
 
 # %%
 study.table1
+
+# %% [markdown]
+# ## Training seeds
+# A study trained from several seeds (`pcatools study --seeds 0,1,2`) averages each model's per-case
+# values over the seeds in Table 1 and adds the spread across seeds (`DSC mean SD (seeds)`). The
+# figure shows each seed's mean DSC per model beside their mean: a difference between two losses
+# smaller than the seeds' spread is not one the comparison can tell from noise. A one-seed study
+# shows nothing here.
+
+# %%
+seeds = study_seeds(cases)
+if len(seeds) > 1:
+    display(study.table("table1_by_seed"))
+    display(figures.seeds_figure(study.table("seed_means")))
 
 # %% [markdown]
 # ## One-tailed paired Wilcoxon signed-rank tests

@@ -128,6 +128,12 @@ def dmax_grouped(cases: pd.DataFrame, scenario: str = "M", paper_edges: bool = F
     return stats.dmax_groups(cases, edges=stats.PAPER_DMAX_EDGES_MM).assign(dmax_edges=source)
 
 
+def study_seeds(table: pd.DataFrame) -> list[int]:
+    """The training seeds a study's table holds (its ``seed`` column, ascending); ``[]`` without one
+    (a one-seed study, an evaluation)."""
+    return sorted(int(s) for s in table["seed"].dropna().unique()) if "seed" in table.columns else []
+
+
 def analyse(
     results_dir: Path,
     cases: pd.DataFrame,
@@ -147,13 +153,31 @@ def analyse(
     ``reference`` too. ``empty_cases``: how lesion-free cases count in Table 1 and the Wilcoxon
     tests (:data:`pcatools.stats.EMPTY_CASE_RULES`). ``table1.md`` ends with
     :func:`pcatools.stats.table1_notes` and ``notes`` (further rules the caller used).
+
+    Tables with a ``seed`` column of several training seeds (a study with ``seeds``): Table 1 is
+    :func:`pcatools.stats.table1_over_seeds`, each seed's own in ``table1_by_seed``, each seed's
+    mean DSC per model in ``seed_means``; the Wilcoxon tests, threshold curves and Dmax groups use
+    the per-case (per-lesion) values averaged over seeds (:func:`pcatools.stats.seed_average`);
+    the mixed model fits every seed's lesions with the seed as a variance component.
     """
     import warnings
 
     from pcatools import stats
 
     tables: dict[str, pd.DataFrame] = {}
-    table1 = stats.table1(cases, reference=reference, seed=seed, by=by, arm=arm, empty_cases=empty_cases)
+    seeds = study_seeds(cases)
+    settings: dict[str, Any] = dict(reference=reference, seed=seed, by=by, arm=arm, empty_cases=empty_cases)
+    seed_notes: list[str] = []
+    if len(seeds) > 1:
+        table1 = stats.table1_over_seeds(cases, **settings)
+        tables["table1_by_seed"] = stats.table1_by_seed(cases, **settings)
+        tables["seed_means"] = stats.seed_means(cases, empty_cases=empty_cases, arm=arm)
+        cases = stats.seed_average(cases, keys=("network", arm, "case_id"))
+        per_lesion = stats.seed_average(lesions, keys=("network", arm, "case_id", "lesion_id"))
+        seed_notes.append(stats.seed_note(seeds))
+    else:
+        table1 = stats.table1(cases, **settings)
+        per_lesion = lesions
     tables["table1"] = table1
     write_text_atomic(results_dir / "table1.tex", stats.table1_latex(table1))
     scored = stats.scored_cases(cases, empty_cases)
@@ -162,10 +186,11 @@ def analyse(
         stats.wilcoxon_vs(scored, reference, by=by, loss_col=arm) if has_reference else pd.DataFrame()
     )
     tables["thresholds_patient"] = stats.threshold_curve(cases, value_col="tmtv_ml")
-    tables["thresholds_lesion"] = stats.threshold_curve(lesions, value_col="volume_ml")
+    tables["thresholds_lesion"] = stats.threshold_curve(per_lesion, value_col="volume_ml")
     tables["dmax_groups"] = dmax_grouped(cases)
     footnote = [
         *stats.table1_notes(cases, empty_cases, arm=arm),
+        *seed_notes,
         *notes,
         stats.dmax_note(tables["dmax_groups"]),
     ]
@@ -176,10 +201,11 @@ def analyse(
             import statsmodels.tools.sm_exceptions  # noqa: F401
 
             warnings.simplefilter("ignore")
+            seed_col = "seed" if len(seeds) > 1 else None
             tables["mixed_model"] = (
-                stats.lesion_mixed_model(lesions)
+                stats.lesion_mixed_model(lesions, seed_col=seed_col)
                 if arm == "loss"
-                else stats.lesion_mixed_model(lesions, arm=arm, reference=reference)
+                else stats.lesion_mixed_model(lesions, arm=arm, reference=reference, seed_col=seed_col)
             )
     except (ValueError, RuntimeError, ArithmeticError, IndexError) as err:  # too few lesions in tiny runs
         tables["mixed_model"] = pd.DataFrame({"note": [f"mixed model not estimable: {err}"]})
@@ -199,8 +225,11 @@ def draw_figures(
 
     ``loss_figures=False`` leaves out Figures 1 and 7 (they show the loss, not the results);
     ``pet=False`` leaves out Figures 2 and 3, which need the PET (the SUVmax rule, the background).
+    A study with several training seeds adds ``seeds`` (:func:`pcatools.figures.seeds_figure`);
+    Figure 4 then shows each case's DSC averaged over seeds, Figures 2 and 3 the first seed's masks.
     """
-    from pcatools.figures import figure1, figure4, figure5, figure6, figure7, save_figure
+    from pcatools import stats
+    from pcatools.figures import figure1, figure4, figure5, figure6, figure7, save_figure, seeds_figure
 
     figures: dict[str, Any] = {}
     if loss_figures:
@@ -208,13 +237,16 @@ def draw_figures(
     if pet:
         figures["figure2"] = figure2_for_study(study)
         figures["figure3"] = figure3_for_study(study)
-    figures["figure4"] = figure4(study.cases)
+    several = len(study_seeds(study.cases)) > 1
+    figures["figure4"] = figure4(stats.seed_average(study.cases) if several else study.cases)
     figures["figure5"] = figure5(tables["thresholds_patient"], tables["thresholds_lesion"])
     figures["figure6"] = figure6(tables["dmax_groups"])
     if loss_figures:
         from pcatools.losses import loss_vs_probability  # torch: only for the loss figures
 
         figures["figure7"] = figure7(loss_vs_probability())
+    if several:
+        figures["seeds"] = seeds_figure(tables["seed_means"])
     # One shared plotly.min.js beside the HTML files: they open offline and stay small.
     from plotly.offline import get_plotlyjs
 
@@ -247,7 +279,10 @@ def _case_images(study: StudyResult, case_id: str) -> tuple[Any, np.ndarray, pd.
     gt = read_mask(row["label"], study.label_value, "ground truth")
     pet = load_nifti(row["pet"], "pet", onto=Grid(gt.shape, gt.affine, "ground truth", row["label"]))
     label = np.asarray(gt.dataobj)
-    return pet, label, study.predictions[study.predictions["case_id"].astype(str) == case_id]
+    preds = study.predictions[study.predictions["case_id"].astype(str) == case_id]
+    if "seed" in preds.columns and len(preds):  # one mask per model: the first training seed's
+        preds = preds[preds["seed"] == preds["seed"].iloc[0]]
+    return pet, label, preds
 
 
 def _on_pet(pet: Any) -> Any:

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from pcatools.metrics.detection import Criterion
 from pcatools.vocabulary import LOSS_LABELS, NETWORK_LABELS, loss_label, network_label, ordered
 
 PAPER_DMAX_EDGES_MM: tuple[float, ...] = (0.0, 90.0, 110.0, 140.0, 600.0)
@@ -497,16 +498,16 @@ def scored_cases(cases: pd.DataFrame, empty_cases: str = "autopet", column: str 
     return cases[~lesion_free(cases)]
 
 
-def _criterion(cases: pd.DataFrame, criterion: str | None) -> str:
+def _criterion(cases: pd.DataFrame, criterion: Criterion | str | None) -> Criterion:
     """The detection criterion of a case table: ``criterion``, else its ``criterion`` column, else the paper's."""
     if criterion is not None:
-        return criterion
+        return Criterion.parse(criterion)
     if "criterion" in cases.columns and len(cases):
-        return str(cases["criterion"].iloc[0])
-    return "suvmax"
+        return Criterion.parse(str(cases["criterion"].iloc[0]))
+    return Criterion.SUVMAX
 
 
-def detection_columns(criterion: str = "suvmax", detection: str = "rate") -> tuple[str, str, str]:
+def detection_columns(criterion: Criterion | str = "suvmax", detection: str = "rate") -> tuple[str, str, str]:
     """Table 1's TP, FP and FN column names: the paper's ``TP, FP, FN`` for its own criterion, and
     names that say what is counted under the others, where TP counts components.
 
@@ -533,7 +534,7 @@ def table1(
     by: str | None = "network",
     arm: str = "loss",
     empty_cases: str = "autopet",
-    criterion: str | None = None,
+    criterion: Criterion | str | None = None,
 ) -> pd.DataFrame:
     """Table 1 of the paper as a DataFrame (one row per network and loss, paper order).
 
@@ -615,6 +616,144 @@ def table1(
     return pd.DataFrame(rows)
 
 
+SEED_SPREAD = "DSC mean SD (seeds)"
+"""The column of a seed-averaged Table 1 (:func:`table1_over_seeds`) that holds the spread across
+training seeds: the SD (``ddof=1``) of each seed's mean DSC."""
+
+
+def seed_average(
+    table: pd.DataFrame, keys: Sequence[str] = ("network", "loss", "case_id"), seed_col: str = "seed"
+) -> pd.DataFrame:
+    """One row per ``keys`` (a model's case, or with ``lesion_id`` its lesion) averaged over the
+    training seeds, so that statistics meant for one model per case see one value per case.
+
+    Numeric columns are the mean over seeds (NaN left out; a boolean column becomes the fraction of
+    seeds where it holds); other columns are kept where every seed agrees and left out where they
+    differ (the prediction's path). Rows keep their order of first appearance; ``seed_col`` goes.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"network": "n", "loss": "l", "case_id": ["a", "a"], "seed": [0, 1],
+    ...                    "dice": [0.2, 0.6], "tp": [1, 2], "pred": ["s0/a.nii", "s1/a.nii"]})
+    >>> seed_average(df)
+      network loss case_id  dice   tp
+    0       n    l       a   0.4  1.5
+    """
+    _require(table, [*keys, seed_col], "seed_average")
+    rest = [c for c in table.columns if c not in (*keys, seed_col)]
+    numeric = [c for c in rest if pd.api.types.is_numeric_dtype(table[c])]
+    groups = table.groupby(list(keys), sort=False, dropna=False)
+    out = groups[numeric].mean() if numeric else groups.size().to_frame("_n").iloc[:, :0]
+    others = [c for c in rest if c not in numeric]
+    if others:
+        agree = groups[others].nunique(dropna=False).le(1).all()
+        kept = [c for c in others if agree[c]]
+        out = out.join(groups[kept].first())
+    out = out.reset_index()
+    return out[[c for c in table.columns if c in out.columns]]
+
+
+def seed_means(
+    cases: pd.DataFrame,
+    metric: str = "dice",
+    empty_cases: str = "autopet",
+    seed_col: str = "seed",
+    arm: str = "loss",
+) -> pd.DataFrame:
+    """Each seed's mean ``metric`` per model: one row per (``network``, ``arm``, seed) with
+    ``n_cases`` and ``mean`` over the scored cases (:func:`scored_cases`), in order of appearance."""
+    _require(cases, ["network", arm, seed_col, metric], "seed_means")
+    scored = scored_cases(cases, empty_cases, metric)
+    values = pd.to_numeric(scored[metric], errors="coerce")
+    grouped = values.groupby([scored["network"], scored[arm], scored[seed_col]], sort=False)
+    return grouped.agg(n_cases="count", mean="mean").reset_index()
+
+
+def seed_spread(
+    cases: pd.DataFrame,
+    metric: str = "dice",
+    empty_cases: str = "autopet",
+    seed_col: str = "seed",
+    arm: str = "loss",
+) -> pd.DataFrame:
+    """The spread of a model's result across training seeds: per (``network``, ``arm``) the number
+    of seeds and the SD (``ddof=1``) of the seeds' means (:func:`seed_means`); NaN with one seed.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"network": "n", "loss": "l", "case_id": ["a", "b"] * 2, "seed": [0, 0, 1, 1],
+    ...                    "n_gt_lesions": 1, "dice": [0.2, 0.4, 0.6, 0.8]})
+    >>> seed_spread(df)  # seed means 0.3 and 0.7: SD = 0.4 / sqrt(2)
+      network loss  n_seeds  sd_of_seed_means
+    0       n    l        2          0.282843
+    """
+    means = seed_means(cases, metric, empty_cases, seed_col, arm)
+    out = means.groupby(["network", arm], sort=False)["mean"].agg(
+        n_seeds="size", sd_of_seed_means=lambda s: s.std(ddof=1) if s.size > 1 else np.nan
+    )
+    return out.reset_index()
+
+
+def table1_by_seed(cases: pd.DataFrame, seed_col: str = "seed", **kwargs: Any) -> pd.DataFrame:
+    """Each training seed's own Table 1 (:func:`table1` on that seed's rows, ``kwargs`` passed on),
+    one below the other with the seed in a first column ``seed``."""
+    _require(cases, [seed_col], "table1_by_seed")
+    tables = [table1(rows, **kwargs).assign(seed=seed) for seed, rows in cases.groupby(seed_col, sort=True)]
+    out = pd.concat(tables, ignore_index=True)
+    return out[["seed", *(c for c in out.columns if c != "seed")]]
+
+
+def table1_over_seeds(
+    cases: pd.DataFrame, seed_col: str = "seed", digits: int = 2, **kwargs: Any
+) -> pd.DataFrame:
+    """Table 1 of a study trained from several seeds: :func:`table1` of the per-case values averaged
+    over seeds (:func:`seed_average`), with :data:`SEED_SPREAD` after ``DSC mean``.
+
+    Averaging first keeps one value per model and case, so the Wilcoxon tests pair cases as in a
+    one-seed study; the spread column says how far a model's mean DSC moves with the seed alone.
+    ``kwargs`` go to :func:`table1` (``empty_cases`` also to :func:`seed_spread`).
+    """
+    averaged = seed_average(cases, seed_col=seed_col)
+    table = table1(averaged, digits=digits, **kwargs)
+    spread = seed_spread(
+        cases,
+        empty_cases=kwargs.get("empty_cases", "autopet"),
+        seed_col=seed_col,
+        arm=kwargs.get("arm", "loss"),
+    )
+    by_label = {
+        (network_label(net), loss_label(loss)): sd
+        for net, loss, sd in spread[["network", kwargs.get("arm", "loss"), "sd_of_seed_means"]].itertuples(
+            index=False
+        )
+    }
+    values = [by_label.get((n, lo), np.nan) for n, lo in table[["Network", "Loss"]].itertuples(index=False)]
+    table.insert(
+        table.columns.get_loc("DSC mean") + 1,
+        SEED_SPREAD,
+        ["n/a" if not np.isfinite(v) else f"{v:.{digits}f}" for v in values],
+    )
+    return table
+
+
+def seed_note(seeds: Sequence[int]) -> str:
+    """The line under a seed-averaged Table 1 that says how its values were made.
+
+    Examples
+    --------
+    >>> seed_note([0, 1, 2])[:62]
+    'Training seeds: 3 (0, 1, 2). Every column is computed from eac'
+    """
+    return (
+        f"Training seeds: {len(seeds)} ({', '.join(str(s) for s in seeds)}). Every column is computed "
+        "from each model's per-case values averaged over the seeds (DSC, F1 and the TP, FP and FN counts; "
+        "under the suvmax criterion TP + FN is the case's number of lesions in every seed, so a TP or FN "
+        "rate is the seeds' mean rate), and the P values pair these averages; "
+        f"{SEED_SPREAD} is the SD (ddof=1) of the seeds' mean DSC. results/table1_by_seed.csv holds each "
+        "seed's own table."
+    )
+
+
 def _n_finite(values: pd.Series) -> int:
     return int(_finite(values).size)
 
@@ -622,7 +761,7 @@ def _n_finite(values: pd.Series) -> int:
 def table1_notes(
     cases: pd.DataFrame,
     empty_cases: str = "autopet",
-    criterion: str | None = None,
+    criterion: Criterion | str | None = None,
     detection: str = "rate",
     arm: str = "loss",
     metric: str = "dice",
@@ -783,6 +922,7 @@ def lesion_mixed_model(
     reml: bool = True,
     arm: str | None = None,
     reference: str | None = None,
+    seed_col: str | None = None,
 ) -> pd.DataFrame:
     """Linear mixed model of lesion-level DSC with a random intercept per patient (beyond the paper).
 
@@ -798,6 +938,11 @@ def lesion_mixed_model(
     ``arm`` (e.g. ``"model"``, as :func:`pcatools.evaluation.evaluate_folders` passes): the one
     compared factor instead of loss and network, any names, coded against ``reference`` (default:
     the first in order of appearance); terms are then ``<arm>[<name>]``.
+
+    ``seed_col`` (a study trained from several seeds): the training seed enters as a variance
+    component within each patient (statsmodels' ``vc_formula={"seed": "0 + C(seed)"}``), so that
+    the seeds' lesions of one patient are not taken as independent evidence; its variance is the
+    row ``seed_var``. Left out when the column holds one seed.
 
     Returns
     -------
@@ -817,7 +962,8 @@ def lesion_mixed_model(
         else [("loss", reference_loss, LOSS_LABELS), ("network", reference_network, NETWORK_LABELS)]
     )
     names = [f for f, _, _ in factors]
-    needed = [metric, group, *names] + [c for c in covariates if c != "log_volume_ml"]
+    needed = [metric, group, *names, *([seed_col] if seed_col else [])]
+    needed += [c for c in covariates if c != "log_volume_ml"]
     if "log_volume_ml" in covariates:
         needed.append("volume_ml")
     _require(lesions, needed, "lesion_mixed_model")
@@ -829,7 +975,7 @@ def lesion_mixed_model(
         df["log_volume_ml"] = np.log(vol)
     num_cols = [metric, *covariates]
     df[num_cols] = df[num_cols].apply(pd.to_numeric, errors="coerce")
-    df = df.dropna(subset=[*num_cols, group, *names])
+    df = df.dropna(subset=[*num_cols, group, *names]).reset_index(drop=True)
     if df.empty:
         raise ValueError(f"lesion_mixed_model: no complete rows in columns {num_cols + [group]}")
     exog = pd.DataFrame({"Intercept": np.ones(len(df))}, index=df.index)
@@ -845,7 +991,19 @@ def lesion_mixed_model(
                 exog[f"{factor}[{lev}]"] = (df[factor] == lev).astype(np.float64)
     for c in covariates:
         exog[c] = df[c].astype(np.float64)
-    model = sm.MixedLM(df[metric].astype(np.float64), exog, groups=df[group].astype(str))
+    groups = df[group].astype(str)
+    exog_vc = None
+    if seed_col is not None and df[seed_col].nunique() > 1:
+        # what MixedLM.from_formula builds from vc_formula: each group's own 0 + C(seed) design
+        exog_vc = {
+            "seed": {
+                g: pd.get_dummies(df.loc[rows, seed_col].astype(str)).to_numpy(np.float64)
+                for g, rows in groups.groupby(groups, sort=False).groups.items()
+            }
+        }
+    # with exog_vc, MixedLM leaves the random intercept out unless it is given (from_formula adds it)
+    intercept = np.ones((len(df), 1)) if exog_vc is not None else None
+    model = sm.MixedLM(df[metric].astype(np.float64), exog, groups=groups, exog_re=intercept, exog_vc=exog_vc)
     res = model.fit(reml=reml, method=["lbfgs", "powell"])
     ci = res.conf_int()
     fe = list(exog.columns)
@@ -871,6 +1029,8 @@ def lesion_mixed_model(
             "ci_high": [np.nan],
         }
     )
+    if exog_vc is not None:
+        var = pd.concat([var, var.assign(term="seed_var", estimate=float(res.vcomp[0]))], ignore_index=True)
     out = pd.concat([out, var], ignore_index=True)
     out["n_obs"] = int(res.nobs)
     out["n_groups"] = int(df[group].nunique())

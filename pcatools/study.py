@@ -1,19 +1,22 @@
 """The paper's experiment grid end to end (sections 2.5-3).
 
 ``run_study`` takes a dataset (or makes the built-in synthetic cohort), splits it by patient,
-trains every (network, loss) pair of the grid, predicts the test set with each best-DSC
-checkpoint, evaluates every prediction, runs the statistics and draws the figures. Everything
-lands in one run folder::
+trains every cell of the grid (network x loss x training seed, :mod:`pcatools.cells`), predicts
+the test set with each best-DSC checkpoint, evaluates every prediction, and hands the tables to
+:mod:`pcatools.analysis` for the statistics and the figures. Everything lands in one run folder::
 
     runs/<name>/
-        config.yaml, versions.json      the study's settings and package versions
+        config.yaml, versions.json      the study's settings (with its own networks' and losses'
+                                        code: user_code) and package versions
         data/                           the synthetic cohort (when no data directory is given)
         manifest.csv, split.csv         cases and the patient-level split
-        models/<network>__<loss>/       each training run (checkpoints, history, TensorBoard)
-        predictions/<network>__<loss>/  test-set masks on the original grid (NIfTI)
+        models/<network>__<loss>/       each training run (checkpoints, history, TensorBoard);
+                                        <network>__<loss>__seed<N>/ for a training seed other than --seed
+        predictions/<network>__<loss>/  test-set masks on the original grid (NIfTI), named as models/
         results/                        cases.csv, lesions.csv, table1.{csv,md,tex}, wilcoxon.csv,
-                                        thresholds_{patient,lesion}.csv, dmax_groups.csv, mixed_model.csv
-        figures/                        figure1..figure7 as PNG and interactive HTML
+                                        thresholds_{patient,lesion}.csv, dmax_groups.csv, mixed_model.csv;
+                                        with several seeds also table1_by_seed.csv and seed_means.csv
+        figures/                        figure1..figure7 (and seeds, with several seeds) as PNG and HTML
 
 Each stage skips work whose outputs are complete, and training resumes from its last
 checkpoint, so interrupting and re-running continues where it stopped.
@@ -41,9 +44,12 @@ Profiles
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import dataclasses
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,7 +59,7 @@ import yaml
 
 from pcatools._atomic import write_text_atomic
 from pcatools.analysis import StudyResult, analyse, draw_figures, load_study, versions
-from pcatools.cells import Cell
+from pcatools.cells import Cell, check_seeds, study_cells
 from pcatools.data.manifest import read_manifest, write_manifest
 from pcatools.training.config import TrainConfig
 from pcatools.vocabulary import LOSSES, NETWORKS
@@ -322,36 +328,171 @@ def split_manifest(run_dir: Path, manifest: pd.DataFrame, profile: StudyProfile,
     return split
 
 
-def train_grid(run_dir: Path, profile: StudyProfile, seed: int, progress: bool) -> dict[str, Path]:
-    """Train every (network, loss) pair on the study's ``split.csv``; returns the best checkpoint of
-    each, keyed by :meth:`pcatools.cells.Cell.key` (each model's ``config.yaml`` names the split by its file)."""
+def profile_from_settings(settings: dict[str, Any]) -> StudyProfile:
+    """The profile a study's ``config.yaml`` records (:meth:`StudyProfile.settings`), read back."""
+    own = {k: settings[k] for k in STUDY_SETTINGS if k in settings}
+    train = TrainConfig.from_dict({k: v for k, v in settings.items() if k not in STUDY_SETTINGS})
+    for name in ("networks", "losses", "fractions"):
+        if name in own:
+            own[name] = tuple(own[name])
+    return StudyProfile(train=train, **own)
+
+
+def user_code(profile: StudyProfile) -> dict[str, dict[str, dict[str, Any]]]:
+    """The study's record of its networks and losses that are not pcatools' own (``config.yaml``'s
+    ``user_code``): per name the code to import (``target``), its keyword arguments (``options``),
+    label, colour and where the code came from (``source``, :func:`pcatools.specs.spec_source`).
+
+    A process that did not parse the study's command line (a cluster job running :func:`train_cell`)
+    registers them again from this record. A loss or network registered in Python from an object
+    that cannot be imported by name (defined in a notebook) has ``target: null``.
+    """
+    from pcatools.loss_registry import BUILTIN, loss_source, resolve_loss
+    from pcatools.network_registry import network_source, resolve_network
+
+    own_losses = {e.name for e in BUILTIN}
+    out: dict[str, dict[str, dict[str, Any]]] = {"losses": {}, "networks": {}}
+    for kind, names, resolve, source in (
+        ("losses", profile.losses, resolve_loss, loss_source),
+        ("networks", profile.networks, resolve_network, network_source),
+    ):
+        for name in names:
+            entry = resolve(name)
+            if getattr(entry, "builtin", False) or entry.name in (own_losses if kind == "losses" else ()):
+                continue
+            out[kind][entry.name] = {
+                "target": _target(entry),
+                "options": _yaml_ready(dict(entry.options)),
+                "label": entry.label,
+                "colour": entry.colour,
+                "source": source(entry.name),
+            }
+    return out
+
+
+def _target(entry: Any) -> str | None:
+    """What to import a registered loss or network by: its spec, else its factory's module and name."""
+    if entry.spec is not None:
+        return str(entry.spec.target)
+    if isinstance(entry.factory, str):
+        return entry.factory
+    module, name = getattr(entry.factory, "__module__", ""), getattr(entry.factory, "__qualname__", "")
+    if not module or module == "__main__" or "<" in name or module.startswith("pcatools_user_"):
+        return None
+    return f"{module}:{name}"
+
+
+def register_user_code(run_dir: Path, record: dict[str, Any]) -> None:
+    """Register the study's own networks and losses (:func:`user_code`) in this process, checking
+    that their code is still the one recorded; a name already registered here is left as it is.
+
+    Raises
+    ------
+    ValueError
+        A loss or network that was registered from an object without an importable name, or whose
+        code changed since the study recorded it (one line naming it and the file).
+    """
+    from pcatools.loss_registry import loss_names, loss_source, loss_source_change, register_loss
+    from pcatools.network_registry import (
+        network_names,
+        network_source,
+        network_source_change,
+        register_network,
+    )
+
+    for kind, known, register, source, change in (
+        ("losses", loss_names, register_loss, loss_source, loss_source_change),
+        ("networks", network_names, register_network, network_source, network_source_change),
+    ):
+        what = kind[:-2] if kind == "losses" else kind[:-1]
+        for name, rec in (record.get(kind) or {}).items():
+            if name not in known():
+                if not rec.get("target"):
+                    raise ValueError(
+                        f"study {run_dir}: {what} {name} was registered in Python from an object without an "
+                        f"importable name; register it in this process first, or give it as NAME=SPEC"
+                    )
+                # the source's repr keeps tuples tuples, so the model folders' records compare equal
+                recorded = (rec.get("source") or {}).get("options")
+                options = ast.literal_eval(recorded) if recorded else rec.get("options")
+                register(
+                    name, rec["target"], label=rec.get("label"), colour=rec.get("colour"), options=options
+                )
+            changed = change(rec.get("source"), source(name))
+            if changed:
+                raise ValueError(f"study {run_dir}: {changed}; re-run the study with --restart")
+
+
+def train_cell(run_dir: Path, cell: Cell, progress: bool = False) -> Path:
+    """Train one cell of a study from its recorded settings (``config.yaml``); its best checkpoint.
+
+    Continues the cell's model where it stopped (``resume=True``) and returns at once when it is
+    finished. The study's own networks and losses are registered from the record first
+    (:func:`register_user_code`), in the working directory the study ran from, so that a fresh
+    process (a cluster job; the function pickles by name) trains what the study would have.
+    """
     from pcatools.training import train
 
-    best: dict[str, Path] = {}
-    for network in profile.networks:
-        for loss in profile.losses:
-            key = Cell(network, loss, seed).key(seed)
-            config = profile.train_config(network, loss, seed=seed)
-            result = train(
-                run_dir / "split.csv", run_dir / "models" / key, config, progress=progress, resume=True
-            )
-            best[key] = Path(result.best_checkpoint)
-    return best
+    run = Path(run_dir).resolve()
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    profile = profile_from_settings(_profile_then_and_now(config["profile"]))
+    study_seed = int(config["seed"])
+    cwd = config.get("cwd")
+    # relative spec files resolve from the study's working directory, and the records compare equal
+    with contextlib.chdir(cwd) if cwd and Path(cwd).is_dir() else contextlib.nullcontext():
+        register_user_code(run, config.get("user_code") or {})
+        result = train(
+            run / "split.csv",
+            run / "models" / cell.key(study_seed),
+            profile.train_config(cell.network, cell.loss, seed=cell.seed),
+            progress=progress,
+            resume=True,
+        )
+    return Path(result.best_checkpoint)
+
+
+def train_grid(
+    run_dir: Path, profile: StudyProfile, seed: int, progress: bool, seeds: Sequence[int] | None = None
+) -> dict[str, Path]:
+    """Train every cell of the grid (:func:`pcatools.cells.study_cells` of the profile's networks and
+    losses and ``seeds``, default ``(seed,)``) with :func:`train_cell`; the best checkpoint of each,
+    keyed by :meth:`pcatools.cells.Cell.key` (each model's ``config.yaml`` names the split by its file)."""
+    cells = study_cells(profile.networks, profile.losses, (seed,) if seeds is None else seeds)
+    return {cell.key(seed): train_cell(run_dir, cell, progress) for cell in cells}
 
 
 def predict_grid(
-    run_dir: Path, split: pd.DataFrame, checkpoints: dict[str, Path], profile: StudyProfile, progress: bool
+    run_dir: Path,
+    split: pd.DataFrame,
+    checkpoints: dict[str, Path],
+    profile: StudyProfile,
+    progress: bool,
+    seed: int = 0,
+    seeds: Sequence[int] | None = None,
 ) -> pd.DataFrame:
-    """Predict the test set with every checkpoint; one row per (case, network, loss) with column ``pred``."""
+    """Predict the test set with every checkpoint (keyed by :meth:`pcatools.cells.Cell.key`, in the
+    order of :func:`pcatools.cells.study_cells`); one row per (case, network, loss) with column
+    ``pred``, and ``seed`` when the study has more than one seed."""
     import warnings
 
     from pcatools.inference import PredictionMismatchError, predict_manifest
 
+    seeds = (seed,) if seeds is None else tuple(seeds)
     test = split[split["split"] == "test"].reset_index(drop=True)
     frames = []
-    for key, checkpoint in checkpoints.items():
-        network, loss = key.split("__")
-        kwargs: dict[str, Any] = dict(window=profile.train.sliding_window, progress=progress)
+    for cell in study_cells(profile.networks, profile.losses, seeds):
+        key = cell.key(seed)
+        if key not in checkpoints:
+            continue
+        checkpoint = checkpoints[key]
+        window = profile.train.sliding_window
+        kwargs: dict[str, Any] = dict(
+            roi_size=window.roi_size,
+            overlap=window.overlap,
+            mode=window.mode,
+            sw_batch_size=window.sw_batch_size,
+            progress=progress,
+        )
         out = run_dir / "predictions" / key
         try:
             preds = predict_manifest(checkpoint, test, out, **kwargs)
@@ -365,7 +506,8 @@ def predict_grid(
                 stacklevel=2,
             )
             preds = predict_manifest(checkpoint, test, out, overwrite=True, **kwargs)
-        frames.append(preds.assign(network=network, loss=loss))
+        preds = preds.assign(network=cell.network, loss=cell.loss)
+        frames.append(preds.assign(seed=cell.seed) if len(seeds) > 1 else preds)
     return pd.concat(frames, ignore_index=True)
 
 
@@ -376,6 +518,7 @@ def run_study(
     seed: int = 0,
     progress: bool = True,
     restart: bool = False,
+    seeds: Sequence[int] | None = None,
     **overrides: Any,
 ) -> StudyResult:
     """Run the paper's grid (networks x losses) end to end into ``run_dir``.
@@ -390,13 +533,19 @@ def run_study(
     data_dir
         A dataset in the autoPET, nnU-Net or flat layout; ``None`` makes the synthetic cohort.
     seed
-        Seed of the cohort, the split, and training.
+        Seed of the cohort and the split, and of training when ``seeds`` is not given.
+    seeds
+        Training seeds (``pcatools study --seeds 0,1,2``): every (network, loss) pair is trained
+        once per seed on the same split (:mod:`pcatools.cells`), and Table 1 averages each model's
+        per-case values over them (:func:`pcatools.stats.table1_over_seeds`). ``None``: ``(seed,)``;
+        with one seed the outputs have no ``seed`` column.
     restart
         Start over: move everything the run folder holds (but the synthetic cohort in ``data/``,
         which is remade only where its settings changed) to ``run_dir/replaced/<time>/`` first.
         Without it, a run folder whose ``config.yaml`` has other settings is refused, listing
         them; continuing would mix models trained one way with results computed another.
-        ``workers``, ``networks`` and ``losses`` may change (a grid can grow), the rest may not.
+        ``workers``, ``networks``, ``losses`` and ``seeds`` may change (a grid can grow), the rest
+        may not.
     **overrides
         Any study or training setting (:func:`get_profile`), e.g. ``epochs=5`` or
         ``networks=("segresnet",)``.
@@ -423,7 +572,15 @@ def run_study(
     prof = get_profile(profile, **overrides)
     run = Path(run_dir).resolve()
     data = str(Path(data_dir).resolve()) if data_dir is not None else None
-    config = {"profile": prof.settings(), "data_dir": data, "seed": seed}
+    seeds = (seed,) if seeds is None else check_seeds(seeds)
+    config = {
+        "profile": prof.settings(),
+        "data_dir": data,
+        "seed": seed,
+        "seeds": list(seeds),
+        "user_code": user_code(prof),
+        "cwd": str(Path.cwd()),  # where relative spec files of user_code resolve from (train_cell)
+    }
     start_over = (
         f"pass restart=True (pcatools study --restart) to move its files to {run / REPLACED_DIR}/ and start "
         "over, or use another run folder"
@@ -464,7 +621,7 @@ def run_study(
     manifest = prepare_data(run, prof, data_dir, seed, progress)
     split = split_manifest(run, manifest, prof, seed)
     try:
-        checkpoints = train_grid(run, prof, seed, progress)
+        checkpoints = train_grid(run, prof, seed, progress, seeds)
     except RunSettingsError as err:  # a model folder trained with other settings than the study's
         listing = describe_differences(err.differences)
         raise RunSettingsError(
@@ -472,7 +629,7 @@ def run_study(
             err.run_dir,
             err.differences,
         ) from None
-    preds = predict_grid(run, split, checkpoints, prof, progress)
+    preds = predict_grid(run, split, checkpoints, prof, progress, seed, seeds)
 
     from pcatools.metrics import evaluate_cohort
 

@@ -365,7 +365,7 @@ def test_radionuclide_codes_are_those_of_dicom_cid_4020() -> None:
     from pydicom.sr._concepts_dict import concepts
     from pydicom.sr._snomed_dict import mapping
 
-    from pcatools.data.dicom.suv import RADIONUCLIDES
+    from pcatools.data.dicom.decay import RADIONUCLIDES
 
     meanings = {code: meaning for entry in concepts["SCT"].values() for code, (meaning, _) in entry.items()}
     for (element, mass), (_, srt, sct) in RADIONUCLIDES.items():

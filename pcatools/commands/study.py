@@ -96,7 +96,13 @@ def run(
     data_dir: Path | None = typer.Option(
         None, help="autoPET / nnU-Net / flat dataset; default: synthetic cohort."
     ),
-    seed: int = typer.Option(0, help="Seed of the cohort, the split and training."),
+    seed: int = typer.Option(0, help="Seed of the cohort, the split and (without --seeds) training."),
+    seeds: str | None = typer.Option(
+        None,
+        help="Training seeds, e.g. 0,1,2: every network and loss is trained once per seed on the same split "
+        "(--seed keeps fixing the cohort and the split); Table 1 averages each model's per-case values over "
+        "the seeds and adds their spread. Default: --seed.",
+    ),
     epochs: int | None = typer.Option(None, help="Override the profile's epochs."),
     n_cases: int | None = typer.Option(None, help="Override the synthetic cohort size."),
     network: list[str] | None = typer.Option(
@@ -129,18 +135,25 @@ def run(
         "(needed to re-run a folder with other settings).",
     ),
 ) -> None:
-    """Run the study grid (2 networks x 3 losses): split, train, predict, evaluate, statistics, figures.
+    """Run the study grid (2 networks x 3 losses, each from every training seed): split, train, predict,
+    evaluate, statistics, figures.
 
     Re-running continues where a run stopped; with other settings than the run folder holds it is
     refused (listing them) unless --restart is given.
     """
     import time
 
+    from pcatools.cells import parse_seeds
     from pcatools.study import run_study
     from pcatools.training import CheckpointError
     from pcatools.training.run_files import RunBusyError
 
     start = time.perf_counter()
+    try:
+        training_seeds = parse_seeds(seeds) if seeds is not None else None
+    except ValueError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(code=2) from None
     try:  # every loss and network registered and checked before anything is written
         losses = study_losses(loss, loss_option, profile)
         networks = study_networks(network, network_option, profile)
@@ -153,6 +166,7 @@ def run(
             profile=profile,
             data_dir=data_dir,
             seed=seed,
+            seeds=training_seeds,
             progress=progress,
             restart=restart,
             epochs=epochs,

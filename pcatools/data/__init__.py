@@ -11,7 +11,7 @@ from pcatools.data.case import Case, layout_paths, save_nifti, write_case
 _LAZY = {
     "dicom_pet_to_suv": "pcatools.data.dicom.suv",
     "suvbw_factor": "pcatools.data.dicom.suv",
-    "SUVConversionError": "pcatools.data.dicom.suv",
+    "SUVConversionError": "pcatools.data.dicom.pet_headers",
     "read_dicom_series": "pcatools.data.dicom.series",
     "convert_study": "pcatools.data.dicom.convert",
     "DicomSeriesError": "pcatools.data.dicom.series",

@@ -31,6 +31,7 @@ from pcatools.figures.figure5 import figure5, figure5_data
 from pcatools.figures.figure6 import figure6, figure6_data
 from pcatools.figures.figure7 import figure7, figure7_data
 from pcatools.figures.output import save_figure, static_figure
+from pcatools.figures.seeds import seeds_figure, seeds_figure_data
 
 __all__ = [
     "PAPER_FIGURE1_G",
@@ -52,4 +53,6 @@ __all__ = [
     "figure7",
     "static_figure",
     "save_figure",
+    "seeds_figure_data",
+    "seeds_figure",
 ]

@@ -13,8 +13,14 @@ One concept per module, from the bottom up (each imports only those above it):
 - :mod:`~pcatools.data.dicom.masks`: :func:`rtstruct_to_mask` rasterises the closed planar
   contours of an RTSTRUCT onto a reference image grid; :func:`seg_to_mask` places the frames of a
   DICOM SEG onto one; :func:`resample_to_reference` brings an image onto another grid.
-- :mod:`~pcatools.data.dicom.suv`: :func:`dicom_pet_to_suv` reads a PET series in SUVbw (the SUV
-  manual's formulas and plausibility checks).
+- :mod:`~pcatools.data.dicom.pet_headers`: PET header values (numbers, the radiopharmaceutical,
+  dates and times) read one way, and the SUV errors (:class:`SUVConversionError` ...).
+- :mod:`~pcatools.data.dicom.plausibility`: the bounds a header value or an SUV volume must keep,
+  and the factor's attributes the same in every slice.
+- :mod:`~pcatools.data.dicom.decay`: time references and decay (the radionuclide's half-life, the
+  scan and injection times, the manual's decay formulas).
+- :mod:`~pcatools.data.dicom.suv`: the SUVbw factor (:func:`suvbw_factor`) and
+  :func:`dicom_pet_to_suv`, which reads a PET series in SUVbw.
 - :mod:`~pcatools.data.dicom.convert`: :func:`convert_study` finds the PET, CT and (if present)
   RTSTRUCT / SEG series of a study folder and writes PET (SUVbw), CT (HU, on the PET grid unless
   asked otherwise) and label in the nnU-Net layout (:func:`pcatools.data.case.layout_paths`).
