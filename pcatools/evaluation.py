@@ -60,7 +60,7 @@ from pcatools.analysis import StudyResult
 from pcatools.data.errors import DataError
 from pcatools.data.folders import case_files, case_patients, match_cases
 from pcatools.data.manifest import write_manifest
-from pcatools.metrics.detection import CRITERIA, Criterion
+from pcatools.metrics.detection import Criterion
 
 MARKER = "evaluation.json"
 """The file that makes a folder a pcatools evaluation folder (and lets a re-run replace it); it lists
@@ -81,6 +81,8 @@ class EvaluationResult(StudyResult):
     components: pd.DataFrame = field(default_factory=pd.DataFrame)
     #: the reference model against every other (``results/wilcoxon.csv``)
     wilcoxon: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: the detection rule the counts were made with: the one asked for, or ``overlap`` without SUV
+    criterion: Criterion = Criterion.SUVMAX
 
 
 @dataclass(frozen=True)
@@ -570,7 +572,7 @@ def evaluate_folders(
     -------
     EvaluationResult
         The folder read back (``cases``, ``lesions``, ``table1``, ``figures`` ...) with the
-        ``components`` and ``wilcoxon`` tables.
+        ``components`` and ``wilcoxon`` tables, and the ``criterion`` the counts were made with.
 
     Raises
     ------
@@ -583,8 +585,7 @@ def evaluate_folders(
     from pcatools.analysis import analyse, draw_figures, versions
     from pcatools.metrics.evaluate import evaluate_cohort_tables
 
-    if criterion not in CRITERIA:
-        raise ValueError(f"criterion: expected one of {CRITERIA}, found {criterion!r}")
+    rule = Criterion.parse(criterion)  # checked here once, then carried as a Criterion
     from pcatools.metrics.components import check_connectivity
     from pcatools.metrics.overlap import check_lesion_dice_reading
 
@@ -611,7 +612,7 @@ def evaluate_folders(
     _check_out(out_path)
 
     tables = evaluate_cohort_tables(
-        manifest, workers=workers, progress=progress, criterion=criterion,
+        manifest, workers=workers, progress=progress, criterion=rule,
         iou_threshold=iou_threshold, label_value=label, connectivity=connectivity,
         lesion_dice_reading=lesion_dice, panoptic=panoptic,
     )  # fmt: skip
@@ -643,8 +644,8 @@ def evaluate_folders(
             "models": [{"name": m.name, "network": m.network, "loss": m.loss, "folder": str(m.folder.resolve())}
                        for m in models],
             "reference": ref,
-            "criterion": criterion,
-            "criterion_used": str(cases["criterion"].iloc[0]),
+            "criterion": rule.value,
+            "criterion_used": tables.criterion.value,
             "iou_threshold": iou_threshold,
             "label": label,
             "allow_missing": allow_missing,
@@ -671,7 +672,7 @@ def evaluate_folders(
         )
         config["files"] = sorted(p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_file())
         write_text_atomic(stage / MARKER, json.dumps(config, indent=2))  # last: the folder is complete
-    return load_evaluation(out_path)
+    return dataclasses.replace(load_evaluation(out_path), criterion=tables.criterion)
 
 
 def load_evaluation(out: str | os.PathLike[str]) -> EvaluationResult:
@@ -698,4 +699,5 @@ def load_evaluation(out: str | os.PathLike[str]) -> EvaluationResult:
         **{f.name: getattr(result, f.name) for f in dataclasses.fields(result)},
         components=result.table("components"),
         wilcoxon=result.table("wilcoxon"),
+        criterion=Criterion.parse(json.loads((out_path / MARKER).read_text())["criterion_used"]),
     )

@@ -98,9 +98,9 @@ def _pred(model: str, case: str) -> np.ndarray:
     return p
 
 
-@pytest.fixture(scope="module")
-def cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("byo")
+def make_cohort(root: Path) -> Path:
+    """The built cohort under ``root``: ``dataset/`` in nnU-Net's test layout (CT ``_0000``, SUV
+    ``_0001``) and ``preds/<model>/`` as nnU-Net and MONAI write them (``_seg`` postfix, plans.json)."""
     for case in LESIONS:
         _save(_gt(case), root / "dataset" / "labelsTs" / f"{case}.nii.gz")
         _save(_suv(case), root / "dataset" / "imagesTs" / f"{case}_0001.nii.gz")
@@ -110,6 +110,11 @@ def cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
             _save(_pred(model, case), root / "preds" / model / f"{case}{suffix}.nii.gz")
     (root / "preds" / "missed" / "plans.json").write_text("{}")  # nnU-Net writes these beside the masks
     return root
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_cohort(tmp_path_factory.mktemp("byo"))
 
 
 def _cli(*args: str) -> tuple[int, str]:

@@ -26,7 +26,7 @@ import pytest
 
 from pcatools._atomic import exclusive_lock
 from tests.conftest import REPO
-from tests.test_evaluate import AFFINE, DSC, LESIONS, SHAPE, _args, _cli, _gt, _pred, _save, _suv
+from tests.test_evaluate import AFFINE, LESIONS, SHAPE, _args, _cli, _gt, _pred, _save, make_cohort
 
 CASES = sorted(LESIONS)
 METRICS = [
@@ -63,13 +63,7 @@ def _cases(out: Path) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The cohort of ``tests/test_evaluate.py``: nnU-Net ``labelsTs`` / ``imagesTs`` and three models."""
-    root = tmp_path_factory.mktemp("byo")
-    for case in LESIONS:
-        _save(_gt(case), root / "dataset" / "labelsTs" / f"{case}.nii.gz")
-        _save(_suv(case), root / "dataset" / "imagesTs" / f"{case}_0001.nii.gz")
-        for model in DSC:
-            _save(_pred(model, case), root / "preds" / model / f"{case}.nii.gz")
-    return root
+    return make_cohort(tmp_path_factory.mktemp("byo"))
 
 
 @pytest.fixture(scope="module")

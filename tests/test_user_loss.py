@@ -10,18 +10,16 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
 import torch
 import yaml
-from typer.testing import CliRunner
 
-from pcatools.cli import app
 from pcatools.loss_registry import loss_names, register_loss, unregister_loss
 from pcatools.losses import build_loss, check_loss
 from tests.test_training import tiny_cohort
+from tests.user_code import LOSS, invoke, tiny_config, train_from_a_file_and_refuse_it_changed, user_code_dir
 
 TVERSKY = '''
 import torch
@@ -69,17 +67,8 @@ CHECK = "on logits (2, 2, 8, 8, 8) and labels (2, 1, 8, 8, 8)"
 @pytest.fixture
 def losses_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """``my_losses.py`` and ``broken.py`` in the working directory; every loss they register is removed after."""
-    (tmp_path / "my_losses.py").write_text(TVERSKY)
-    (tmp_path / "broken.py").write_text(BROKEN)
-    monkeypatch.chdir(tmp_path)
-    before = set(loss_names())
-    yield tmp_path
-    for name in set(loss_names()) - before:
-        unregister_loss(name)
-
-
-def invoke(*args: str | Path) -> Any:
-    return CliRunner().invoke(app, [str(a) for a in args])
+    files = {"my_losses.py": TVERSKY, "broken.py": BROKEN}
+    yield from user_code_dir(tmp_path, monkeypatch, files, loss_names, unregister_loss)
 
 
 BAD_SPECS = [
@@ -168,15 +157,6 @@ def test_a_loss_from_a_file_through_python(losses_dir: Path) -> None:
     )
 
 
-def _tiny_config(tmp_path: Path, repo_root: Path) -> Path:
-    """configs/ci_tiny.yaml without its loss settings (``batch=True`` is an argument of pcatools' losses)."""
-    config = yaml.safe_load((repo_root / "configs" / "ci_tiny.yaml").read_text())
-    del config["loss"], config["loss_overrides"]
-    path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
 @pytest.mark.slow
 def test_a_loss_from_a_file_through_the_cli_and_a_changed_file_is_refused(
     losses_dir: Path, repo_root: Path
@@ -184,43 +164,15 @@ def test_a_loss_from_a_file_through_the_cli_and_a_changed_file_is_refused(
     cohort = tiny_cohort(losses_dir / "cohort")
     manifest = losses_dir / "split.csv"
     cohort.to_csv(manifest, index=False)
-    run = losses_dir / "run"
+    # configs/ci_tiny.yaml without its loss settings (``batch=True`` is an argument of pcatools' losses)
+    config = tiny_config(losses_dir, repo_root, "loss", "loss_overrides")
+    spec = "tversky=my_losses.py:TverskyLoss"
     args = [
-        "train", "--config", _tiny_config(losses_dir, repo_root), "--manifest", manifest, "--run-dir", run,
-        "--spacing", "4", "--epochs", "1", "--no-progress",
-        "--loss", "tversky=my_losses.py:TverskyLoss", "--loss-option", "tversky.alpha=0.3",
+        "train", "--config", config, "--manifest", manifest, "--run-dir", losses_dir / "run",
+        "--spacing", "4", "--epochs", "1", "--no-progress", "--loss", spec, "--loss-option", "tversky.alpha=0.3",
     ]  # fmt: skip
-    out = invoke(*args)
-    assert out.exit_code == 0, out.output
-    assert "finished: 1 epochs" in out.output
-    config = yaml.safe_load((run / "config.yaml").read_text())
-    assert config["loss"] == "tversky=my_losses.py:TverskyLoss"
-    assert config["loss_overrides"] == {"alpha": 0.3}
-    import hashlib
-
-    source = losses_dir / "my_losses.py"
-    assert config["loss_source"] == {
-        "spec": "tversky=my_losses.py:TverskyLoss",
-        "file": str(source.resolve()),
-        "sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
-    }
-    history = pd.read_csv(run / "history.csv")
-    assert len(history) == 1 and bool(history["train_loss"].between(0, 1).all())
-
-    old = hashlib.sha256(source.read_bytes()).hexdigest()
-    source.write_text(TVERSKY.replace("1e-5", "1e-6"))
-    new = hashlib.sha256(source.read_bytes()).hexdigest()
-    refused = invoke(*args)
-    assert refused.exit_code == 1
-    assert refused.output.rstrip("\n") == (
-        f"error: train: {run / 'last.pt'} was trained with loss tversky=my_losses.py:TverskyLoss from "
-        f"{source.resolve()} (sha256 {old[:12]}), which has changed since (sha256 now {new[:12]}); start over "
-        f"with resume=False (pcatools train --resume no), which moves the earlier run's files to "
-        f"{run / 'replaced'}/, or use another run folder"
-    )
-    again = invoke(*args, "--resume", "no")
-    assert again.exit_code == 0, again.output
-    assert yaml.safe_load((run / "config.yaml").read_text())["loss_source"]["sha256"] == new
+    changed = TVERSKY.replace("1e-5", "1e-6")
+    train_from_a_file_and_refuse_it_changed(LOSS, losses_dir, args, spec, {"alpha": 0.3}, changed, max_loss=1)
 
 
 @pytest.mark.slow

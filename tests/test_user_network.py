@@ -10,15 +10,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
 import torch
 import yaml
-from typer.testing import CliRunner
 
-from pcatools.cli import app
 from pcatools.models import build_model
 from pcatools.network_registry import (
     NetworkError,
@@ -29,6 +26,13 @@ from pcatools.network_registry import (
     unregister_network,
 )
 from tests.test_training import tiny_cohort
+from tests.user_code import (
+    NETWORK,
+    invoke,
+    tiny_config,
+    train_from_a_file_and_refuse_it_changed,
+    user_code_dir,
+)
 
 MY_NETS = '''
 from torch import nn
@@ -81,17 +85,8 @@ INPUT = "on an input (1, 2, 32, 32, 32)"
 @pytest.fixture
 def nets_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """``my_nets.py`` and ``broken_nets.py`` in the working directory; every network they register is removed after."""
-    (tmp_path / "my_nets.py").write_text(MY_NETS)
-    (tmp_path / "broken_nets.py").write_text(BROKEN)
-    monkeypatch.chdir(tmp_path)
-    before = set(network_names())
-    yield tmp_path
-    for name in set(network_names()) - before:
-        unregister_network(name)
-
-
-def invoke(*args: str | Path) -> Any:
-    return CliRunner().invoke(app, [str(a) for a in args])
+    files = {"my_nets.py": MY_NETS, "broken_nets.py": BROKEN}
+    yield from user_code_dir(tmp_path, monkeypatch, files, network_names, unregister_network)
 
 
 BAD_SPECS = [
@@ -229,11 +224,7 @@ def test_a_monai_network_by_name(nets_dir: Path) -> None:
 
 def _tiny_config(tmp_path: Path, repo_root: Path) -> Path:
     """configs/ci_tiny.yaml without its network settings (``init_filters`` is an argument of SegResNet)."""
-    config = yaml.safe_load((repo_root / "configs" / "ci_tiny.yaml").read_text())
-    del config["model"], config["model_overrides"]
-    path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return tiny_config(tmp_path, repo_root, "model", "model_overrides")
 
 
 @pytest.mark.slow
@@ -243,41 +234,13 @@ def test_a_network_from_a_file_through_the_cli_and_a_changed_file_is_refused(
     cohort = tiny_cohort(nets_dir / "cohort")
     manifest = nets_dir / "split.csv"
     cohort.to_csv(manifest, index=False)
-    run = nets_dir / "run"
+    spec = "tiny=my_nets.py:TinyNet"
     args = [
-        "train", "--config", _tiny_config(nets_dir, repo_root), "--manifest", manifest, "--run-dir", run,
-        "--spacing", "4", "--epochs", "1", "--no-progress",
-        "--network", "tiny=my_nets.py:TinyNet", "--network-option", "tiny.width=3",
+        "train", "--config", _tiny_config(nets_dir, repo_root), "--manifest", manifest, "--run-dir", nets_dir / "run",
+        "--spacing", "4", "--epochs", "1", "--no-progress", "--network", spec, "--network-option", "tiny.width=3",
     ]  # fmt: skip
-    out = invoke(*args)
-    assert out.exit_code == 0, out.output
-    assert "finished: 1 epochs" in out.output
-    config = yaml.safe_load((run / "config.yaml").read_text())
-    assert config["model"] == "tiny=my_nets.py:TinyNet"
-    assert config["model_overrides"] == {"width": 3}
-    source = nets_dir / "my_nets.py"
-    old = hashlib.sha256(source.read_bytes()).hexdigest()
-    assert config["network_source"] == {
-        "spec": "tiny=my_nets.py:TinyNet",
-        "file": str(source.resolve()),
-        "sha256": old,
-    }
-    history = pd.read_csv(run / "history.csv")
-    assert len(history) == 1 and bool(history["train_loss"].between(0, 2).all())
-
-    source.write_text(MY_NETS.replace("padding=1", "padding=(1, 1, 1)"))
-    new = hashlib.sha256(source.read_bytes()).hexdigest()
-    refused = invoke(*args)
-    assert refused.exit_code == 1
-    assert refused.output.rstrip("\n") == (
-        f"error: train: {run / 'last.pt'} was trained with network tiny=my_nets.py:TinyNet from "
-        f"{source.resolve()} (sha256 {old[:12]}), which has changed since (sha256 now {new[:12]}); start over "
-        f"with resume=False (pcatools train --resume no), which moves the earlier run's files to "
-        f"{run / 'replaced'}/, or use another run folder"
-    )
-    again = invoke(*args, "--resume", "no")
-    assert again.exit_code == 0, again.output
-    assert yaml.safe_load((run / "config.yaml").read_text())["network_source"]["sha256"] == new
+    changed = MY_NETS.replace("padding=1", "padding=(1, 1, 1)")
+    train_from_a_file_and_refuse_it_changed(NETWORK, nets_dir, args, spec, {"width": 3}, changed, max_loss=2)
 
 
 @pytest.mark.slow

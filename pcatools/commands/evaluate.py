@@ -40,7 +40,7 @@ def run(
     start = time.perf_counter()
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # the README in OUT says which criterion was used
+            warnings.simplefilter("ignore", UserWarning)  # the note below says which criterion was used
             result = evaluate_folders(
                 out, gt, pred=pred, suv=suv, reference=reference, criterion=criterion, label=label,
                 allow_missing=allow_missing, empty_cases=empty_cases, connectivity=connectivity,
@@ -56,8 +56,8 @@ def run(
     info = json.loads(config)
     if info["left_out"]:
         typer.echo(f"{len(info['left_out'])} case(s) left out (not in every folder): see {out / 'README.md'}")
-    if info["criterion_used"] != criterion:
-        typer.echo(f"note: without --suv, detection used the {info['criterion_used']!r} rule")
+    if result.criterion != criterion:
+        typer.echo(f"note: without --suv, detection used the {result.criterion!r} rule")
     typer.echo(table1_markdown(result.table1, info.get("table1_notes", ())))
     typer.echo(
         f"\n{info['n_cases']} cases x {len(info['models'])} models evaluated into {result.run_dir} "

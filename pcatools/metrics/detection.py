@@ -27,18 +27,69 @@ SUVmax voxel ties go to the first voxel in C order (``numpy.argmax``), as in the
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
 from pcatools.metrics.components import Components
 
-Criterion = Literal["suvmax", "overlap", "iou", "suvmax_iou"]
-"""A detection rule: ``suvmax`` (the paper's), ``overlap``, ``iou`` or ``suvmax_iou``."""
-CRITERIA: tuple[str, ...] = ("suvmax", "overlap", "iou", "suvmax_iou")
-"""Every detection rule, the paper's first."""
-NEEDS_SUV: frozenset[str] = frozenset({"suvmax", "suvmax_iou"})
+
+class Criterion(str, enum.Enum):
+    """A detection rule: ``suvmax`` (the paper's), ``overlap``, ``iou`` or ``suvmax_iou``.
+
+    A criterion is checked once where it enters (:meth:`parse`, at the public functions and the
+    CLI) and carried as this type from there, so that no inner function checks it again. It is a
+    ``str``: it compares equal to its name and is written as its name in tables, files and messages.
+
+    Examples
+    --------
+    >>> Criterion.parse("overlap") is Criterion.OVERLAP, Criterion.OVERLAP == "overlap", f"{Criterion.IOU}"
+    (True, True, 'iou')
+    """
+
+    SUVMAX = "suvmax"
+    OVERLAP = "overlap"
+    IOU = "iou"
+    SUVMAX_IOU = "suvmax_iou"
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+    def __repr__(self) -> str:  # messages quote it as the name a user types
+        return repr(self.value)
+
+    def __hash__(self) -> int:  # equal to its name, so it finds the entries keyed by the name
+        return hash(self.value)
+
+    @property
+    def needs_suv(self) -> bool:
+        """Whether the rule reads each lesion's SUVmax voxel (``suvmax``, ``suvmax_iou``)."""
+        return self in NEEDS_SUV
+
+    @classmethod
+    def parse(cls, value: Criterion | str) -> Criterion:
+        """The criterion named ``value``; a ``Criterion`` is returned as it is.
+
+        Raises
+        ------
+        ValueError
+            ``criterion: expected one of ('suvmax', 'overlap', 'iou', 'suvmax_iou'), found 'nope'``.
+        """
+        if isinstance(value, cls):
+            return value
+        try:
+            return cls(value)
+        except ValueError:
+            raise ValueError(f"criterion: expected one of {CRITERIA}, found {value!r}") from None
+
+
+CRITERIA: tuple[str, ...] = tuple(c.value for c in Criterion)
+"""Every detection rule by name, the paper's first."""
+NEEDS_SUV: frozenset[Criterion] = frozenset({Criterion.SUVMAX, Criterion.SUVMAX_IOU})
 """The detection rules that read the SUV image."""
 
 
@@ -53,7 +104,7 @@ class Detection:
         Ground-truth lesion counted as detected (a TP, or used up by a TP match).
     false_positive : ndarray (n_pred,) bool
         Predicted component counted as an FP.
-    criterion : str
+    criterion : Criterion
     """
 
     tp: int
@@ -61,7 +112,7 @@ class Detection:
     fn: int
     detected: np.ndarray
     false_positive: np.ndarray
-    criterion: str
+    criterion: Criterion
 
 
 def f1_score(tp: int, fp: int, fn: int, empty: float = 1.0) -> float:
@@ -129,10 +180,9 @@ def detect(
     >>> d.tp, d.fp, d.fn
     (2, 1, 0)
     """
-    if criterion not in CRITERIA:
-        raise ValueError(f"criterion: expected one of {CRITERIA}, found {criterion!r}")
+    criterion = Criterion.parse(criterion)
     n_gt, n_pred = comp.n_gt, comp.n_pred
-    if criterion in NEEDS_SUV:
+    if criterion.needs_suv:
         if suvmax_voxel is None:
             raise ValueError(
                 f"criterion {criterion!r} needs the SUVmax voxel of each lesion, i.e. a SUV image"
@@ -141,20 +191,20 @@ def detect(
         if suvmax_voxel.shape != (n_gt,):
             raise ValueError(f"suvmax_voxel: expected shape ({n_gt},), found {suvmax_voxel.shape}")
 
-    if criterion == "suvmax":
+    if criterion is Criterion.SUVMAX:
         assert suvmax_voxel is not None
         detected = comp.gt_voxel_pred[suvmax_voxel] > 0
         false_pos = ~comp.pred_overlapped()[1:]
         tp = int(detected.sum())
         return Detection(tp, int(false_pos.sum()), n_gt - tp, detected, false_pos, criterion)
 
-    if criterion == "overlap":
+    if criterion is Criterion.OVERLAP:
         hit = comp.pred_overlapped()[1:]
         detected = comp.gt_overlapped()[1:]
         return Detection(int(hit.sum()), int((~hit).sum()), int((~detected).sum()), detected, ~hit, criterion)
 
     best_gt, best_iou = _best_iou(comp)
-    if criterion == "iou":
+    if criterion is Criterion.IOU:
         if not 0.5 <= iou_threshold <= 1.0:
             raise ValueError(
                 f"iou_threshold: expected a value in [0.5, 1] (one-to-one matching), found {iou_threshold}"

@@ -23,7 +23,7 @@ from pcatools.data.manifest import read_manifest
 from pcatools.metrics.autopet import false_negative_volume, false_positive_volume
 from pcatools.metrics.burden import gt_suv, lesion_suv, pred_component_suv, pred_suv
 from pcatools.metrics.components import CONNECTIVITY, Components, check_connectivity, components, scenario
-from pcatools.metrics.detection import CRITERIA, NEEDS_SUV, Criterion, detect, f1_score
+from pcatools.metrics.detection import Criterion, detect, f1_score
 from pcatools.metrics.dmax import dmax_points
 from pcatools.metrics.overlap import check_lesion_dice_reading, dice_from_counts, lesion_dice
 from pcatools.metrics.panoptic import panoptic_quality
@@ -92,15 +92,14 @@ def _ids(values: np.ndarray) -> str:
 def _evaluate(
     comp: Components,
     suv: np.ndarray | None,
-    criterion: Criterion | str,
+    criterion: Criterion,
     iou_threshold: float,
     with_dmax: bool = True,
     lesion_dice_reading: str = "union",
     panoptic: bool = False,
 ) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
-    """Case metrics, lesion table and predicted-component table from one labelling of a case."""
-    if criterion not in CRITERIA:
-        raise ValueError(f"criterion: expected one of {CRITERIA}, found {criterion!r}")
+    """Case metrics, lesion table and predicted-component table from one labelling of a case
+    (``criterion`` checked by the caller, :meth:`Criterion.parse`)."""
     vox = comp.voxel_ml
     n = comp.n_gt
     if suv is not None:
@@ -118,14 +117,14 @@ def _evaluate(
         comp_suvmax = comp_suvmean = comp_tla = np.full(comp.n_pred, np.nan)
         argmax = None
         total_tla = case_suvmax = pred_tla = pred_suvmax = float("nan")
-        if criterion in NEEDS_SUV:
+        if criterion.needs_suv:
             warnings.warn(
                 f"criterion {criterion!r} needs a SUV image; without one, detection uses 'overlap' "
                 "(Ahamed et al. criterion 1) and SUV-based values (tla, suvmax) are NaN",
                 UserWarning,
                 stacklevel=3,
             )
-            criterion = "overlap"
+            criterion = Criterion.OVERLAP
     det = detect(comp, argmax, criterion, iou_threshold)
     case = {
         "dice": dice_from_counts(comp.overlap_voxels, comp.gt_voxels, comp.pred_voxels),
@@ -146,7 +145,7 @@ def _evaluate(
         "pred_tla": pred_tla,
         "pred_suvmax": pred_suvmax,
         "pred_dmax_mm": dmax_points(comp.pred_coords, comp.spacing) if with_dmax else float("nan"),
-        "criterion": det.criterion,
+        "criterion": det.criterion.value,
     }
     if panoptic:
         pq = panoptic_quality(comp)
@@ -251,8 +250,9 @@ def evaluate_case(
     >>> r["tp"], r["fp"], r["fn"], r["dice"], r["fnv_ml"], r["dmax_mm"]
     (1, 1, 1, 0.2857142857142857, 2.0, 60.0)
     """
+    rule = Criterion.parse(criterion)
     comp = components(gt, pred, spacing, connectivity)
-    return _evaluate(comp, suv, criterion, iou_threshold, panoptic=panoptic)[0]
+    return _evaluate(comp, suv, rule, iou_threshold, panoptic=panoptic)[0]
 
 
 def lesion_table(
@@ -285,8 +285,9 @@ def lesion_table(
     0          1     True   0.5
     1          2    False   0.0
     """
+    rule = Criterion.parse(criterion)
     comp = components(gt, pred, spacing, connectivity)
-    return _evaluate(comp, suv, criterion, iou_threshold, False, lesion_dice_reading)[1]
+    return _evaluate(comp, suv, rule, iou_threshold, False, lesion_dice_reading)[1]
 
 
 def component_table(
@@ -315,8 +316,9 @@ def component_table(
     0             1       1   0.5
     1             2           0.0
     """
+    rule = Criterion.parse(criterion)
     comp = components(gt, pred, spacing, connectivity)
-    return _evaluate(comp, suv, criterion, iou_threshold, with_dmax=False)[2]
+    return _evaluate(comp, suv, rule, iou_threshold, with_dmax=False)[2]
 
 
 # --------------------------------------------------------------------------- cohort
@@ -377,7 +379,7 @@ def _evaluate_files(
     label: str,
     pet: str | None,
     preds: list[tuple[str, str]],
-    criterion: str,
+    criterion: Criterion,
     iou_threshold: float,
     label_value: int | None = None,
     rules: tuple[int, str, bool] = (CONNECTIVITY, "union", False),
@@ -459,11 +461,15 @@ def _present(value: Any) -> bool:
 
 @dataclass(frozen=True)
 class CohortTables:
-    """The tables of :func:`evaluate_cohort_tables`: per case, per lesion, per predicted component."""
+    """The tables of :func:`evaluate_cohort_tables`: per case, per lesion, per predicted component,
+    and the detection rule they were counted with."""
 
     cases: pd.DataFrame
     lesions: pd.DataFrame
     components: pd.DataFrame
+    #: the rule asked for, or ``overlap`` where it needs SUV and no case had any (each case's own
+    #: rule is the case table's ``criterion`` column)
+    criterion: Criterion = Criterion.SUVMAX
 
 
 def _where(row: pd.Series, index: int) -> tuple[str, str]:
@@ -526,7 +532,7 @@ def evaluate_cohort_tables(
         ``cases``: one row per manifest row, manifest columns then :data:`CASE_COLUMNS`;
         ``lesions``: one row per ground-truth lesion, manifest columns then :data:`LESION_COLUMNS`
         and ``scenario``; ``components``: one row per predicted component, manifest columns then
-        :data:`COMPONENT_COLUMNS`.
+        :data:`COMPONENT_COLUMNS`; ``criterion``: the rule used.
     """
     manifest = read_manifest(manifest)
     for col in (label_col, pred_col):
@@ -534,8 +540,7 @@ def evaluate_cohort_tables(
             raise KeyError(
                 f"manifest: expected a column {col!r} of NIfTI paths, found columns {list(manifest.columns)}"
             )
-    if criterion not in CRITERIA:
-        raise ValueError(f"criterion: expected one of {CRITERIA}, found {criterion!r}")
+    rule = Criterion.parse(criterion)
     check_connectivity(connectivity)
     check_lesion_dice_reading(lesion_dice_reading)
     rules = (int(connectivity), lesion_dice_reading, bool(panoptic))
@@ -550,13 +555,13 @@ def evaluate_cohort_tables(
             (int(cast(int, i)), model, str(row[pred_col]))
         )
     jobs = [
-        ((case, label, pet, [(m, p) for _, m, p in members], criterion, iou_threshold, label_value, rules),
+        ((case, label, pet, [(m, p) for _, m, p in members], rule, iou_threshold, label_value, rules),
          [i for i, _, _ in members])
         for (case, label, pet), members in groups.items()
     ]  # fmt: skip
-    if criterion in NEEDS_SUV and any(args[2] is None for args, _ in jobs):
+    if rule.needs_suv and any(args[2] is None for args, _ in jobs):
         warnings.warn(
-            f"criterion {criterion!r} needs PET (SUV) images; cases without column {pet_col!r} use 'overlap'",
+            f"criterion {rule!r} needs PET (SUV) images; cases without column {pet_col!r} use 'overlap'",
             UserWarning,
             stacklevel=2,
         )
@@ -618,10 +623,12 @@ def evaluate_cohort_tables(
     def frame(frames: list[pd.DataFrame], cols: list[str]) -> pd.DataFrame:
         return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
 
+    used = {r["criterion"] for r in case_records}
     return CohortTables(
         pd.DataFrame.from_records(case_records, columns=[*carried, *case_columns]),
         frame(lesion_frames, [*carried, *LESION_COLUMNS, "scenario"]),
         frame(comp_frames, [*carried, *COMPONENT_COLUMNS]),
+        rule if rule in used or not used else Criterion.OVERLAP,
     )
 
 
