@@ -392,6 +392,24 @@ def test_study_case_gives_every_model_of_a_case(fake_study: Path) -> None:
         study_case(fake_study, "c00")
 
 
+def test_study_case_names_each_seed_as_its_cell_folder(fake_study: Path, tmp_path: Path) -> None:
+    """With several training seeds each seed's mask is a layer, named as its cell's folder."""
+    import shutil
+
+    import pandas as pd
+
+    from pcatools.viewer import study_case
+
+    run = tmp_path / "run"
+    shutil.copytree(fake_study, run)
+    table = pd.read_csv(run / "results" / "predictions.csv")
+    dice = table[table["loss"] == "dice"]
+    seeded = pd.concat([dice.assign(seed=3), dice.assign(seed=5)], ignore_index=True)
+    seeded.to_csv(run / "results" / "predictions.csv", index=False)
+    _, preds = study_case(run, "c02")
+    assert list(preds) == ["segresnet__dice", "segresnet__dice__seed5"]
+
+
 @pytest.mark.slow
 def test_notebook_02_without_display_draws_static_layers(
     fake_study: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

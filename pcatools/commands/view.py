@@ -59,7 +59,7 @@ def run(
     voxel, paper 2.7.1); clicking a row jumps to the lesion. Needs a display (or xvfb-run -a)
     and the viewer extra: pip install 'pcatools\\[viewer]'.
     """
-    from pcatools import viewer as pv
+    from pcatools import viewer as pv  # for start-up time: `pcatools --help` loads every command module
 
     try:
         if study is not None and data_dir is not None:

@@ -186,10 +186,8 @@ def loss_weights(label: np.ndarray, probs: np.ndarray, loss: str, bin_width: flo
 
     Parameters
     ----------
-    label : array of 0/1
-        Ground truth g.
-    probs : array in [0, 1], same shape
-        Foreground probability p.
+    label, probs : arrays of one shape
+        Ground truth g (0/1) and foreground probability p (in [0, 1]), as for :func:`l1_layers`.
     loss : str
         A registered loss name, alias or label with ``weights=True``.
     bin_width : float

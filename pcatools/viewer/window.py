@@ -129,7 +129,7 @@ def view_case(
             show_l1_weights(viewer)
     viewer.dims.set_point(1, slice_mm(case, 1, lesion_slice(case, 1)))  # set_coronal slices along y
     if screenshot is not None:
-        from qtpy.QtWidgets import QApplication
+        from qtpy.QtWidgets import QApplication  # Qt, loaded with napari above: only with a window
 
         viewer.window.resize(*SCREENSHOT_SIZE)
         QApplication.processEvents()  # lays out the docks (absent from the picture otherwise)

@@ -50,11 +50,6 @@ __all__ = [
 ]
 
 
-#: Common PET radionuclides: (element name, mass number) -> (half-life in s, SNOMED-RT code, SNOMED CT
-#: code), the codes of DICOM PS3.16 CID 4020 "PET Radionuclide" for RadionuclideCodeSequence
-#: (0054,0300) (SRT until 2019, SCT since; as pydicom's ``pydicom.sr`` tables map them). The
-#: half-lives are the values PET scanners write (the manual's Table 10: 598, 1223, 4057, 6586 s),
-#: within 0.2 % of the nuclear-data values (Ga-68 67.71 min = 4062.6 s, C-11 20.36 min).
 RADIONUCLIDES: dict[tuple[str, int], tuple[float, str, str]] = {
     ("fluorine", 18): (6586.2, "C-111A1", "77004003"),  # 109.77 min
     ("gallium", 68): (4057.7, "C-131A3", "35337001"),  # 67.63 min
@@ -66,14 +61,20 @@ RADIONUCLIDES: dict[tuple[str, int], tuple[float, str, str]] = {
     ("zirconium", 89): (282240.0, "C-168A4", "63360001"),  # 78.4 h
     ("iodine", 124): (360806.4, "C-114A5", "40937006"),  # 4.18 days
 }
-#: Half-lives (s) by code value (SNOMED-RT or SNOMED CT) of RadionuclideCodeSequence (0054,0300).
+"""Common PET radionuclides: (element name, mass number) -> (half-life in s, SNOMED-RT code, SNOMED
+CT code), the codes of DICOM PS3.16 CID 4020 "PET Radionuclide" for RadionuclideCodeSequence
+(0054,0300) (SRT until 2019, SCT since; as pydicom's ``pydicom.sr`` tables map them). The half-
+lives are the values PET scanners write (the manual's Table 10: 598, 1223, 4057, 6586 s), within
+0.2 % of the nuclear-data values (Ga-68 67.71 min = 4062.6 s, C-11 20.36 min)."""
 HALF_LIFE_BY_CODE: dict[str, float] = {
     code: half for half, *codes in RADIONUCLIDES.values() for code in codes
 }
-#: The same by (element name, mass number), matched in the code meaning ("^18^Fluorine", "Ga-68" ...).
+"""Half-lives (s) by code value (SNOMED-RT or SNOMED CT) of RadionuclideCodeSequence (0054,0300)."""
 HALF_LIFE_BY_NUCLIDE: dict[tuple[str, int], float] = {
     key: half for key, (half, _, _) in RADIONUCLIDES.items()
 }
+"""The same by (element name, mass number), matched in the code meaning ("^18^Fluorine", "Ga-68"
+...)."""
 
 
 _SYMBOLS = {

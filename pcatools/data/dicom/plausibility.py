@@ -43,30 +43,31 @@ __all__ = [
 ]
 
 
-#: RadionuclideHalfLife (0018,1075) may differ from the half-life of the nuclide its code names by
-#: this fraction (rounding, other nuclear-data tables); a Ga-68 half-life with an F-18 code (38 %)
-#: raises every SUV 27 % one hour after injection.
 HALF_LIFE_TOLERANCE = 0.01
+"""RadionuclideHalfLife (0018,1075) may differ from the half-life of the nuclide its code names by
+this fraction (rounding, other nuclear-data tables); a Ga-68 half-life with an F-18 code (38 %)
+raises every SUV 27 % one hour after injection."""
 
 
-#: A scan may start this long before the injection (a dynamic scan is started, then the tracer
-#: injected); a time-only injection later than the scan by more than this is taken from the day
-#: before, and an uptake time more negative than this is refused.
 INJECTION_AFTER_SCAN_TOLERANCE = timedelta(minutes=10)
-#: Uptake times (injection -> decay reference) of more than this many half-lives are refused: less
-#: than 0.1 % of the dose is left, and it is what a date error (a day too early) produces.
+"""A scan may start this long before the injection (a dynamic scan is started, then the tracer
+injected); a time-only injection later than the scan by more than this is taken from the day
+before, and an uptake time more negative than this is refused."""
 MAX_UPTAKE_HALF_LIVES = 10.0
-#: Plausible PatientWeight (0010,1030) in kg (after reading values over 1000 as grams).
+"""Uptake times (injection -> decay reference) of more than this many half-lives are refused: less
+than 0.1 % of the dose is left, and it is what a date error (a day too early) produces."""
 WEIGHT_KG = (1.0, 500.0)
-#: Plausible PatientSize (0010,1020) in cm (after reading values up to 3 as metres), where used.
+"""Plausible PatientWeight (0010,1030) in kg (after reading values over 1000 as grams)."""
 HEIGHT_CM = (30.0, 250.0)
-#: Plausible administered dose in Bq (after reading values under MBQ_THRESHOLD as MBq): 1 MBq - 5 GBq,
-#: about an order of magnitude around clinical PET doses (the manual's Fig. 2 peaks at 4e8 Bq).
+"""Plausible PatientSize (0010,1020) in cm (after reading values up to 3 as metres), where used."""
 DOSE_BQ = (1e6, 5e9)
-#: Highest plausible voxel SUVbw: hot organs, bladder and lesions reach tens to a few hundred.
+"""Plausible administered dose in Bq (after reading values under MBQ_THRESHOLD as MBq): 1 MBq - 5
+GBq, about an order of magnitude around clinical PET doses (the manual's Fig. 2 peaks at 4e8
+Bq)."""
 SUV_MAX_CEILING = 1000.0
-#: Plausible median SUVbw of the body, taken as the voxels above the volume's mean (air excluded).
+"""Highest plausible voxel SUVbw: hot organs, bladder and lesions reach tens to a few hundred."""
 BODY_MEDIAN_SUV = (0.05, 20.0)
+"""Plausible median SUVbw of the body, taken as the voxels above the volume's mean (air excluded)."""
 _IMPLAUSIBLE = ("allow_implausible", "--allow-implausible")
 
 
@@ -77,10 +78,6 @@ def _plausible(value: float, bounds: tuple[float, float], message: str, allow: b
         refuse_unless_allowed(ImplausibleValueError, message, allow, *_IMPLAUSIBLE, stacklevel=4)
 
 
-#: Attributes that enter the SUVbw factor and so must be the same in every slice of a series:
-#: (keyword or private tag, tag as text, inside RadiopharmaceuticalInformationSequence). PatientSize
-#: and PatientSex are compared only where the units use them (:func:`check_series_consistency`);
-#: RescaleSlope, AcquisitionTime, FrameReferenceTime and ActualFrameDuration differ by design.
 SERIES_CONSTANT: tuple[tuple[str | tuple[int, int], str, bool], ...] = (
     ("Units", "(0054,1001)", False),
     ("SUVType", "(0054,1006)", False),
@@ -95,6 +92,11 @@ SERIES_CONSTANT: tuple[tuple[str | tuple[int, int], str, bool], ...] = (
     ("RadiopharmaceuticalStartTime", "(0018,1072)", True),
     ("RadionuclideHalfLife", "(0018,1075)", True),
 )
+"""Attributes that enter the SUVbw factor and so must be the same in every slice of a series:
+(keyword or private tag, tag as text, inside RadiopharmaceuticalInformationSequence).
+PatientSize and PatientSex are compared only where the units use them
+(:func:`check_series_consistency`); RescaleSlope, AcquisitionTime, FrameReferenceTime and
+ActualFrameDuration differ by design."""
 _BODY_SIZE_TYPES = ("LBM", "LBMJAMES128", "LBMJANMA", "IBW")
 
 
