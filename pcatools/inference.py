@@ -50,7 +50,7 @@ import torch
 from torch import nn
 
 from pcatools.reproducibility import cpu_threads
-from pcatools.training.config import SlidingWindow, check_window
+from pcatools.training.config import DEFAULT_WINDOW, SlidingWindow, check_window
 
 __all__ = [
     "PROBS_SUFFIX",
@@ -175,17 +175,19 @@ def _device(device: str | torch.device | None) -> torch.device:
 def sliding_window_logits(
     model: nn.Module,
     image: torch.Tensor,
-    roi_size: Sequence[int] = (128, 128, 128),
-    overlap: float = 0.25,
-    mode: str = "gaussian",
-    sw_batch_size: int = 4,
+    roi_size: Sequence[int] = DEFAULT_WINDOW.roi_size,
+    overlap: float = DEFAULT_WINDOW.overlap,
+    mode: str = DEFAULT_WINDOW.mode,
+    sw_batch_size: int = DEFAULT_WINDOW.sw_batch_size,
     device: str | torch.device | None = None,
     amp: bool | None = None,
 ) -> torch.Tensor:
     """Logits ``(B, C, X, Y, Z)`` of ``model`` over a whole image ``(B, 2, X, Y, Z)`` by sliding window.
 
-    The model is put in eval mode; no gradients. ``amp=None`` uses float16 autocast on CUDA.
-    Returns float32 logits on ``device``.
+    The one sliding window of pcatools: prediction and training's validation both call it (the window
+    settings of a :class:`~pcatools.training.SlidingWindow` as ``**window.as_kwargs()``), so that a
+    model is validated as it predicts. The model is put in eval mode; no gradients. ``amp=None`` uses
+    float16 autocast on CUDA. Returns float32 logits on ``device``.
 
     Examples
     --------
@@ -269,10 +271,10 @@ def predict_case(
     model: nn.Module,
     paths_or_row: Mapping[str, Any] | pd.Series | Any,
     transform: Any = None,
-    roi_size: Sequence[int] = (128, 128, 128),
-    overlap: float = 0.25,
-    mode: str = "gaussian",
-    sw_batch_size: int = 4,
+    roi_size: Sequence[int] = DEFAULT_WINDOW.roi_size,
+    overlap: float = DEFAULT_WINDOW.overlap,
+    mode: str = DEFAULT_WINDOW.mode,
+    sw_batch_size: int = DEFAULT_WINDOW.sw_batch_size,
     device: str | torch.device | None = None,
     amp: bool | None = None,
     return_probs: bool = False,
@@ -538,16 +540,15 @@ def predict_manifest(
     checkpoint: str | os.PathLike[str],
     manifest: pd.DataFrame | str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
-    roi_size: Sequence[int] | None = None,
-    overlap: float | None = None,
-    mode: str | None = None,
-    sw_batch_size: int | None = None,
+    window: SlidingWindow | None = None,
+    *,
     device: str | torch.device | None = None,
     amp: bool | None = None,
     overwrite: bool = False,
     progress: bool = True,
     save_probs: bool = False,
     check_inputs: bool = True,
+    **window_changes: Any,
 ) -> pd.DataFrame:
     """Predict every case of a manifest with a checkpoint; masks go to ``out_dir/<case_id>.nii.gz``.
 
@@ -568,9 +569,14 @@ def predict_manifest(
     out_dir
         Output folder (created). Also receives ``predictions.csv`` (the manifest + ``pred``) and
         ``provenance.json``.
-    roi_size, overlap, mode, sw_batch_size
-        Sliding-window settings; ``None`` takes the training run's validation window
-        (:meth:`pcatools.training.SlidingWindow.from_recorded`: its ``roi_size``, default its patch).
+    window
+        The sliding window (:class:`~pcatools.training.SlidingWindow`); ``None`` takes the training
+        run's validation window (:meth:`~pcatools.training.SlidingWindow.from_recorded`: its
+        ``roi_size``, default its patch).
+    window_changes
+        Window settings by name (``roi_size``, ``overlap``, ``mode``, ``sw_batch_size``) that replace
+        those of ``window`` (or of the run's): ``pcatools predict`` passes the options given, and
+        keeps the run's window for the others.
     device, amp
         As in :func:`predict_case`.
     overwrite
@@ -637,18 +643,12 @@ def predict_manifest(
     read_manifest(
         table, check_files=("ct", "pet")
     )  # a missing image: one line naming it, before the model loads
+    unknown = sorted(set(window_changes) - {f.name for f in dataclasses.fields(SlidingWindow)})
+    if unknown:
+        raise TypeError(f"predict_manifest: {unknown} are not sliding-window settings (SlidingWindow)")
     dev = _device(device)
     model, config = load_model(checkpoint, dev)
-    given: dict[str, Any] = {
-        "roi_size": roi_size,
-        "overlap": overlap,
-        "mode": mode,
-        "sw_batch_size": sw_batch_size,
-    }
-    window = dataclasses.replace(  # the run's validation window, with the settings given
-        SlidingWindow.from_recorded(config), **{k: v for k, v in given.items() if v is not None}
-    )
-    roi, ov, md, swb = window.roi_size, window.overlap, window.mode, window.sw_batch_size
+    window = dataclasses.replace(window or SlidingWindow.from_recorded(config), **window_changes)
     tf = _eval_transform_from_config(config)
 
     out = Path(out_dir)
@@ -663,9 +663,9 @@ def predict_manifest(
     for case_id, row in zip(ids, rows, strict=True):
         wanted[case_id] = {
             "checkpoint_sha256": sha,
-            "roi_size": list(roi),
-            "overlap": ov,
-            "mode": md,
+            "roi_size": list(window.roi_size),
+            "overlap": window.overlap,
+            "mode": window.mode,
             "save_probs": bool(save_probs),
             "ct": _input_record(str(row["ct"]), out),
             "pet": _input_record(str(row["pet"]), out),
@@ -712,28 +712,29 @@ def predict_manifest(
             records.pop(ids.iloc[i], None)
         write_provenance()
     threads = held_threads if (held_threads := config.get("threads")) and dev.type == "cpu" else None
-    for i in tqdm(todo, desc="predict", disable=not progress):
-        case_id, row = ids.iloc[i], rows[i]
-        target = out / f"{case_id}.nii.gz"
-        if save_probs:
-            with cpu_threads(threads):  # the run's thread count: its CPU numbers hold for that one
-                mask, probs = predict_case(model, row, tf, roi, ov, md, swb, dev, amp, return_probs=True)
-            with _writing(target):
-                save_niftis({"probs": probs, "mask": mask}, {"probs": probs_path(target), "mask": target})
-        else:
-            with cpu_threads(threads):
-                mask = predict_case(model, row, tf, roi, ov, md, swb, dev, amp)
-            with _writing(target):
-                save_nifti(mask, target)
-        records[case_id] = {
-            **wanted[case_id],
-            "checkpoint": os.path.abspath(checkpoint),
-            "sw_batch_size": swb,
-            "device": str(dev),
-            "amp": dev.type == "cuda" and (amp is None or bool(amp)),
-            "written": datetime.datetime.now().isoformat(timespec="seconds"),
-        }
-        write_provenance()
+    with cpu_threads(threads):  # the run's thread count: its CPU numbers hold for that one
+        for i in tqdm(todo, desc="predict", disable=not progress):
+            case_id, row = ids.iloc[i], rows[i]
+            target = out / f"{case_id}.nii.gz"
+            if save_probs:
+                mask, probs = predict_case(
+                    model, row, tf, **window.as_kwargs(), device=dev, amp=amp, return_probs=True
+                )
+                with _writing(target):
+                    save_niftis({"probs": probs, "mask": mask}, {"probs": probs_path(target), "mask": target})
+            else:
+                mask = predict_case(model, row, tf, **window.as_kwargs(), device=dev, amp=amp)
+                with _writing(target):
+                    save_nifti(mask, target)
+            records[case_id] = {
+                **wanted[case_id],
+                "checkpoint": os.path.abspath(checkpoint),
+                "sw_batch_size": window.sw_batch_size,
+                "device": str(dev),
+                "amp": dev.type == "cuda" and (amp is None or bool(amp)),
+                "written": datetime.datetime.now().isoformat(timespec="seconds"),
+            }
+            write_provenance()
     n_reused = len(ids) - len(todo)
     if n_reused:
         log.info("reused %d masks made by the same checkpoint and options in %s", n_reused, out)

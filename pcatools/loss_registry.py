@@ -29,13 +29,12 @@ This module imports no torch: a factory given as a spec string is imported on fi
 
 from __future__ import annotations
 
-import importlib.metadata
 import inspect
-import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
+from pcatools.registry import Registry, normalise
 from pcatools.specs import Spec, SpecError, is_spec, load_spec, parse_spec, source_change, spec_source
 
 __all__ = [
@@ -128,24 +127,15 @@ BUILTIN: tuple[LossEntry, ...] = (
 )  # fmt: skip
 """pcatools' own losses, in Table 1's order (DL, DFL, L1DFL; Focal is drawn in Figure 7 only)."""
 
-_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-_REGISTRY: dict[str, LossEntry] = {e.name: e for e in BUILTIN}
-_ENTRY_POINTS_READ = False
+
+def _from_entry_point(name: str, value: str) -> LossEntry:
+    spec = parse_spec(f"{name}={value}", need_name=True)
+    return LossEntry(name, spec.target, name, spec=spec)
 
 
-def _normalise(name: str) -> str:
-    return name.strip().lower().replace("-", "_")
-
-
-def _entries() -> dict[str, LossEntry]:
-    global _ENTRY_POINTS_READ
-    if not _ENTRY_POINTS_READ:
-        _ENTRY_POINTS_READ = True
-        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-            if ep.name not in _REGISTRY:
-                spec = parse_spec(f"{ep.name}={ep.value}", need_name=True)
-                _REGISTRY[ep.name] = LossEntry(ep.name, spec.target, ep.name, spec=spec)
-    return _REGISTRY
+_REGISTRY: Registry[LossEntry] = Registry(
+    "loss", "losses", BUILTIN, LossError, "e.g. tversky", ENTRY_POINT_GROUP, _from_entry_point
+)
 
 
 def register_loss(
@@ -173,48 +163,27 @@ def register_loss(
     'MyDL'
     >>> unregister_loss("my_dice")
     """
-    if not _NAME.match(name):
-        raise LossError(f"loss {name!r}: expected a lower-case name of letters, digits and _, e.g. tversky")
-    spec = None
-    if isinstance(factory, str):
-        spec = parse_spec(f"{name}={factory}", need_name=True)
-        spec = replace(spec, name=name)
-    elif not callable(factory):
-        raise LossError(f"loss {name}: {type(factory).__name__} is not a class or a factory (callable)")
+    target, spec = _REGISTRY.target(name, factory)
     entry = LossEntry(
-        name, spec.target if spec else factory, label or name, colour, tuple(_normalise(a) for a in aliases),
+        name, target, label or name, colour, tuple(normalise(a) for a in aliases),
         curve=curve, weights=weights, options=dict(options or {}), spec=spec,
     )  # fmt: skip
-    reg = _entries()
-    old = reg.get(name)
-    if old is not None and not replace_existing:
-        same = old.factory == entry.factory and dict(old.options) == dict(entry.options)
-        if not same:
-            raise LossError(f"loss {entry.shown}: the name {name!r} is already registered as {old.shown}")
-        return old
-    taken = {a: e.name for e in reg.values() for a in e.aliases if e.name != name}
-    clash = [a for a in (name, *entry.aliases) if a in taken]
-    if clash:
-        raise LossError(f"loss {entry.shown}: {clash[0]!r} is already an alias of {taken[clash[0]]!r}")
-    reg[name] = entry
-    return entry
+    return _REGISTRY.add(entry, replace_existing)
 
 
 def unregister_loss(name: str) -> None:
     """Remove a loss that was registered (tests, notebooks); pcatools' own cannot be removed."""
-    if name in {e.name for e in BUILTIN}:
-        raise LossError(f"loss {name}: pcatools' own losses cannot be unregistered")
-    _entries().pop(name, None)
+    _REGISTRY.remove(name)
 
 
 def loss_entries() -> tuple[LossEntry, ...]:
     """Every registered loss, pcatools' own first (Table 1's order), then in order of registration."""
-    return tuple(_entries().values())
+    return tuple(_REGISTRY.entries().values())
 
 
 def loss_names() -> tuple[str, ...]:
     """Names of every registered loss, in :func:`loss_entries` order."""
-    return tuple(_entries())
+    return tuple(_REGISTRY.entries())
 
 
 def study_losses() -> tuple[str, ...]:
@@ -227,16 +196,7 @@ def loss_name(text: str) -> str:
 
     An unknown name comes back normalised (lower case, ``-`` as ``_``), for the caller to refuse.
     """
-    if "=" in text:
-        return text.split("=", 1)[0].strip()
-    reg = _entries()
-    if text in reg:
-        return text
-    key = _normalise(text)
-    for e in reg.values():
-        if key == e.name or key in e.aliases or key == _normalise(e.label):
-            return e.name
-    return key
+    return _REGISTRY.find(text) or normalise(text)
 
 
 def resolve_loss(text: str) -> LossEntry:
@@ -247,12 +207,9 @@ def resolve_loss(text: str) -> LossEntry:
     if is_spec(text):
         spec = parse_spec(text, "loss", need_name=True)
         return register_loss(str(spec.name), spec.target)
-    entry = _entries().get(loss_name(text))
+    entry = _REGISTRY.entries().get(loss_name(text))
     if entry is None:
-        raise LossError(
-            f"unknown loss {text!r}; expected one of {', '.join(loss_names())} "
-            "(or DL, DFL, L1DFL), or NAME=SPEC (package.module:attr or path/to/file.py:attr)"
-        )
+        raise _REGISTRY.unknown(text, " (or DL, DFL, L1DFL)")
     return entry
 
 

@@ -24,12 +24,14 @@ This module imports no torch at import time.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
+from pcatools.registry import Registry, normalise
 from pcatools.specs import Spec, SpecError, is_spec, load_spec, parse_spec, source_change, spec_source
 
 __all__ = [
@@ -115,12 +117,7 @@ BUILTIN: tuple[NetworkEntry, ...] = (
 )  # fmt: skip
 """pcatools' own networks (paper section 2.4; :mod:`pcatools.models`), in Table 1's order."""
 
-_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-_REGISTRY: dict[str, NetworkEntry] = {e.name: e for e in BUILTIN}
-
-
-def _normalise(name: str) -> str:
-    return name.strip().lower().replace("-", "_")
+_REGISTRY: Registry[NetworkEntry] = Registry("network", "networks", BUILTIN, NetworkError, "e.g. mynet")
 
 
 def register_network(
@@ -144,47 +141,27 @@ def register_network(
     'my_unet'
     >>> unregister_network("my_unet")
     """
-    if not _NAME.match(name):
-        raise NetworkError(
-            f"network {name!r}: expected a lower-case name of letters, digits and _, e.g. mynet"
-        )
-    spec = None
-    if isinstance(factory, str):
-        spec = replace(parse_spec(f"{name}={factory}", "network", need_name=True), name=name)
-    elif not callable(factory):
-        raise NetworkError(f"network {name}: {type(factory).__name__} is not a class or a factory (callable)")
+    target, spec = _REGISTRY.target(name, factory)
     entry = NetworkEntry(
-        name, spec.target if spec else factory, label or name, colour, tuple(_normalise(a) for a in aliases),
+        name, target, label or name, colour, tuple(normalise(a) for a in aliases),
         options=dict(options or {}), spec=spec,
     )  # fmt: skip
-    old = _REGISTRY.get(name)
-    if old is not None and not replace_existing:
-        if old.factory == entry.factory and dict(old.options) == dict(entry.options):
-            return old
-        raise NetworkError(f"network {entry.shown}: the name {name!r} is already registered as {old.shown}")
-    taken = {a: e.name for e in _REGISTRY.values() for a in e.aliases if e.name != name}
-    clash = [a for a in (name, *entry.aliases) if a in taken]
-    if clash:
-        raise NetworkError(f"network {entry.shown}: {clash[0]!r} is already an alias of {taken[clash[0]]!r}")
-    _REGISTRY[name] = entry
-    return entry
+    return _REGISTRY.add(entry, replace_existing)
 
 
 def unregister_network(name: str) -> None:
     """Remove a network that was registered (tests, notebooks); pcatools' own cannot be removed."""
-    if name in {e.name for e in BUILTIN}:
-        raise NetworkError(f"network {name}: pcatools' own networks cannot be unregistered")
-    _REGISTRY.pop(name, None)
+    _REGISTRY.remove(name)
 
 
 def network_entries() -> tuple[NetworkEntry, ...]:
     """Every registered network, pcatools' own first (Table 1's order), then in order of registration."""
-    return tuple(_REGISTRY.values())
+    return tuple(_REGISTRY.entries().values())
 
 
 def network_names() -> tuple[str, ...]:
     """Names of every registered network, in :func:`network_entries` order."""
-    return tuple(_REGISTRY)
+    return tuple(_REGISTRY.entries())
 
 
 def study_networks() -> tuple[str, ...]:
@@ -197,8 +174,6 @@ def _monai_class(text: str) -> str | None:
     if not re.match(r"^(monai\.networks\.nets\.)?[A-Za-z_][A-Za-z0-9_]*$", text):
         return None
     attr = text.rsplit(".", 1)[-1]
-    import importlib
-
     nets = importlib.import_module("monai.networks.nets")
     return f"monai.networks.nets:{attr}" if isinstance(getattr(nets, attr, None), type) else None
 
@@ -208,28 +183,23 @@ def network_name(text: str) -> str:
 
     An unknown name comes back normalised (lower case, ``-`` as ``_``), for the caller to refuse.
     """
-    if "=" in text:
-        return text.split("=", 1)[0].strip()
-    if text in _REGISTRY:
-        return text
-    key = _normalise(text)
-    for e in _REGISTRY.values():
-        if key == e.name or key in e.aliases or key == _normalise(e.label):
-            return e.name
-    return _normalise(text.rsplit(".", 1)[-1]) if text.startswith("monai.networks.nets.") else key
+    found = _REGISTRY.find(text)
+    if found is not None:
+        return found
+    return normalise(text.rsplit(".", 1)[-1] if text.startswith("monai.networks.nets.") else text)
 
 
 def _loaded(
     name: str, target: str, label: str | None = None, options: Mapping[str, Any] | None = None
 ) -> NetworkEntry:
     """Register ``name`` for ``target`` and import it now; a spec that cannot be loaded is not kept."""
-    new = name not in _REGISTRY
+    new = name not in _REGISTRY.entries()
     entry = register_network(name, target, label=label, options=options)
     try:
         entry.load()
     except SpecError as err:
         if new:
-            _REGISTRY.pop(name, None)
+            _REGISTRY.remove(name)
         raise NetworkError(str(err)) from None
     return entry
 
@@ -242,16 +212,13 @@ def resolve_network(text: str) -> NetworkEntry:
     if is_spec(text):
         spec = parse_spec(text, "network", need_name=True)
         return _loaded(str(spec.name), spec.target)
-    entry = _REGISTRY.get(network_name(text))
+    entry = _REGISTRY.entries().get(network_name(text))
     if entry is not None:
         return entry
     target = _monai_class(text.strip())
     if target is not None:
         return _loaded(network_name(text), target, label=text.rsplit(".", 1)[-1])
-    raise NetworkError(
-        f"unknown network {text!r}; expected one of {', '.join(network_names())}, a MONAI network "
-        "(e.g. UNet or monai.networks.nets.UNet), or NAME=SPEC (package.module:attr or path/to/file.py:attr)"
-    )
+    raise _REGISTRY.unknown(text, ", a MONAI network (e.g. UNet or monai.networks.nets.UNet)")
 
 
 def declare_network(text: str, options: Mapping[str, Any] | None = None) -> NetworkEntry:
@@ -265,7 +232,7 @@ def declare_network(text: str, options: Mapping[str, Any] | None = None) -> Netw
     if is_spec(text):
         spec = parse_spec(text, "network", need_name=True)
         return _loaded(str(spec.name), spec.target, options=opts)
-    entry = _REGISTRY.get(network_name(text))
+    entry = _REGISTRY.entries().get(network_name(text))
     if entry is None and (target := _monai_class(text.strip())) is not None:
         return _loaded(network_name(text), target, label=text.rsplit(".", 1)[-1], options=opts)
     entry = entry or resolve_network(text)  # an unknown name: refused there

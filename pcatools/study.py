@@ -485,14 +485,7 @@ def predict_grid(
         if key not in checkpoints:
             continue
         checkpoint = checkpoints[key]
-        window = profile.train.sliding_window
-        kwargs: dict[str, Any] = dict(
-            roi_size=window.roi_size,
-            overlap=window.overlap,
-            mode=window.mode,
-            sw_batch_size=window.sw_batch_size,
-            progress=progress,
-        )
+        kwargs: dict[str, Any] = dict(window=profile.train.sliding_window, progress=progress)
         out = run_dir / "predictions" / key
         try:
             preds = predict_manifest(checkpoint, test, out, **kwargs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -49,19 +50,23 @@ def run(
     values). With --save-probs also the foreground probability maps beside the masks
     (<case_id>_probs.nii.gz, column 'probs'); a mask is 1 exactly where its map is above 0.5.
     """
-    from pcatools.commands.train import _fail, parse_triple
+    from pcatools.commands.train import _fail
     from pcatools.inference import _device, predict_manifest
     from pcatools.training import CheckpointError, read_manifest
-    from pcatools.training.config import check_window
+    from pcatools.training.config import check_window, parse_triple
 
     try:  # the options, before anything is read: a bad one exits 2
         roi = parse_triple(roi_size, int, "roi_size") if roi_size is not None else None
         check_window(roi, overlap, mode, sw_batch_size)
         _device(device)
-    except typer.BadParameter as err:
-        _fail(err.message, code=2)
     except ValueError as err:
         _fail(str(err), code=2)
+    given: dict[str, Any] = {
+        "roi_size": roi,
+        "overlap": overlap,
+        "mode": mode,
+        "sw_batch_size": sw_batch_size,
+    }
     try:
         if source.is_dir():
             from pcatools.data.discovery import discover_cases
@@ -81,16 +86,13 @@ def run(
             checkpoint,
             table,
             out_dir,
-            roi_size=roi,
-            overlap=overlap,
-            mode=mode,
-            sw_batch_size=sw_batch_size,
             device=device,
             amp=amp,
             overwrite=overwrite,
             progress=progress,
             save_probs=save_probs,
             check_inputs=not source.is_dir(),  # discover_cases has just run the same checks
+            **{k: v for k, v in given.items() if v is not None},  # the run's window for the others
         )
     except (CheckpointError, ValueError, OSError) as err:
         # a bad checkpoint, case, manifest or folder of other masks, a full disk: each names its file

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import os
+import types
+import typing
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -11,37 +15,13 @@ import typer
 from pcatools.loss_registry import loss_help, loss_name
 from pcatools.network_registry import network_name
 from pcatools.specs import SpecError
-from pcatools.training.config import TrainConfig, setting_help
+from pcatools.training.config import TrainConfig, parse_triple, setting_help
 
 NAME = "train"
 
 #: Keys a config file may hold besides the training settings (:class:`~pcatools.training.config.TrainConfig`):
 #: where the data and the run are, and the device.
 DATA_KEYS = ("data_dir", "manifest", "run_dir", "split_fractions", "split_seed", "layout", "device")
-
-
-def parse_triple(text: str | list[Any] | tuple[Any, ...], kind: type, name: str) -> tuple[Any, Any, Any]:
-    """``"128"`` -> ``(128, 128, 128)``; ``"128,128,96"`` or ``[128, 128, 96]`` -> that triple.
-
-    Examples
-    --------
-    >>> parse_triple("2", float, "spacing"), parse_triple("96,96,64", int, "patch_size")
-    ((2.0, 2.0, 2.0), (96, 96, 64))
-    """
-    parts = (
-        list(text)
-        if isinstance(text, list | tuple)
-        else [p for p in str(text).replace("x", ",").split(",") if p.strip()]
-    )
-    try:
-        values = [kind(float(p)) if kind is int else kind(p) for p in parts]
-    except ValueError as err:
-        raise typer.BadParameter(f"{name}: expected 1 or 3 numbers, found {text!r}") from err
-    if len(values) == 1:
-        values = values * 3
-    if len(values) != 3:
-        raise typer.BadParameter(f"{name}: expected 1 or 3 numbers, found {text!r}")
-    return tuple(values)  # type: ignore[return-value]
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, Any]:
@@ -151,12 +131,13 @@ def prepare_manifest(settings: dict[str, Any], progress: bool) -> Any:
     )
 
 
-def run(
+def _command_options(
     config: Path | None = typer.Option(
         None,
         "--config",
         "-c",
-        help="YAML config (keys: the training settings of pcatools.training.TrainConfig, data_dir, manifest, run_dir, split_fractions, split_seed, layout, device). Options given on the command line win.",
+        help="YAML config (keys: the training settings of pcatools.training.TrainConfig, data_dir, manifest, "
+        "run_dir, split_fractions, split_seed, layout, device). Options given on the command line win.",
     ),
     data_dir: Path | None = typer.Option(
         None, "--data-dir", help="Dataset (autoPET / nnU-Net / flat): discovered and split by patient."
@@ -165,39 +146,13 @@ def run(
         None, "--manifest", help="Manifest CSV; split by patient unless it has a 'split' column."
     ),
     run_dir: Path | None = typer.Option(None, "--run-dir", help="Run folder (default runs/<model>__<loss>)."),
-    model: str | None = typer.Option(None, "--model", "--network", help=setting_help("model")),
-    loss: str | None = typer.Option(None, help=f"{setting_help('loss')} Registered: {loss_help()}"),
-    epochs: int | None = typer.Option(None, help=setting_help("epochs")),
-    batch_size: int | None = typer.Option(None, help=setting_help("batch_size")),
-    lr: float | None = typer.Option(None, help=setting_help("lr")),
-    warmup_epochs: int | None = typer.Option(None, help=setting_help("warmup_epochs")),
-    weight_decay: float | None = typer.Option(None, help=setting_help("weight_decay")),
-    patch_size: str | None = typer.Option(None, help=setting_help("patch_size")),
-    spacing: str | None = typer.Option(None, help=setting_help("spacing")),
-    val_every: int | None = typer.Option(None, help=setting_help("val_every")),
-    num_samples: int | None = typer.Option(None, help=setting_help("num_samples")),
-    seed: int | None = typer.Option(None, help=setting_help("seed")),
-    amp: bool | None = typer.Option(None, "--amp/--no-amp", help=setting_help("amp")),
-    workers: int | None = typer.Option(None, help=setting_help("workers")),
-    threads: int | None = typer.Option(None, help=setting_help("threads")),
-    cache_rate: float | None = typer.Option(None, help=setting_help("cache_rate")),
-    roi_size: str | None = typer.Option(None, help=setting_help("roi_size")),
-    sw_batch_size: int | None = typer.Option(None, help=setting_help("sw_batch_size")),
-    overlap: float | None = typer.Option(None, help=setting_help("overlap")),
-    mode: str | None = typer.Option(None, help=setting_help("mode")),
     resume: str | None = typer.Option(
         None,
         help="yes (default: continue from last.pt, or from last.prev.pt where last.pt is gone), no (start over; "
-        "the earlier run's files move to RUN_DIR/replaced/<time>/), prev (continue from last.prev.pt) or a checkpoint path.",
+        "the earlier run's files move to RUN_DIR/replaced/<time>/), prev (continue from last.prev.pt) or a "
+        "checkpoint path.",
     ),
-    max_steps_per_epoch: int | None = typer.Option(None, help=setting_help("max_steps_per_epoch")),
     max_epochs_this_call: int | None = typer.Option(None, help="Stop after this many epochs (resume later)."),
-    model_override: list[str] | None = typer.Option(
-        None, "--model-override", help="KEY=VALUE (repeatable): " + setting_help("model_overrides")
-    ),
-    loss_override: list[str] | None = typer.Option(
-        None, "--loss-override", help="KEY=VALUE (repeatable): " + setting_help("loss_overrides")
-    ),
     loss_option: list[str] | None = typer.Option(
         None,
         "--loss-option",
@@ -210,19 +165,78 @@ def run(
         help="NAME.KEY=VALUE (repeatable) for network NAME (the one trained), e.g. unet.channels=[4,8,16]: "
         + setting_help("model_overrides"),
     ),
-    transform_override: list[str] | None = typer.Option(
-        None,
-        "--transform-override",
-        help="KEY=VALUE (repeatable): " + setting_help("transform_overrides"),
-    ),
     device: str | None = typer.Option(
         None, help="cpu, cuda, cuda:1 (default: CUDA if available; cuda:LOCAL_RANK under torchrun)."
     ),
-    deterministic: bool | None = typer.Option(
-        None, "--deterministic/--no-deterministic", help=setting_help("deterministic")
-    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
 ) -> None:
+    """The options of ``pcatools train`` that are not training settings (only its signature is used)."""
+
+
+NO_OPTION = ("in_channels", "out_channels", "tensorboard")
+"""Training settings without an option: the channels follow the data (CT and PET in, background and
+lesion out) and a run from the command line always writes TensorBoard events; a config file may set them."""
+
+_MORE_NAMES = {"model": ("--network",)}
+
+
+def _setting_options() -> dict[str, tuple[Any, Any]]:
+    """``{parameter: (annotation, typer.Option)}`` of every training setting but :data:`NO_OPTION`, from
+    :class:`~pcatools.training.config.TrainConfig`'s fields: name, type and their one description.
+
+    A mapping setting ``X_overrides`` is a repeatable ``--X-override KEY=VALUE``; a triple is text
+    (``128`` or ``128,128,96``); a flag is ``--name/--no-name``; every option defaults to the config
+    file's value or the setting's default (``None``: not given).
+    """
+    hints = typing.get_type_hints(TrainConfig)
+    out: dict[str, tuple[Any, Any]] = {}
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in NO_OPTION:
+            continue
+        kind, flag = _value_type(hints[f.name]), "--" + f.name.replace("_", "-")
+        text = setting_help(f.name) + (f" Registered: {loss_help()}" if f.name == "loss" else "")
+        if kind is dict:
+            name = f.name.removesuffix("s")
+            decl = "--" + name.replace("_", "-")
+            out[name] = (list[str] | None, typer.Option(None, decl, help=f"KEY=VALUE (repeatable): {text}"))
+        elif kind is bool:
+            out[f.name] = (bool | None, typer.Option(None, f"{flag}/--no-{flag[2:]}", help=text))
+        else:
+            cli_type = str if kind is tuple else kind
+            out[f.name] = (cli_type | None, typer.Option(None, flag, *_MORE_NAMES.get(f.name, ()), help=text))
+    return out
+
+
+def _value_type(hint: Any) -> type:
+    """The kind of a setting's value (``int``, ``float``, ``str``, ``bool``, ``tuple``, ``dict``), ``None`` aside."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    core = args[0] if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union else hint
+    return typing.get_origin(core) or core  # type: ignore[no-any-return]
+
+
+def _given_settings(options: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """``settings`` (a config file's) with the setting options given on top; mapping options are merged
+    key by key, triples parsed (a bad one is a bad option)."""
+    hints = typing.get_type_hints(TrainConfig)
+    out = dict(settings)
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in NO_OPTION:
+            continue
+        kind = _value_type(hints[f.name])
+        if kind is dict:
+            if items := options.get(f.name.removesuffix("s")):
+                out[f.name] = {**dict(out.get(f.name) or {}), **parse_overrides(items)}
+        elif (value := options.get(f.name)) is not None:
+            out[f.name] = value
+        if kind is tuple and out.get(f.name) is not None:
+            try:
+                out[f.name] = parse_triple(out[f.name], int if "int" in str(hints[f.name]) else float, f.name)
+            except ValueError as err:
+                raise typer.BadParameter(str(err)) from None
+    return out
+
+
+def run(**options: Any) -> None:
     """Train a network (paper 2.5): AdamW, cosine annealing, sliding-window validation DSC, best/last checkpoints.
 
     Settings come from --config (YAML), then the options given. Re-running the same command
@@ -235,65 +249,23 @@ def run(
     from pcatools.training.run_files import RunBusyError
 
     try:
-        settings: dict[str, Any] = load_config(config) if config is not None else {}
-        given = {
-            "data_dir": data_dir,
-            "manifest": manifest,
-            "run_dir": run_dir,
-            "model": model,
-            "loss": loss,
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "lr": lr,
-            "warmup_epochs": warmup_epochs,
-            "weight_decay": weight_decay,
-            "val_every": val_every,
-            "num_samples": num_samples,
-            "seed": seed,
-            "amp": amp,
-            "workers": workers,
-            "threads": threads,
-            "cache_rate": cache_rate,
-            "sw_batch_size": sw_batch_size,
-            "overlap": overlap,
-            "mode": mode,
-            "max_steps_per_epoch": max_steps_per_epoch,
-            "max_epochs_this_call": max_epochs_this_call,
-            "device": device,
-            "deterministic": deterministic,
-        }
-        settings.update({k: v for k, v in given.items() if v is not None})
-        if patch_size is not None:
-            settings["patch_size"] = patch_size
-        if spacing is not None:
-            settings["spacing"] = spacing
-        if roi_size is not None:
-            settings["roi_size"] = roi_size
-        if settings.get("roi_size") is not None:
-            settings["roi_size"] = parse_triple(settings["roi_size"], int, "roi_size")
-        if "patch_size" in settings:
-            settings["patch_size"] = parse_triple(settings["patch_size"], int, "patch_size")
-        if "spacing" in settings:
-            settings["spacing"] = parse_triple(settings["spacing"], float, "spacing")
-        for key, items in (
-            ("model_overrides", model_override),
-            ("loss_overrides", loss_override),
-            ("transform_overrides", transform_override),
-        ):
-            if items:
-                settings[key] = {**dict(settings.get(key) or {}), **parse_overrides(items)}
-        if loss_option:
+        config = options["config"]
+        settings = _given_settings(options, load_config(config) if config is not None else {})
+        for key in ("data_dir", "manifest", "run_dir", "max_epochs_this_call", "device"):
+            if options[key] is not None:
+                settings[key] = options[key]
+        if options["loss_option"]:
             settings["loss_overrides"] = {
                 **dict(settings.get("loss_overrides") or {}),
-                **loss_options(loss_option, str(settings.get("loss", "l1dfl"))),
+                **loss_options(options["loss_option"], str(settings.get("loss", "l1dfl"))),
             }
-        if network_option:
+        if options["network_option"]:
             settings["model_overrides"] = {
                 **dict(settings.get("model_overrides") or {}),
-                **loss_options(network_option, str(settings.get("model", "segresnet")), "network"),
+                **loss_options(options["network_option"], str(settings.get("model", "segresnet")), "network"),
             }
         resumed: bool | str = True
-        if resume is not None:
+        if (resume := options["resume"]) is not None:
             resumed = {"yes": True, "true": True, "no": False, "false": False}.get(resume.lower(), resume)
         run_config = TrainConfig.from_dict(
             {k: v for k, v in settings.items() if k not in (*DATA_KEYS, "max_epochs_this_call")},
@@ -309,7 +281,7 @@ def run(
                 / f"{network_name(str(settings.get('model', 'segresnet')))}__{loss_name(str(settings.get('loss', 'l1dfl')))}"
             )
 
-        table = prepare_manifest(settings, progress)
+        table = prepare_manifest(settings, options["progress"])
     except typer.BadParameter as err:  # a bad option or config file
         _fail(err.message, code=2)
     except ValueError as err:  # a setting out of range, the dataset or the manifest: names it
@@ -321,7 +293,7 @@ def run(
             settings["run_dir"],
             run_config,
             resume=resumed,
-            progress=progress,
+            progress=options["progress"],
             device=settings.get("device"),
             max_epochs_this_call=settings.get("max_epochs_this_call"),
         )
@@ -335,6 +307,20 @@ def run(
             f"{state}: {len(result.history)} epochs in {result.run_dir}; best validation DSC "
             f"{result.best_metric:.4f} at epoch {result.best_epoch} -> {result.best_checkpoint}"
         )
+
+
+def _signature() -> inspect.Signature:
+    """``run``'s options for typer: :func:`_command_options`'s, then one per training setting."""
+    own = list(inspect.signature(_command_options).parameters.values())
+    settings = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation)
+        for name, (annotation, option) in _setting_options().items()
+    ]
+    return inspect.Signature([*own, *settings], return_annotation=None)
+
+
+run.__signature__ = _signature()  # type: ignore[attr-defined]
+run.__annotations__ = {p.name: p.annotation for p in run.__signature__.parameters.values()}  # type: ignore[attr-defined]
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:

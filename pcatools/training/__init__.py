@@ -2,8 +2,11 @@
 
 - settings: :class:`TrainConfig`, its :class:`SlidingWindow`, :data:`IDENTITY_KEYS`,
   :func:`setting_help` (:mod:`pcatools.training.config`)
-- :func:`train` / :class:`TrainResult` / :class:`TrainEvent`, :class:`RunSettingsError`
-  (:mod:`pcatools.training.loop`)
+- :func:`train` / :class:`TrainResult`, :class:`RunSettingsError` (:mod:`pcatools.training.loop`), in
+  phases from :mod:`~pcatools.training.resume`, :mod:`~pcatools.training.schedule` (:func:`lr_factor`),
+  :mod:`~pcatools.training.sampling` (:func:`train_loader`) and :mod:`~pcatools.training.epoch`
+- callbacks: :class:`TrainCallback`, :class:`TrainState`, :class:`TrainEvent`
+  (:mod:`pcatools.training.callbacks`)
 - checkpoints: :func:`save_checkpoint`, :func:`load_checkpoint`, :class:`CheckpointError`,
   :class:`CheckpointWriteError` (:mod:`pcatools.training.checkpoint`)
 - ``torchrun``: :func:`setup_distributed`, :class:`DistContext`, :func:`all_reduce_sum`
@@ -23,6 +26,7 @@ from pcatools._lazy import lazy_exports
 
 if TYPE_CHECKING:  # pragma: no cover - the names, for type checkers; at run time they load on first use
     from pcatools.training.batch import TrainingBatch, training_batch
+    from pcatools.training.callbacks import TrainCallback, TrainEvent, TrainState
     from pcatools.training.checkpoint import (
         CHECKPOINT_FORMAT,
         CheckpointError,
@@ -41,19 +45,7 @@ if TYPE_CHECKING:  # pragma: no cover - the names, for type checkers; at run tim
         dist_env,
         setup_distributed,
     )
-    from pcatools.training.loop import (
-        EpochSampler,
-        EpochSeededDataset,
-        RunSettingsError,
-        TrainEvent,
-        TrainResult,
-        default_workers,
-        lr_factor,
-        read_manifest,
-        sample_seed,
-        train,
-        train_loader,
-    )
+    from pcatools.training.loop import RunSettingsError, TrainResult, read_manifest, train
     from pcatools.training.run_files import (
         HISTORY_COLUMNS,
         RunBusyError,
@@ -63,6 +55,14 @@ if TYPE_CHECKING:  # pragma: no cover - the names, for type checkers; at run tim
         versions,
         write_run_files,
     )
+    from pcatools.training.sampling import (
+        EpochSampler,
+        EpochSeededDataset,
+        default_workers,
+        sample_seed,
+        train_loader,
+    )
+    from pcatools.training.schedule import lr_factor
 
 #: name -> the module that defines it: ``pcatools.training.config`` (no torch) can be imported
 #: without the loop's torch and MONAI (PEP 562)
@@ -93,17 +93,19 @@ _LAZY = {
     "cleanup_distributed": "pcatools.training.distributed",
     "dist_env": "pcatools.training.distributed",
     "setup_distributed": "pcatools.training.distributed",
-    "EpochSampler": "pcatools.training.loop",
-    "EpochSeededDataset": "pcatools.training.loop",
+    "TrainCallback": "pcatools.training.callbacks",
+    "TrainEvent": "pcatools.training.callbacks",
+    "TrainState": "pcatools.training.callbacks",
+    "EpochSampler": "pcatools.training.sampling",
+    "EpochSeededDataset": "pcatools.training.sampling",
+    "default_workers": "pcatools.training.sampling",
+    "sample_seed": "pcatools.training.sampling",
+    "train_loader": "pcatools.training.sampling",
+    "lr_factor": "pcatools.training.schedule",
     "RunSettingsError": "pcatools.training.loop",
-    "TrainEvent": "pcatools.training.loop",
     "TrainResult": "pcatools.training.loop",
-    "default_workers": "pcatools.training.loop",
-    "lr_factor": "pcatools.training.loop",
     "read_manifest": "pcatools.training.loop",
-    "sample_seed": "pcatools.training.loop",
     "train": "pcatools.training.loop",
-    "train_loader": "pcatools.training.loop",
 }
 
 __all__ = [
@@ -118,9 +120,11 @@ __all__ = [
     "RunBusyError",
     "RunSettingsError",
     "SlidingWindow",
+    "TrainCallback",
     "TrainConfig",
     "TrainEvent",
     "TrainResult",
+    "TrainState",
     "all_reduce_sum",
     "capture_rng_state",
     "cleanup_distributed",

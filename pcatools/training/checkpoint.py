@@ -28,15 +28,21 @@ Checkpoints are plain dicts of tensors, numbers, strings, lists and tuples, so t
 
 from __future__ import annotations
 
+import math
 import os
 import random
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from pcatools._atomic import atomic_path
+from pcatools.training.run_files import versions
+
+if TYPE_CHECKING:  # pragma: no cover - for annotations only
+    from pcatools.training.callbacks import TrainState
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -46,7 +52,9 @@ __all__ = [
     "load_checkpoint",
     "previous_path",
     "restore_rng_state",
+    "restore_run",
     "save_checkpoint",
+    "save_run",
 ]
 
 CHECKPOINT_FORMAT = "pcatools-checkpoint/1"
@@ -237,3 +245,50 @@ def load_checkpoint(
     if missing:
         raise CheckpointError(f"checkpoint {p} lacks {missing} (kind {state.get('kind')!r}).{hint}")
     return state
+
+
+def save_run(state: TrainState, improved: bool) -> None:
+    """The checkpoints of the epoch ``state`` has just trained, in ``state.run_dir``: ``best.pt``
+    (weights, config, versions) when ``improved``, then ``last.pt`` (all :func:`restore_run` reads)."""
+    if improved:
+        save_checkpoint(
+            {
+                "kind": "best",
+                "config": state.recorded,
+                "model": state.model.state_dict(),
+                "epoch": state.epoch,
+                "best_metric": state.best_metric,
+                "versions": versions(),
+            },
+            state.run_dir / "best.pt",
+            keep_previous=False,
+        )
+    save_checkpoint(
+        {
+            "kind": "last",
+            "config": state.recorded,
+            "model": state.model.state_dict(),
+            "optimizer": state.optimizer.state_dict(),
+            "scheduler": state.scheduler.state_dict(),
+            "scaler": state.scaler.state_dict(),
+            "rng": capture_rng_state(),
+            "epoch": state.epoch,
+            "best_metric": state.best_metric,
+            "best_epoch": state.best_epoch,
+            "history": state.history,
+        },
+        state.run_dir / "last.pt",
+    )
+
+
+def restore_run(state: TrainState, saved: Mapping[str, Any]) -> None:
+    """Put a ``last.pt`` (:func:`save_run`) back into ``state``: weights, optimiser, schedule, scaler,
+    history, the best DSC so far and the RNG states, so that training continues exactly."""
+    state.model.load_state_dict(saved["model"])
+    state.optimizer.load_state_dict(saved["optimizer"])
+    state.scheduler.load_state_dict(saved["scheduler"])
+    state.scaler.load_state_dict(saved["scaler"])
+    state.history = [dict(r) for r in saved["history"]]
+    state.best_metric = float(saved.get("best_metric", math.nan))
+    state.best_epoch = int(saved.get("best_epoch", 0))
+    restore_rng_state(saved["rng"])

@@ -29,11 +29,13 @@ from typing import Any
 
 __all__ = [
     "SW_MODES",
+    "DEFAULT_WINDOW",
     "IDENTITY_KEYS",
     "RUN_FACTS",
     "SlidingWindow",
     "TrainConfig",
     "check_window",
+    "parse_triple",
     "setting_help",
 ]
 
@@ -57,14 +59,33 @@ def _setting(default: Any = None, *, help: str, identity: bool = False, factory:
     return field(default=default, metadata=meta)
 
 
-def _triple(value: Any, kind: type, name: str) -> tuple[Any, Any, Any]:
-    values = tuple(
-        kind(v) for v in (value if isinstance(value, Sequence) and not isinstance(value, str) else [value])
-    )
+def parse_triple(value: Any, kind: type, name: str) -> tuple[Any, Any, Any]:
+    """One number per axis (x, y, z) from one number for all three or three: a sequence, a number, or
+    text as on the command line (``"128"``, ``"128,128,96"``, ``"128x128x96"``).
+
+    Raises ``ValueError`` naming the setting ``name`` and what was found.
+
+    Examples
+    --------
+    >>> parse_triple("2", float, "spacing"), parse_triple("96,96,64", int, "patch_size")
+    ((2.0, 2.0, 2.0), (96, 96, 64))
+    >>> parse_triple([1, 2], int, "roi_size")
+    Traceback (most recent call last):
+    ...
+    ValueError: roi_size: expected 1 or 3 numbers, found [1, 2]
+    """
+    if isinstance(value, str):
+        parts: list[Any] = [p for p in value.replace("x", ",").split(",") if p.strip()]
+    else:
+        parts = list(value) if isinstance(value, Sequence) else [value]
+    try:
+        values = tuple(kind(float(p)) if kind is int else kind(p) for p in parts)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected 1 or 3 numbers, found {value!r}") from None
     if len(values) == 1:
         values = values * 3
     if len(values) != 3:
-        raise ValueError(f"{name}: expected 1 or 3 numbers (x, y, z), found {value!r}")
+        raise ValueError(f"{name}: expected 1 or 3 numbers, found {value!r}")
     return values  # type: ignore[return-value]
 
 
@@ -93,7 +114,7 @@ class SlidingWindow:
 
     def __post_init__(self) -> None:
         check_window(self.roi_size, self.overlap, self.mode, self.sw_batch_size)
-        object.__setattr__(self, "roi_size", _triple(self.roi_size, int, "roi_size"))
+        object.__setattr__(self, "roi_size", parse_triple(self.roi_size, int, "roi_size"))
         object.__setattr__(self, "overlap", float(self.overlap))
         object.__setattr__(self, "sw_batch_size", int(self.sw_batch_size))
 
@@ -102,8 +123,18 @@ class SlidingWindow:
         """The validation window a run recorded (its ``config.yaml`` or a checkpoint's ``config``),
         also under the names older runs used; ``roi_size`` defaults to the run's ``patch_size``."""
         get = {_RENAMED.get(k, k): v for k, v in config.items()}.get
-        roi = get("roi_size") or get("patch_size") or (128, 128, 128)
-        return cls(roi, get("overlap", 0.25), get("mode", "gaussian"), get("sw_batch_size", 4))
+        default = cls()
+        return cls(
+            get("roi_size") or get("patch_size") or default.roi_size,
+            get("overlap", default.overlap),
+            get("mode", default.mode),
+            get("sw_batch_size", default.sw_batch_size),
+        )
+
+    def as_kwargs(self) -> dict[str, Any]:
+        """The settings by name, as :func:`pcatools.inference.sliding_window_logits` and
+        :func:`~pcatools.inference.predict_case` take them."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 def check_window(
@@ -133,6 +164,11 @@ def check_window(
         raise ValueError(f"mode must be one of {SW_MODES}, found {mode!r}")
     if sw_batch_size is not None and int(sw_batch_size) < 1:
         raise ValueError(f"sw_batch_size must be >= 1, found {sw_batch_size}")
+
+
+DEFAULT_WINDOW = SlidingWindow()
+"""The sliding window's defaults (:class:`SlidingWindow`'s fields): the training settings' window and
+prediction's take theirs from it."""
 
 
 @dataclass(frozen=True)
@@ -193,9 +229,9 @@ class TrainConfig:
     roi_size: tuple[int, int, int] | None = _setting(
         None, help="Sliding-window size in voxels for validation and prediction (default: patch_size)."
     )
-    overlap: float = _setting(0.25, help="Sliding-window overlap fraction.")
-    mode: str = _setting("gaussian", help="Sliding-window blending: gaussian | constant.")
-    sw_batch_size: int = _setting(4, help="Sliding windows per forward pass.")
+    overlap: float = _setting(DEFAULT_WINDOW.overlap, help="Sliding-window overlap fraction.")
+    mode: str = _setting(DEFAULT_WINDOW.mode, help="Sliding-window blending: gaussian | constant.")
+    sw_batch_size: int = _setting(DEFAULT_WINDOW.sw_batch_size, help="Sliding windows per forward pass.")
     max_steps_per_epoch: int | None = _setting(None, help="Cap on optimiser steps per epoch (CPU demos).")
     amp: bool | None = _setting(None, help="Mixed precision (default: on with CUDA).")
     workers: int | None = _setting(
@@ -212,10 +248,10 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         put = object.__setattr__
-        put(self, "patch_size", _triple(self.patch_size, int, "patch_size"))
-        put(self, "spacing", _triple(self.spacing, float, "spacing"))
+        put(self, "patch_size", parse_triple(self.patch_size, int, "patch_size"))
+        put(self, "spacing", parse_triple(self.spacing, float, "spacing"))
         if self.roi_size is not None:
-            put(self, "roi_size", _triple(self.roi_size, int, "roi_size"))
+            put(self, "roi_size", parse_triple(self.roi_size, int, "roi_size"))
         for name in ("model_overrides", "loss_overrides", "transform_overrides"):
             value = getattr(self, name)
             if not isinstance(value, Mapping):
@@ -329,7 +365,7 @@ class TrainConfig:
                 self.model_overrides,
                 in_channels=self.in_channels,
                 out_channels=self.out_channels,
-                size=_triple(tuple(min(32, p) for p in self.patch_size), int, "patch_size"),
+                size=parse_triple(tuple(min(32, p) for p in self.patch_size), int, "patch_size"),
             )
         multiple = min_input_multiple(self.model, **self.model_overrides)
         if any(p % multiple for p in self.patch_size):

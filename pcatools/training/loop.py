@@ -15,14 +15,26 @@ What one call does
    the network's logits. The epoch loss is the mean of the batch losses (paper 2.5), averaged
    over all ranks.
 4. Validation every ``val_every`` epochs and after the last epoch: sliding-window inference
-   (``config.sliding_window``: window ``roi_size``, default the training patch) on each validation case at the
-   training spacing, argmax, and the mean DSC over cases of the foreground class (MONAI
+   (:func:`pcatools.inference.sliding_window_logits`, the function prediction uses, with
+   ``config.sliding_window``: window ``roi_size``, default the training patch) on each validation
+   case at the training spacing, argmax, and the mean DSC over cases of the foreground class (MONAI
    :class:`~monai.metrics.DiceMetric`, ``include_background=False``; cases with an empty ground
    truth give NaN there and are left out of the mean, as in the public code).
 5. Files (rank 0 only) in ``run_dir``: ``config.yaml`` (every setting, :class:`TrainConfig`), ``versions.json``,
    ``split.csv`` (the manifest used), ``history.csv``, TensorBoard events in ``tensorboard/``,
    ``last.pt`` / ``last.prev.pt`` after every epoch and ``best.pt`` at each new best DSC, all
    written atomically (see :mod:`pcatools.training.checkpoint`).
+
+The loop
+--------
+``train`` runs in named phases, each a function of this module or of one beside it: settings
+(``_resolve``), the folder's lock and the checkpoint to continue from (``_lock_and_resume``,
+:mod:`~pcatools.training.resume`), model and optimiser (``_build``, :mod:`~pcatools.training.schedule`),
+data (``_data``, :mod:`~pcatools.training.sampling`), then per epoch one training pass and validation
+(:mod:`~pcatools.training.epoch`), the best model and the checkpoints (``_keep_best``, ``_checkpoint``,
+:func:`~pcatools.training.checkpoint.save_run`). Around them the hooks of
+:mod:`~pcatools.training.callbacks` let a callback add a metric, a schedule or a log without editing
+the loop (``train(..., callbacks=[...])``); the TensorBoard events and the epoch bar are such callbacks.
 
 Exact resume
 ------------
@@ -69,19 +81,16 @@ caches the whole training set (each epoch's shuffle may give it any case).
 from __future__ import annotations
 
 import contextlib
-import functools
 import inspect
 import logging
 import math
 import os
-import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -90,18 +99,21 @@ from pcatools.data.manifest import read_manifest
 from pcatools.loss_registry import loss_source, loss_source_change
 from pcatools.network_registry import network_source, network_source_change
 from pcatools.reproducibility import check_cpu_isa, cpu_threads
-from pcatools.training.checkpoint import (
-    CheckpointError,
-    capture_rng_state,
-    load_checkpoint,
-    previous_path,
-    restore_rng_state,
-    save_checkpoint,
+from pcatools.training.callbacks import (
+    EpochBar,
+    TensorBoardLog,
+    TrainCallback,
+    TrainEvent,
+    TrainState,
+    as_callbacks,
+    fire,
 )
-from pcatools.training.config import IDENTITY_KEYS, SlidingWindow, TrainConfig
-from pcatools.training.distributed import DistContext, all_reduce_sum, cleanup_distributed, setup_distributed
+from pcatools.training.checkpoint import restore_run, save_run
+from pcatools.training.config import IDENTITY_KEYS, TrainConfig
+from pcatools.training.distributed import DistContext, cleanup_distributed, setup_distributed
+from pcatools.training.epoch import train_epoch, validate
+from pcatools.training.resume import resume_state, set_aside_stale_best, start_over_hint
 from pcatools.training.run_files import (
-    REPLACED_DIR,
     SPLIT_FILE,
     describe_differences,
     earlier_run,
@@ -109,25 +121,17 @@ from pcatools.training.run_files import (
     run_lock,
     set_aside,
     setting_differences,
-    versions,
     write_history,
     write_run_files,
 )
+from pcatools.training.sampling import default_workers, train_loader
 
-__all__ = [
-    "EpochSampler",
-    "EpochSeededDataset",
-    "RunSettingsError",
-    "TrainEvent",
-    "TrainResult",
-    "default_workers",
-    "read_manifest",
-    "sample_seed",
-    "train",
-    "train_loader",
-]
+__all__ = ["RunSettingsError", "TrainResult", "read_manifest", "train"]
 
 log = logging.getLogger("pcatools.training")
+
+IDENTITY_DEFAULTS: dict[str, Any] = {"warmup_epochs": 0}
+"""Values of run-defining settings added later, for run folders written before they existed."""
 
 
 class RunSettingsError(ValueError):
@@ -156,276 +160,6 @@ class TrainResult:
     config: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class TrainEvent:
-    """Passed to callbacks: ``kind`` is ``"step"`` (after each optimiser step) or ``"epoch"``
-    (after the epoch's checkpoint is written). ``record`` is the history row on epoch events."""
-
-    kind: Literal["step", "epoch"]
-    epoch: int
-    step: int = 0
-    loss: float = math.nan
-    record: Mapping[str, Any] | None = None
-    rank: int = 0
-
-
-def default_workers(world_size: int = 1) -> int:
-    """Data-loading processes per rank: ``min(8, cpus // world_size - 1)``, at least 0.
-
-    Several workers prepare the random crops and affines of the next batches while the GPU
-    computes; ``benchmarks/train_step.py`` measures how long a step still waits for data.
-
-    Examples
-    --------
-    >>> default_workers(10**6)
-    0
-    """
-    cpus = os.cpu_count() or 1
-    return max(0, min(8, cpus // max(1, world_size) - 1))
-
-
-def sample_seed(seed: int, epoch: int, index: int) -> int:
-    """The seed of one training sample's augmentation: a function of ``(seed, epoch, index)`` only.
-
-    Examples
-    --------
-    >>> sample_seed(0, 1, 5) == sample_seed(0, 1, 5), sample_seed(0, 1, 5) == sample_seed(0, 2, 5)
-    (True, False)
-    """
-    state = np.random.SeedSequence([int(seed), int(epoch), int(index), 1]).generate_state(1)[0]
-    return int(state & 0x7FFFFFFF)
-
-
-class EpochSeededDataset(torch.utils.data.Dataset):
-    """A view of a MONAI dataset whose items are ``(epoch, index)`` keys.
-
-    ``view[(epoch, i)]`` re-seeds the dataset's random transforms with
-    :func:`sample_seed` ``(seed, epoch, i)`` and returns ``dataset[i]``: a sample's augmentation
-    no longer depends on which worker draws it, how many workers there are, or what was drawn
-    before (the basis of exact resume with persistent workers). Use with :class:`EpochSampler`.
-    """
-
-    def __init__(self, dataset: Any, seed: int) -> None:
-        self.dataset, self.seed = dataset, int(seed)
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, key: tuple[int, int]) -> Any:
-        epoch, index = key
-        self.dataset.transform.set_random_state(seed=sample_seed(self.seed, epoch, index))
-        return self.dataset[index]
-
-
-class EpochSampler(torch.utils.data.Sampler):
-    """Yields ``(epoch, index)`` for each index of ``sampler`` (a ``DistributedSampler``)."""
-
-    def __init__(self, sampler: Any) -> None:
-        self.sampler, self.epoch = sampler, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-        self.sampler.set_epoch(epoch)
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        epoch = self.epoch
-        return ((epoch, int(i)) for i in self.sampler)
-
-    def __len__(self) -> int:
-        return len(self.sampler)
-
-
-def train_loader(
-    dataset: Any,
-    seed: int,
-    batch_size: int,
-    workers: int,
-    rank: int = 0,
-    world_size: int = 1,
-    pin_memory: bool = False,
-) -> tuple[Any, EpochSampler]:
-    """The training loop's data path over a (cached) MONAI dataset: ``(loader, sampler)``.
-
-    One MONAI ``DataLoader`` for the whole run, whose ``workers`` processes persist across epochs
-    (each sample seeds itself, :class:`EpochSeededDataset`), over this rank's
-    ``DistributedSampler`` share shuffled from ``(seed, epoch)``. Call ``sampler.set_epoch(e)``
-    before iterating epoch ``e``.
-    """
-    from monai.data import DataLoader
-    from torch.utils.data.distributed import DistributedSampler
-
-    sampler = EpochSampler(
-        DistributedSampler(
-            dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=False
-        )
-    )
-    loader = DataLoader(
-        EpochSeededDataset(dataset, seed),
-        batch_size=batch_size,
-        sampler=sampler,
-        num_workers=workers,
-        pin_memory=pin_memory,
-        persistent_workers=workers > 0,
-    )
-    return loader, sampler
-
-
-def _files(rows: pd.DataFrame, with_label: bool = True) -> list[dict[str, str]]:
-    """MONAI data dicts of the rows: the image paths, and ``case_id`` so that errors can name the case."""
-    keys = ("ct", "pet", "label") if with_label else ("ct", "pet")
-    return [
-        {"case_id": str(getattr(r, "case_id", i)), **{k: str(getattr(r, k)) for k in keys}}
-        for i, r in enumerate(rows.itertuples(index=False))
-    ]
-
-
-def _plain_tensor(x: Any) -> torch.Tensor:
-    """A MetaTensor (or tensor) as a plain ``torch.Tensor`` (no metadata tracking in the hot loop)."""
-    return x.as_tensor() if hasattr(x, "as_tensor") else torch.as_tensor(x)
-
-
-IDENTITY_DEFAULTS: dict[str, Any] = {"warmup_epochs": 0}
-
-
-def lr_factor(epoch: int, epochs: int, warmup_epochs: int = 0) -> float:
-    """Learning-rate multiplier of epoch ``epoch`` (0-based): linear warm-up, then cosine to 0.
-
-    .. math::
-
-        f(e) = \\begin{cases} (e + 1) / (w + 1) & e < w \\\\
-        \\tfrac12 \\left(1 + \\cos \\pi \\, \\frac{e - w}{E - w}\\right) & e \\ge w \\end{cases}
-
-    with ``E = epochs`` and ``w = warmup_epochs``. With ``w = 0`` this is the paper's cosine
-    annealing to 0 over the run (``CosineAnnealingLR(T_max=epochs, eta_min=0)``), which
-    :func:`train` uses as such; the warm-up is not in the paper (it is there for short runs at
-    large learning rates, such as CPU demos).
-
-    Examples
-    --------
-    >>> [round(lr_factor(e, 6, warmup_epochs=2), 3) for e in range(6)]
-    [0.333, 0.667, 1.0, 0.854, 0.5, 0.146]
-    >>> lr_factor(0, 10) == 1.0
-    True
-    """
-    if not 0 <= warmup_epochs < max(epochs, 1):
-        raise ValueError(f"warmup_epochs must be in [0, epochs={epochs}), found {warmup_epochs}")
-    if epoch < warmup_epochs:
-        return (epoch + 1) / (warmup_epochs + 1)
-    return 0.5 * (1.0 + math.cos(math.pi * (epoch - warmup_epochs) / (epochs - warmup_epochs)))
-
-
-def _config_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
-    return setting_differences(old, new, IDENTITY_KEYS, IDENTITY_DEFAULTS)
-
-
-def _start_over_hint(run_dir: Path) -> str:
-    return (
-        f"start over with resume=False (pcatools train --resume no), which moves the earlier run's files to "
-        f"{run_dir / REPLACED_DIR}/, or use another run folder"
-    )
-
-
-def _resume_state(
-    run_dir: Path, resume: bool | str | os.PathLike[str]
-) -> tuple[Path | None, dict[str, Any] | None]:
-    """The checkpoint a run continues from and its state, or ``(None, None)`` for a new run.
-
-    ``resume=True`` takes ``last.pt``; where it is gone but ``last.prev.pt`` reads, that one, with a
-    warning. A folder with an earlier run's history or checkpoints but nothing to continue from is
-    refused: starting at epoch 0 there would overwrite its history without a word.
-    """
-    last = run_dir / "last.pt"
-    prev = previous_path(last)
-    if resume is False:
-        return None, None
-    if resume is True:
-        if last.exists():
-            return last, load_checkpoint(last, map_location="cpu", kind="last")
-        if prev.is_file():
-            try:
-                state = load_checkpoint(prev, map_location="cpu", kind="last")
-            except CheckpointError as err:
-                raise CheckpointError(
-                    f"{last} is missing and the previous checkpoint cannot be used ({str(err).rstrip('.')}); "
-                    f"{_start_over_hint(run_dir)}"
-                ) from None
-            log.warning(
-                "%s is missing: continuing from the previous checkpoint %s (epoch %d)",
-                last,
-                prev,
-                state["epoch"],
-            )
-            return prev, state
-        found = earlier_run(run_dir)
-        if found:
-            raise CheckpointError(
-                f"run folder {run_dir} holds an earlier run ({', '.join(found)}) but no last.pt or "
-                f"last.prev.pt to continue from; {_start_over_hint(run_dir)}"
-            )
-        return None, None
-    if isinstance(resume, str) and resume == "prev":
-        if not prev.is_file():
-            raise FileNotFoundError(f"resume='prev' but {prev} does not exist")
-        return prev, load_checkpoint(prev, map_location="cpu", kind="last")
-    path = Path(resume)
-    if not path.is_file():
-        raise FileNotFoundError(f"resume={str(resume)!r}: checkpoint {path} does not exist")
-    return path, load_checkpoint(path, map_location="cpu", kind="last")
-
-
-def _set_aside_stale_best(run_dir: Path, start_epoch: int) -> bool:
-    """Move ``best.pt`` aside when it is not from the history being continued (an epoch after the
-    checkpoint, or unreadable), so that a result never points at a model of an abandoned run.
-
-    Returns whether it did; the weights of the checkpoint's best epoch are then gone (that
-    ``best.pt`` replaced them), so the caller lets the next validation write a new ``best.pt``.
-    """
-    best = run_dir / "best.pt"
-    if not best.is_file():
-        return False
-    try:
-        epoch: int | None = int(load_checkpoint(best, map_location="cpu", kind="best")["epoch"])
-    except CheckpointError:
-        epoch = None
-    if epoch is not None and epoch <= start_epoch:
-        return False
-    target = set_aside(run_dir, ["best.pt"])
-    found = "unreadable" if epoch is None else f"from epoch {epoch}"
-    log.warning(
-        "%s is %s, after the checkpoint this run continues from (epoch %d): moved to %s; the next "
-        "validation writes a new one",
-        best,
-        found,
-        start_epoch,
-        target,
-    )
-    return True
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-
-
-@contextlib.contextmanager
-def _tensorboard(run_dir: Path, enabled: bool, purge_step: int) -> Iterator[Any]:
-    if not enabled:
-        yield None
-        return
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # pragma: no cover - tensorboard is a dependency
-        warnings.warn(
-            "tensorboard is not installed: no TensorBoard logs (pip install tensorboard)", stacklevel=3
-        )
-        yield None
-        return
-    writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"), purge_step=purge_step)
-    try:
-        yield writer
-    finally:
-        writer.close()
-
-
 def train(
     manifest: pd.DataFrame | str | os.PathLike[str],
     run_dir: str | os.PathLike[str],
@@ -433,7 +167,7 @@ def train(
     *,
     resume: bool | str | os.PathLike[str] = True,
     progress: bool = True,
-    callbacks: Sequence[Callable[[TrainEvent], None]] = (),
+    callbacks: Sequence[TrainCallback | Callable[[TrainEvent], Any]] = (),
     device: str | torch.device | None = None,
     max_epochs_this_call: int | None = None,
 ) -> TrainResult:
@@ -464,15 +198,17 @@ def train(
     device
         ``None``: CUDA if available (``cuda:LOCAL_RANK`` under torchrun), else CPU.
     callbacks
-        Functions called with a :class:`TrainEvent` after each step and each epoch (on every
+        :class:`~pcatools.training.callbacks.TrainCallback` objects, whose hooks the loop calls
+        (:mod:`pcatools.training.callbacks` lists them), or functions called with a
+        :class:`~pcatools.training.callbacks.TrainEvent` after each step and each epoch (on every
         rank). An exception raised there stops training; the last checkpoint stays valid.
 
     Returns
     -------
     TrainResult
         Paths of ``best.pt`` and ``last.pt``, the history DataFrame (one row per epoch, columns
-        :data:`~pcatools.training.run_files.HISTORY_COLUMNS`), best DSC and its epoch. With
-        no ``val`` rows, ``best_checkpoint`` is ``last.pt`` and ``best_metric`` NaN.
+        :data:`~pcatools.training.run_files.HISTORY_COLUMNS` and those callbacks add), best DSC and its
+        epoch. With no ``val`` rows, ``best_checkpoint`` is ``last.pt`` and ``best_metric`` NaN.
 
     Raises
     ------
@@ -498,416 +234,328 @@ def train(
     >>> result = train("runs/demo/split.csv", "runs/demo/segresnet__l1dfl", cfg)  # doctest: +SKIP
     >>> result.history[["epoch", "train_loss", "val_dice"]].tail()  # doctest: +SKIP
     """
-    from monai.data import CacheDataset
-    from monai.utils import set_determinism
-
-    from pcatools.data.discovery import check_cases
-    from pcatools.data.transforms import eval_transforms, train_transforms
-    from pcatools.losses import build_loss
-    from pcatools.models import build_model
-
     cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config or {}, where="train")
     cfg.check_components()
-    model, loss, epochs, lr, seed = cfg.model, cfg.loss, cfg.epochs, cfg.lr, cfg.seed
-    in_channels, out_channels, warmup_epochs = cfg.in_channels, cfg.out_channels, cfg.warmup_epochs
-    patch, spc, window = cfg.patch_size, cfg.spacing, cfg.sliding_window
-    model_kw, loss_kw, tf_kw = cfg.model_overrides, cfg.loss_overrides, cfg.transform_overrides
     if max_epochs_this_call is not None and max_epochs_this_call < 0:
         raise ValueError(f"train: max_epochs_this_call must be >= 0, found {max_epochs_this_call}")
-
-    run = Path(run_dir)
     ctx = setup_distributed(device)
-    held = contextlib.ExitStack()  # the run folder's lock (rank 0), released when train returns or fails
-    try:
-        dev = ctx.device
-        use_amp = (dev.type == "cuda") if cfg.amp is None else bool(cfg.amp)
-        if use_amp and dev.type != "cuda":
-            raise ValueError(f"train: amp=True needs a CUDA device, but training runs on {dev}")
-        n_workers = default_workers(ctx.world_size) if cfg.workers is None else int(cfg.workers)
-        det = (dev.type == "cpu") if cfg.deterministic is None else bool(cfg.deterministic)
-
-        # what config.yaml and the checkpoints record: the settings, as resolved here, and the run's facts
-        recorded: dict[str, Any] = {
-            **cfg.to_dict(),
-            "amp": use_amp,
-            "workers": n_workers,
-            "deterministic": det,
-            "device": str(dev),
-            "world_size": ctx.world_size,
-            # paths relative to the run folder, which travels whole: the run reads its own split.csv
-            "run_dir": ".",
-            "manifest": SPLIT_FILE,
-        }
-        if not isinstance(manifest, pd.DataFrame):
-            recorded["manifest_source"] = os.path.relpath(os.path.abspath(manifest), os.path.abspath(run))
-        if (source := loss_source(loss)) is not None:  # a user's loss: its file's SHA-256 or package version
-            recorded["loss_source"] = source
-        if (source := network_source(model)) is not None:  # a user's (or MONAI's) network: the same
-            recorded["network_source"] = source
-
-        table = read_manifest(manifest)
-        if "split" not in table:
-            raise ValueError(
-                "train: the manifest has no 'split' column; make one with pcatools.data.splits.make_splits"
+    with contextlib.ExitStack() as held:  # released in reverse when train returns or fails
+        held.callback(cleanup_distributed, ctx)
+        plan = _resolve(cfg, manifest, Path(run_dir), ctx, progress)
+        ckpt_path, saved, epochs = _lock_and_resume(plan, resume, max_epochs_this_call, held)
+        state, trained_model, loss_fn = _build(plan, ckpt_path, saved, bool(epochs), held)
+        loader, sampler, val_ds = _data(plan, has_work=bool(epochs))
+        hooks = [*_own_callbacks(plan, state), *as_callbacks(callbacks)]
+        held.callback(fire, hooks, "on_train_end", state)
+        fire(hooks, "on_train_start", state)
+        for epoch in epochs:
+            state.epoch = epoch
+            fire(hooks, "on_epoch_start", state)
+            state.record = train_epoch(
+                state, trained_model, loss_fn, loader, sampler, ctx, plan.use_amp, hooks, plan.show
             )
-        train_rows = table[table["split"] == "train"]
-        val_rows = table[table["split"] == "val"]
-        if train_rows.empty:
-            raise ValueError(
-                f"train: no rows with split == 'train' (splits found: {sorted(table['split'].astype(str).unique())})"
-            )
-        show = progress and ctx.is_main
-
-        def check_data() -> None:  # the checks discover_cases runs, on the rows training reads
-            check_cases(
-                pd.concat([train_rows, val_rows]),
-                progress=show,
-                require_labels=True,
-                resample_ct=bool(tf_kw.get("resample_ct", False)),
-                workers=max(1, n_workers),
-            )
-
-        # A new run's data are checked before its folder is made; an existing folder is locked first
-        # (another run may be writing it) and its data checked when an epoch is left to run.
-        checked = not run.exists()
-        if checked:
-            check_data()
-        if ctx.is_main:
-            held.enter_context(run_lock(run))
-
-        # ---- resume state (read under the lock, before anything is written) ----------------------
-        ckpt_path, state = _resume_state(run, resume)
-        if state is not None:
-            diffs = _config_differences(state["config"], recorded)
-            if diffs:
-                listing = describe_differences(diffs)
-                raise RunSettingsError(
-                    f"train: {ckpt_path} belongs to a run with other settings ({listing}); use another run "
-                    f"folder, or {_start_over_hint(run)}",
-                    run,
-                    diffs,
-                )
-            for key, change in (
-                ("loss_source", loss_source_change),
-                ("network_source", network_source_change),
-            ):
-                changed = change(state["config"].get(key), recorded.get(key))
-                if changed:
-                    raise RunSettingsError(
-                        f"train: {ckpt_path} was trained with {changed}; {_start_over_hint(run)}",
-                        run,
-                        {key: (state["config"].get(key), recorded.get(key))},
-                    )
-        start_epoch = int(state["epoch"]) if state else 0
-        has_work = start_epoch < epochs and (max_epochs_this_call is None or max_epochs_this_call > 0)
-        if has_work and not checked:
-            check_data()
-
-        # ---- seeds, threads, model, optimiser --------------------------------------------------
-        held.enter_context(cpu_threads(cfg.threads))
-        if det and dev.type == "cpu" and ctx.is_main and has_work and (isa := check_cpu_isa()):
-            warnings.warn(f"train {run}: {isa}", UserWarning, stacklevel=2)
-        set_determinism(seed=seed)
-        torch.backends.cudnn.deterministic = det
-        torch.backends.cudnn.benchmark = not det and dev.type == "cuda"
-        net = build_model(model, in_channels=in_channels, out_channels=out_channels, **model_kw).to(dev)
-        loss_fn = build_loss(loss, **loss_kw)
-        optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=cfg.weight_decay)
-        if warmup_epochs:
-            scheduler: torch.optim.lr_scheduler.LRScheduler = torch.optim.lr_scheduler.LambdaLR(
-                optimizer, functools.partial(lr_factor, epochs=epochs, warmup_epochs=warmup_epochs)
-            )
-        else:  # the paper's schedule, as in runs written before warm-up existed
-            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=0.0)
-        scaler = torch.amp.GradScaler(dev.type, enabled=use_amp)
-        history: list[dict[str, Any]] = []
-        best_metric, best_epoch = math.nan, 0
-        if state is not None:
-            net.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            scaler.load_state_dict(state["scaler"])
-            history = [dict(r) for r in state["history"]]
-            best_metric = float(state.get("best_metric", math.nan))
-            best_epoch = int(state.get("best_epoch", 0))
-            restore_rng_state(state["rng"])
-            if ctx.is_main:
-                log.info("resumed %s from %s after epoch %d", run, ckpt_path, start_epoch)
-            del state
-        ddp_net: nn.Module = net
-        if ctx.distributed:
-            ddp_net = nn.parallel.DistributedDataParallel(
-                net, device_ids=[dev.index] if dev.type == "cuda" else None
-            )
-
-        if ctx.is_main:
-            if ckpt_path is None:  # a new run
-                moved = set_aside(run) if earlier_run(run) else None
-                if moved is not None:
-                    log.warning("starting over in %s: the earlier run's files were moved to %s", run, moved)
-            elif _set_aside_stale_best(run, start_epoch):
-                best_metric, best_epoch = math.nan, 0  # the next validation writes best.pt
-            write_run_files(run, recorded, table)
-
-        # ---- data (cached only when there is an epoch left to run: a finished run returns at once) ---
-        eval_params = set(inspect.signature(eval_transforms).parameters)
-        eval_kw = {k: v for k, v in tf_kw.items() if k in eval_params}
-        train_tf = train_transforms(spacing=spc, patch_size=patch, num_samples=cfg.num_samples, **tf_kw)
-        val_tf = eval_transforms(spacing=spc, **eval_kw)
-        # the random transforms only crop and resample (never write into the cache): no copy
-        train_ds = CacheDataset(
-            _files(train_rows) if has_work else [],
-            transform=train_tf,
-            cache_rate=cfg.cache_rate,
-            num_workers=max(1, n_workers),
-            progress=show,
-            copy_cache=False,
-        )
-        my_val = _files(val_rows)[ctx.rank :: ctx.world_size] if has_work else []
-        val_ds = (
-            CacheDataset(
-                my_val,
-                transform=val_tf,
-                cache_rate=cfg.cache_rate,
-                num_workers=max(1, n_workers),
-                progress=show,
-            )
-            if my_val
-            else None
-        )
-        loader, sampler = train_loader(
-            train_ds, seed, cfg.batch_size, n_workers, ctx.rank, ctx.world_size, pin_memory=dev.type == "cuda"
-        )
-        has_val = not val_rows.empty
-
-        last_path, best_path = run / "last.pt", run / "best.pt"
-        epochs_done_here = 0
-        from tqdm.auto import tqdm
-
-        with _tensorboard(run, cfg.tensorboard and ctx.is_main, purge_step=start_epoch + 1) as writer:
-            bar = tqdm(
-                range(start_epoch + 1, epochs + 1),
-                desc=f"train {model}/{loss}",
-                initial=start_epoch,
-                total=epochs,
-                disable=not show,
-                unit="epoch",
-            )
-            for epoch in bar:
-                if max_epochs_this_call is not None and epochs_done_here >= max_epochs_this_call:
-                    break
-                record = _train_epoch(
-                    ddp_net,
-                    loss_fn,
-                    optimizer,
-                    scaler,
-                    loader,
-                    sampler,
-                    ctx,
-                    epoch,
-                    use_amp,
-                    cfg.max_steps_per_epoch,
-                    callbacks,
-                    show,
-                )
-                record["lr"] = float(optimizer.param_groups[0]["lr"])
-                scheduler.step()
-                record["val_dice"], record["val_cases"] = math.nan, 0
-                if has_val and (epoch % cfg.val_every == 0 or epoch == epochs):  # all ranks alike
-                    dice, n_cases = _validate(net, val_ds, ctx, window, use_amp, out_channels)
-                    record["val_dice"], record["val_cases"] = dice, n_cases
-                history.append(record)
-                validated = has_val and (epoch % cfg.val_every == 0 or epoch == epochs)
-                value = float(record["val_dice"])
-                # the first validation always gives a best.pt; later ones only on a higher DSC (NaN never wins)
-                improved = validated and (
-                    best_epoch == 0
-                    or (not math.isnan(value) and (math.isnan(best_metric) or value > best_metric))
-                )
-                if improved:
-                    best_metric, best_epoch = value, epoch
-                if ctx.is_main:
-                    if improved:
-                        save_checkpoint(
-                            {
-                                "kind": "best",
-                                "config": recorded,
-                                "model": net.state_dict(),
-                                "epoch": epoch,
-                                "best_metric": best_metric,
-                                "versions": versions(),
-                            },
-                            best_path,
-                            keep_previous=False,
-                        )
-                    save_checkpoint(
-                        {
-                            "kind": "last",
-                            "config": recorded,
-                            "model": net.state_dict(),
-                            "optimizer": optimizer.state_dict(),
-                            "scheduler": scheduler.state_dict(),
-                            "scaler": scaler.state_dict(),
-                            "rng": capture_rng_state(),
-                            "epoch": epoch,
-                            "best_metric": best_metric,
-                            "best_epoch": best_epoch,
-                            "history": history,
-                        },
-                        last_path,
-                    )
-                    write_history(run, history)
-                    if writer is not None:
-                        writer.add_scalar("train/loss", record["train_loss"], epoch)
-                        writer.add_scalar("train/lr", record["lr"], epoch)
-                        writer.add_scalar("time/epoch_s", record["time_s"], epoch)
-                        writer.add_scalar(
-                            "time/data_wait_fraction",
-                            record["data_time_s"] / max(record["time_s"], 1e-12),
-                            epoch,
-                        )
-                        if not math.isnan(record["val_dice"]):
-                            writer.add_scalar("val/dice", record["val_dice"], epoch)
-                        writer.flush()
-                bar.set_postfix(
-                    loss=f"{record['train_loss']:.4f}",
-                    dsc=f"{record['val_dice']:.3f}",
-                    best=f"{best_metric:.3f}",
-                )
-                epochs_done_here += 1
-                for cb in callbacks:
-                    cb(TrainEvent("epoch", epoch, record=dict(record), rank=ctx.rank))
-            bar.close()
-
-        final_epoch = history[-1]["epoch"] if history else 0
-        return TrainResult(
-            run_dir=run,
-            best_checkpoint=best_path if has_val else last_path,
-            last_checkpoint=last_path,
-            history=history_frame(history),
-            best_metric=best_metric,
-            best_epoch=best_epoch,
-            completed=final_epoch >= epochs,
-            config=recorded,
-        )
-    finally:
-        held.close()
-        cleanup_distributed(ctx)
+            state.record["lr"] = state.lr
+            state.scheduler.step()
+            validated = _validation_due(plan, epoch)
+            metrics = {"val_dice": math.nan, "val_cases": 0}
+            if validated:
+                metrics = validate(state, val_ds, ctx, cfg.sliding_window, plan.use_amp, hooks)
+                fire(hooks, "on_validation", state, metrics)
+            state.record.update(metrics)
+            fire(hooks, "on_epoch_end", state)
+            state.history.append(state.record)
+            _checkpoint(plan, state, improved=_keep_best(state, validated))
+            fire(hooks, "on_checkpoint", state)
+        return _result(plan, state)
 
 
-def _train_epoch(
-    model: nn.Module,
-    loss_fn: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scaler: torch.amp.GradScaler,
-    loader: Any,
-    sampler: EpochSampler,
+# ------------------------------------------------------------------------------------------------
+# the phases, in the order train() runs them
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A call's settings as resolved on this rank, what the run records, and the manifest's rows."""
+
+    config: TrainConfig
+    run_dir: Path
+    ctx: DistContext
+    use_amp: bool
+    workers: int
+    deterministic: bool
+    recorded: dict[str, Any]
+    table: pd.DataFrame
+    train_rows: pd.DataFrame
+    val_rows: pd.DataFrame
+    show: bool
+
+    @property
+    def has_val(self) -> bool:
+        """Whether the manifest has ``val`` rows to validate on."""
+        return not self.val_rows.empty
+
+
+def _resolve(
+    cfg: TrainConfig,
+    manifest: pd.DataFrame | str | os.PathLike[str],
+    run: Path,
     ctx: DistContext,
-    epoch: int,
-    use_amp: bool,
-    max_steps: int | None,
-    callbacks: Sequence[Callable[[TrainEvent], None]],
-    show: bool,
-) -> dict[str, Any]:
-    """One pass over this rank's share of the training set; returns the epoch's history record."""
-    from tqdm.auto import tqdm
-
+    progress: bool,
+) -> _Plan:
+    """Device-dependent settings resolved, the record of ``config.yaml`` and the manifest's rows."""
     dev = ctx.device
-    sampler.set_epoch(epoch)
-    n_batches = len(loader) if max_steps is None else min(len(loader), int(max_steps))
-    model.train()
-    loss_sum, steps, samples = 0.0, 0, 0
-    data_time, compute_time = 0.0, 0.0
-    start = time.perf_counter()
-    t0 = start
-    it = iter(loader)
-    bar = tqdm(total=n_batches, desc=f"epoch {epoch}", leave=False, disable=not show, unit="step")
-    while steps < n_batches:
-        try:
-            batch = next(it)
-        except StopIteration:
-            break
-        inputs = _plain_tensor(batch["image"]).to(dev, non_blocking=True)
-        labels = _plain_tensor(batch["label"]).to(dev, non_blocking=True)
-        t1 = time.perf_counter()
-        data_time += t1 - t0
-        optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device_type=dev.type, dtype=torch.float16, enabled=use_amp):
-            logits = model(inputs)
-        loss = loss_fn(logits.float(), labels)
-        if not torch.isfinite(loss):
-            cases = ", ".join(sorted({str(c) for c in batch.get("case_id", [])})) or "unknown"
-            raise FloatingPointError(
-                f"non-finite training loss ({loss.item()}) at epoch {epoch}, step {steps + 1}, on a batch "
-                f"of cases {cases}; the last checkpoint is kept"
-            )
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        value = float(loss.detach().item())  # synchronises CUDA, so compute time is real time
-        loss_sum += value
-        steps += 1
-        samples += int(inputs.shape[0])
-        t0 = time.perf_counter()
-        compute_time += t0 - t1
-        bar.update(1)
-        bar.set_postfix(loss=f"{value:.4f}")
-        for cb in callbacks:
-            cb(TrainEvent("step", epoch, step=steps, loss=value, rank=ctx.rank))
-    bar.close()
-    del it
-    total_loss, total_steps = all_reduce_sum([loss_sum, steps], ctx)
-    return {
-        "epoch": epoch,
-        "train_loss": total_loss / max(total_steps, 1.0),
-        "steps": steps,
-        "samples": samples,
-        "time_s": time.perf_counter() - start,
-        "data_time_s": data_time,
-        "compute_time_s": compute_time,
+    use_amp = (dev.type == "cuda") if cfg.amp is None else bool(cfg.amp)
+    if use_amp and dev.type != "cuda":
+        raise ValueError(f"train: amp=True needs a CUDA device, but training runs on {dev}")
+    n_workers = default_workers(ctx.world_size) if cfg.workers is None else int(cfg.workers)
+    det = (dev.type == "cpu") if cfg.deterministic is None else bool(cfg.deterministic)
+
+    # what config.yaml and the checkpoints record: the settings, as resolved here, and the run's facts
+    recorded: dict[str, Any] = {
+        **cfg.to_dict(),
+        "amp": use_amp,
+        "workers": n_workers,
+        "deterministic": det,
+        "device": str(dev),
+        "world_size": ctx.world_size,
+        # paths relative to the run folder, which travels whole: the run reads its own split.csv
+        "run_dir": ".",
+        "manifest": SPLIT_FILE,
     }
+    if not isinstance(manifest, pd.DataFrame):
+        recorded["manifest_source"] = os.path.relpath(os.path.abspath(manifest), os.path.abspath(run))
+    if (source := loss_source(cfg.loss)) is not None:  # a user's loss: its file's SHA-256 or package version
+        recorded["loss_source"] = source
+    if (source := network_source(cfg.model)) is not None:  # a user's (or MONAI's) network: the same
+        recorded["network_source"] = source
+
+    table = read_manifest(manifest)
+    if "split" not in table:
+        raise ValueError(
+            "train: the manifest has no 'split' column; make one with pcatools.data.splits.make_splits"
+        )
+    train_rows = table[table["split"] == "train"]
+    if train_rows.empty:
+        raise ValueError(
+            f"train: no rows with split == 'train' (splits found: {sorted(table['split'].astype(str).unique())})"
+        )
+    return _Plan(
+        cfg, run, ctx, use_amp, n_workers, det, recorded, table, train_rows, table[table["split"] == "val"],
+        progress and ctx.is_main,
+    )  # fmt: skip
 
 
-def _validate(
-    model: nn.Module,
-    dataset: Any,
-    ctx: DistContext,
-    window: SlidingWindow,
-    use_amp: bool,
-    out_channels: int,
-) -> tuple[float, int]:
-    """Mean foreground DSC over the validation cases of all ranks, and the number of cases counted."""
-    from monai.data import DataLoader
-    from monai.inferers import sliding_window_inference
-    from monai.metrics import DiceMetric
-    from monai.networks.utils import one_hot
+def _check_data(plan: _Plan) -> None:
+    """The checks :func:`~pcatools.data.discovery.discover_cases` runs, on the rows training reads."""
+    from pcatools.data.discovery import check_cases
 
-    dev = ctx.device
-    metric = DiceMetric(include_background=False, reduction="none", ignore_empty=True)
-    total, count = 0.0, 0
-    model.eval()
-    if dataset is not None:
-        loader = DataLoader(dataset, batch_size=1, shuffle=False, num_workers=0)
-        with torch.no_grad():
-            for batch in loader:
-                image = _plain_tensor(batch["image"]).to(dev)
-                label = _plain_tensor(batch["label"]).to(dev)
-                with torch.autocast(device_type=dev.type, dtype=torch.float16, enabled=use_amp):
-                    logits = sliding_window_inference(
-                        image,
-                        window.roi_size,
-                        window.sw_batch_size,
-                        model,
-                        overlap=window.overlap,
-                        mode=window.mode,
-                    )
-                pred = torch.argmax(_plain_tensor(logits).float(), dim=1, keepdim=True)
-                scores = metric(one_hot(pred, out_channels), one_hot(label.long(), out_channels))
-                vals = _plain_tensor(scores).float().flatten()
-                ok = ~torch.isnan(vals)
-                total += float(vals[ok].sum().item())
-                count += int(ok.sum().item())
-        metric.reset()
-    total_all, count_all = all_reduce_sum([total, count], ctx)
-    model.train()
-    return (total_all / count_all if count_all else math.nan), int(count_all)
+    check_cases(
+        pd.concat([plan.train_rows, plan.val_rows]),
+        progress=plan.show,
+        require_labels=True,
+        resample_ct=bool(plan.config.transform_overrides.get("resample_ct", False)),
+        workers=max(1, plan.workers),
+    )
+
+
+def _lock_and_resume(
+    plan: _Plan, resume: bool | str | os.PathLike[str], max_epochs: int | None, held: contextlib.ExitStack
+) -> tuple[Path | None, dict[str, Any] | None, range]:
+    """Lock the run folder (rank 0) and read the checkpoint to continue from, refusing other settings;
+    ``(checkpoint, its state, the epochs this call trains)``, ``(None, None, ...)`` for a new run.
+
+    A new run's data are checked before its folder is made; an existing folder is locked first
+    (another run may be writing it) and its data checked when an epoch is left to run.
+    """
+    run = plan.run_dir
+    checked = not run.exists()
+    if checked:
+        _check_data(plan)
+    if plan.ctx.is_main:
+        held.enter_context(run_lock(run))
+    ckpt_path, saved = resume_state(run, resume)  # read under the lock, before anything is written
+    if saved is not None:
+        _check_same_run(saved["config"], plan.recorded, run, ckpt_path)
+    # the epochs after the checkpoint's, at most max_epochs of them
+    start, end = int(saved["epoch"]) if saved else 0, plan.config.epochs
+    epochs = range(start + 1, (end if max_epochs is None else min(end, start + max_epochs)) + 1)
+    if epochs and not checked:
+        _check_data(plan)
+    return ckpt_path, saved, epochs
+
+
+def _check_same_run(
+    old: Mapping[str, Any], new: Mapping[str, Any], run: Path, ckpt_path: Path | None
+) -> None:
+    """Refuse to continue a run whose run-defining settings, or user loss/network code, changed."""
+    diffs = setting_differences(old, new, IDENTITY_KEYS, IDENTITY_DEFAULTS)
+    if diffs:
+        raise RunSettingsError(
+            f"train: {ckpt_path} belongs to a run with other settings ({describe_differences(diffs)}); use "
+            f"another run folder, or {start_over_hint(run)}",
+            run,
+            diffs,
+        )
+    for key, change in (("loss_source", loss_source_change), ("network_source", network_source_change)):
+        changed = change(old.get(key), new.get(key))
+        if changed:
+            raise RunSettingsError(
+                f"train: {ckpt_path} was trained with {changed}; {start_over_hint(run)}",
+                run,
+                {key: (old.get(key), new.get(key))},
+            )
+
+
+def _build(
+    plan: _Plan,
+    ckpt_path: Path | None,
+    saved: dict[str, Any] | None,
+    has_work: bool,
+    held: contextlib.ExitStack,
+) -> tuple[TrainState, nn.Module, nn.Module]:
+    """Seeds and threads, then the network, loss, optimiser, schedule and scaler, restored from
+    ``saved`` when the run continues; the run folder's files written (rank 0).
+
+    Returns the state, the network as trained (its DDP wrapper under torchrun) and the loss.
+    """
+    from monai.utils import set_determinism
+
+    from pcatools.losses import build_loss
+    from pcatools.models import build_model
+    from pcatools.training.schedule import build_optimisation
+
+    cfg, ctx, dev, run = plan.config, plan.ctx, plan.ctx.device, plan.run_dir
+    start_epoch = int(saved["epoch"]) if saved else 0
+    held.enter_context(cpu_threads(cfg.threads))
+    if plan.deterministic and dev.type == "cpu" and ctx.is_main and has_work and (isa := check_cpu_isa()):
+        warnings.warn(f"train {run}: {isa}", UserWarning, stacklevel=3)
+    set_determinism(seed=cfg.seed)
+    torch.backends.cudnn.deterministic = plan.deterministic
+    torch.backends.cudnn.benchmark = not plan.deterministic and dev.type == "cuda"
+    net = build_model(
+        cfg.model, in_channels=cfg.in_channels, out_channels=cfg.out_channels, **cfg.model_overrides
+    ).to(dev)
+    loss_fn = build_loss(cfg.loss, **cfg.loss_overrides)
+    optimizer, scheduler, scaler = build_optimisation(net, cfg, dev, plan.use_amp)
+    state = TrainState(cfg, plan.recorded, run, ctx.rank, net, optimizer, scheduler, scaler, start_epoch)
+    if saved is not None:
+        restore_run(state, saved)
+        if ctx.is_main:
+            log.info("resumed %s from %s after epoch %d", run, ckpt_path, start_epoch)
+    trained: nn.Module = net
+    if ctx.distributed:
+        trained = nn.parallel.DistributedDataParallel(
+            net, device_ids=[dev.index] if dev.type == "cuda" else None
+        )
+    if ctx.is_main:
+        if ckpt_path is None:  # a new run
+            moved = set_aside(run) if earlier_run(run) else None
+            if moved is not None:
+                log.warning("starting over in %s: the earlier run's files were moved to %s", run, moved)
+        elif set_aside_stale_best(run, start_epoch):
+            state.best_metric, state.best_epoch = math.nan, 0  # the next validation writes best.pt
+        write_run_files(run, plan.recorded, plan.table)
+    return state, trained, loss_fn
+
+
+def _files(rows: pd.DataFrame, with_label: bool = True) -> list[dict[str, str]]:
+    """MONAI data dicts of the rows: the image paths, and ``case_id`` so that errors can name the case."""
+    keys = ("ct", "pet", "label") if with_label else ("ct", "pet")
+    return [
+        {"case_id": str(getattr(r, "case_id", i)), **{k: str(getattr(r, k)) for k in keys}}
+        for i, r in enumerate(rows.itertuples(index=False))
+    ]
+
+
+def _data(plan: _Plan, has_work: bool) -> tuple[Any, Any, Any]:
+    """``(loader, sampler, val_dataset)``: the cached training set behind :func:`train_loader` and this
+    rank's share of the validation cases (``None``: none). Cached only when an epoch is left to run,
+    so that a finished run returns at once."""
+    from monai.data import CacheDataset
+
+    from pcatools.data.transforms import eval_transforms, train_transforms
+
+    cfg, ctx, workers = plan.config, plan.ctx, max(1, plan.workers)
+    tf_kw = cfg.transform_overrides
+    eval_params = set(inspect.signature(eval_transforms).parameters)
+    train_tf = train_transforms(
+        spacing=cfg.spacing, patch_size=cfg.patch_size, num_samples=cfg.num_samples, **tf_kw
+    )
+    val_tf = eval_transforms(spacing=cfg.spacing, **{k: v for k, v in tf_kw.items() if k in eval_params})
+    # the random transforms only crop and resample (never write into the cache): no copy
+    train_ds = CacheDataset(
+        _files(plan.train_rows) if has_work else [],
+        transform=train_tf,
+        cache_rate=cfg.cache_rate,
+        num_workers=workers,
+        progress=plan.show,
+        copy_cache=False,
+    )
+    my_val = _files(plan.val_rows)[ctx.rank :: ctx.world_size] if has_work else []
+    val_ds = (
+        CacheDataset(
+            my_val, transform=val_tf, cache_rate=cfg.cache_rate, num_workers=workers, progress=plan.show
+        )
+        if my_val
+        else None
+    )
+    loader, sampler = train_loader(
+        train_ds,
+        cfg.seed,
+        cfg.batch_size,
+        plan.workers,
+        ctx.rank,
+        ctx.world_size,
+        pin_memory=ctx.device.type == "cuda",
+    )
+    return loader, sampler, val_ds
+
+
+def _own_callbacks(plan: _Plan, state: TrainState) -> list[TrainCallback]:
+    """pcatools' own callbacks: TensorBoard events and the epoch bar (rank 0, where asked for)."""
+    own: list[TrainCallback] = []
+    if plan.config.tensorboard and plan.ctx.is_main:
+        own.append(TensorBoardLog(plan.run_dir, purge_step=state.start_epoch + 1))
+    if plan.show:
+        own.append(EpochBar(f"train {plan.config.model}/{plan.config.loss}"))
+    return own
+
+
+def _validation_due(plan: _Plan, epoch: int) -> bool:
+    """Validate every ``val_every`` epochs and after the last (all ranks alike), where there are ``val`` rows."""
+    return plan.has_val and (epoch % plan.config.val_every == 0 or epoch == plan.config.epochs)
+
+
+def _keep_best(state: TrainState, validated: bool) -> bool:
+    """Whether this epoch's validation is the best so far (and note it): the first validation always
+    is, later ones only with a higher DSC (NaN never wins)."""
+    value, best = float(state.record["val_dice"]), state.best_metric
+    improved = validated and (
+        state.best_epoch == 0 or (not math.isnan(value) and (math.isnan(best) or value > best))
+    )
+    if improved:
+        state.best_metric, state.best_epoch = value, state.epoch
+    return improved
+
+
+def _checkpoint(plan: _Plan, state: TrainState, improved: bool) -> None:
+    """``best.pt`` on a new best, ``last.pt`` and ``history.csv`` (rank 0)."""
+    if plan.ctx.is_main:
+        save_run(state, improved)
+        write_history(plan.run_dir, state.history)
+
+
+def _result(plan: _Plan, state: TrainState) -> TrainResult:
+    final_epoch = state.history[-1]["epoch"] if state.history else 0
+    last = plan.run_dir / "last.pt"
+    return TrainResult(
+        run_dir=plan.run_dir,
+        best_checkpoint=plan.run_dir / "best.pt" if plan.has_val else last,
+        last_checkpoint=last,
+        history=history_frame(state.history),
+        best_metric=state.best_metric,
+        best_epoch=state.best_epoch,
+        completed=final_epoch >= plan.config.epochs,
+        config=state.recorded,
+    )

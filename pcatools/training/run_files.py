@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import importlib.metadata
 import json
 import math
 import os
@@ -132,25 +133,30 @@ def describe_differences(differences: Mapping[str, tuple[Any, Any]]) -> str:
 
 
 def versions() -> dict[str, str]:
-    """Versions of python, torch, CUDA/cuDNN, MONAI, numpy, pandas and pcatools, the GPU names, and
-    what CPU numbers depend on (:func:`pcatools.reproducibility.numerical_environment`)."""
-    import monai
-    import numpy
-    import torch
+    """Versions of what a run's numbers depend on, for its ``versions.json``: python, pcatools, torch,
+    MONAI, numpy, pandas and the platform; where torch is loaded (training, prediction) also CUDA,
+    cuDNN, the GPU names and what CPU numbers depend on
+    (:func:`pcatools.reproducibility.numerical_environment`).
 
+    A package not loaded is read from its installed metadata, so that recording versions does not
+    import torch (seconds) into commands that never use it, such as ``pcatools evaluate``.
+    """
     import pcatools
 
-    out = {
-        "python": platform.python_version(),
-        "pcatools": pcatools.__version__,
-        "torch": str(torch.__version__),
-        "cuda": str(torch.version.cuda),
-        "cudnn": str(torch.backends.cudnn.version()) if torch.backends.cudnn.is_available() else "None",
-        "monai": monai.__version__,
-        "numpy": numpy.__version__,
-        "pandas": pd.__version__,
-        "platform": platform.platform(),
-    }
+    out: dict[str, Any] = {"python": platform.python_version(), "pcatools": pcatools.__version__}
+    for name in ("torch", "monai", "numpy", "pandas"):
+        loaded = getattr(sys.modules.get(name), "__version__", None)
+        try:
+            out[name] = loaded or importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    out["platform"] = platform.platform()
+    torch = sys.modules.get("torch")
+    if torch is None:
+        out["cuda"] = "not loaded"
+        return {k: str(v) for k, v in out.items()}
+    out["cuda"] = str(torch.version.cuda)
+    out["cudnn"] = str(torch.backends.cudnn.version()) if torch.backends.cudnn.is_available() else "None"
     out.update(numerical_environment())
     if torch.cuda.is_available():
         out["gpus"] = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
@@ -181,9 +187,12 @@ def write_history(run_dir: Path, history: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def history_frame(history: list[dict[str, Any]]) -> pd.DataFrame:
-    """The history records as a DataFrame with :data:`HISTORY_COLUMNS` (NaN where absent)."""
-    rows = [{c: r.get(c, math.nan) for c in HISTORY_COLUMNS} for r in history]
-    df = pd.DataFrame(rows, columns=list(HISTORY_COLUMNS))
+    """The history records as a DataFrame with :data:`HISTORY_COLUMNS`, then the columns callbacks
+    added (:class:`~pcatools.training.callbacks.TrainCallback`), in the order they first appear; NaN
+    where a record lacks one."""
+    columns = list(dict.fromkeys([*HISTORY_COLUMNS, *(k for r in history for k in r)]))
+    rows = [{c: r.get(c, math.nan) for c in columns} for r in history]
+    df = pd.DataFrame(rows, columns=columns)
     return df.astype({"epoch": "int64"}) if len(df) else df
 
 
