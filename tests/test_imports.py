@@ -245,7 +245,6 @@ def test_known_cycles_still_exist() -> None:
 #: modules over MAX_LINES today, each split by its owner, who removes it here (strict: a split
 #: module that is still listed fails)
 KNOWN_LONG_MODULES = {
-    "pcatools.training.loop": "issue 27 item 1: train() is being split into phases; remove this mark with that split",
     "pcatools.stats": "issue 27 item 5: stats.py is 1,037 lines since the seeds (issue 23 item 6); remove this mark "
     "when it is split",
 }
