@@ -45,30 +45,6 @@ class StudyResult:
         return read_manifest(path)
 
 
-def versions() -> dict[str, str]:
-    """Versions of the packages a run depends on (written to ``versions.json``).
-
-    Read from the installed packages' metadata, so that recording them does not import torch
-    (seconds) into commands that never use it, such as ``pcatools evaluate``; the CUDA version
-    is recorded when torch is already loaded.
-    """
-    import platform
-    import sys
-    from importlib.metadata import PackageNotFoundError, version
-
-    import pcatools
-
-    out = {"python": platform.python_version(), "pcatools": pcatools.__version__}
-    for name in ("torch", "monai", "numpy", "pandas"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = "not installed"
-    torch = sys.modules.get("torch")
-    out["cuda"] = str(torch.version.cuda) if torch is not None else "not loaded"
-    return out
-
-
 def load_study(run_dir: str | os.PathLike[str]) -> StudyResult:
     """Read a finished study run folder, or a ``pcatools evaluate`` folder, back (for notebooks).
 

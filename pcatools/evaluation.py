@@ -582,8 +582,9 @@ def evaluate_folders(
         file), or an ``out`` that is a file or another folder.
     """
     from pcatools import stats
-    from pcatools.analysis import analyse, draw_figures, versions
+    from pcatools.analysis import analyse, draw_figures
     from pcatools.metrics.evaluate import evaluate_cohort_tables
+    from pcatools.training.run_files import versions
 
     rule = Criterion.parse(criterion)  # checked here once, then carried as a Criterion
     from pcatools.metrics.components import check_connectivity

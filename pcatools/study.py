@@ -58,10 +58,11 @@ import pandas as pd
 import yaml
 
 from pcatools._atomic import write_text_atomic
-from pcatools.analysis import StudyResult, analyse, draw_figures, load_study, versions
+from pcatools.analysis import StudyResult, analyse, draw_figures, load_study
 from pcatools.cells import Cell, check_seeds, study_cells
 from pcatools.data.manifest import read_manifest, write_manifest
 from pcatools.training.config import TrainConfig
+from pcatools.training.run_files import versions
 from pcatools.vocabulary import LOSSES, NETWORKS
 
 TRAIN_SETTINGS = tuple(f.name for f in dataclasses.fields(TrainConfig))
