@@ -51,7 +51,7 @@ def test_notebooks_are_rendered_as_stored() -> None:
     require_mkdocs()
     site = built_site().path
     notebooks = sorted((REPO / "notebooks").glob("*.ipynb"))
-    assert len(notebooks) == 10
+    assert len(notebooks) == 11
     for notebook in notebooks:
         cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
         page = (site / "notebooks" / notebook.stem / "index.html").read_text(encoding="utf-8")
