@@ -193,7 +193,7 @@ def _setting_options() -> dict[str, tuple[Any, Any]]:
     for f in dataclasses.fields(TrainConfig):
         if f.name in NO_OPTION:
             continue
-        kind, flag = _value_type(hints[f.name]), "--" + f.name.replace("_", "-")
+        (kind, _), flag = _value_type(hints[f.name]), "--" + f.name.replace("_", "-")
         text = setting_help(f.name) + (f" Registered: {loss_help()}" if f.name == "loss" else "")
         if kind is dict:
             name = f.name.removesuffix("s")
@@ -207,11 +207,13 @@ def _setting_options() -> dict[str, tuple[Any, Any]]:
     return out
 
 
-def _value_type(hint: Any) -> type:
-    """The kind of a setting's value (``int``, ``float``, ``str``, ``bool``, ``tuple``, ``dict``), ``None`` aside."""
+def _value_type(hint: Any) -> tuple[type, Any]:
+    """The kind of a setting's value (``int``, ``float``, ``str``, ``bool``, ``tuple``, ``dict``), ``None``
+    aside, and the type of its items (a triple's ``int`` or ``float``; ``None`` for a scalar)."""
     args = [a for a in typing.get_args(hint) if a is not type(None)]
     core = args[0] if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union else hint
-    return typing.get_origin(core) or core  # type: ignore[no-any-return]
+    items = typing.get_args(core)
+    return typing.get_origin(core) or core, items[0] if items else None
 
 
 def _given_settings(options: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
@@ -222,7 +224,7 @@ def _given_settings(options: dict[str, Any], settings: dict[str, Any]) -> dict[s
     for f in dataclasses.fields(TrainConfig):
         if f.name in NO_OPTION:
             continue
-        kind = _value_type(hints[f.name])
+        kind, item = _value_type(hints[f.name])
         if kind is dict:
             if items := options.get(f.name.removesuffix("s")):
                 out[f.name] = {**dict(out.get(f.name) or {}), **parse_overrides(items)}
@@ -230,7 +232,7 @@ def _given_settings(options: dict[str, Any], settings: dict[str, Any]) -> dict[s
             out[f.name] = value
         if kind is tuple and out.get(f.name) is not None:
             try:
-                out[f.name] = parse_triple(out[f.name], int if "int" in str(hints[f.name]) else float, f.name)
+                out[f.name] = parse_triple(out[f.name], item, f.name)
             except ValueError as err:
                 raise typer.BadParameter(str(err)) from None
     return out
