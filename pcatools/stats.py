@@ -669,15 +669,10 @@ def seed_means(
     return grouped.agg(n_cases="count", mean="mean").reset_index()
 
 
-def seed_spread(
-    cases: pd.DataFrame,
-    metric: str = "dice",
-    empty_cases: str = "autopet",
-    seed_col: str = "seed",
-    arm: str = "loss",
-) -> pd.DataFrame:
+def seed_spread(cases: pd.DataFrame, arm: str = "loss", **options: Any) -> pd.DataFrame:
     """The spread of a model's result across training seeds: per (``network``, ``arm``) the number
-    of seeds and the SD (``ddof=1``) of the seeds' means (:func:`seed_means`); NaN with one seed.
+    of seeds and the SD (``ddof=1``) of the seeds' means (:func:`seed_means`, which takes
+    ``options``: ``metric``, ``empty_cases``, ``seed_col``); NaN with one seed.
 
     Examples
     --------
@@ -687,7 +682,7 @@ def seed_spread(
       network loss  n_seeds  sd_of_seed_means
     0       n    l        2          0.282843
     """
-    means = seed_means(cases, metric, empty_cases, seed_col, arm)
+    means = seed_means(cases, arm=arm, **options)
     out = means.groupby(["network", arm], sort=False)["mean"].agg(
         n_seeds="size", sd_of_seed_means=lambda s: s.std(ddof=1) if s.size > 1 else np.nan
     )
@@ -715,18 +710,10 @@ def table1_over_seeds(
     """
     averaged = seed_average(cases, seed_col=seed_col)
     table = table1(averaged, digits=digits, **kwargs)
-    spread = seed_spread(
-        cases,
-        empty_cases=kwargs.get("empty_cases", "autopet"),
-        seed_col=seed_col,
-        arm=kwargs.get("arm", "loss"),
-    )
-    by_label = {
-        (network_label(net), loss_label(loss)): sd
-        for net, loss, sd in spread[["network", kwargs.get("arm", "loss"), "sd_of_seed_means"]].itertuples(
-            index=False
-        )
-    }
+    arm = kwargs.get("arm", "loss")
+    spread = seed_spread(cases, arm=arm, empty_cases=kwargs.get("empty_cases", "autopet"), seed_col=seed_col)
+    rows = spread[["network", arm, "sd_of_seed_means"]].itertuples(index=False)
+    by_label = {(network_label(net), loss_label(loss)): sd for net, loss, sd in rows}
     values = [by_label.get((n, lo), np.nan) for n, lo in table[["Network", "Loss"]].itertuples(index=False)]
     table.insert(
         table.columns.get_loc("DSC mean") + 1,
