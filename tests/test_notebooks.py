@@ -35,7 +35,7 @@ CI_PARAMETERS: dict[str, dict[str, object]] = {
     "07_dissemination": {},
     "08_your_predictions": {},  # study_dir and out_dir are filled in with the shared tiny study
     "09_nnunet": {"work_dir": "nnunet_work", "n_cases": 8, "iterations": 1},
-    "10_your_loss": {"run_dir": "runs/nb10"},  # its own study (the defaults: ci profile, one network, two seeds)
+    "10_your_loss": {"run_dir": "runs/nb10"},  # its own study: the defaults (ci, one network, two seeds)
 }
 
 # the results notebooks also read a `pcatools evaluate` folder (the ``ci_evaluation`` fixture)
@@ -151,6 +151,10 @@ def test_notebook_executes(name: str, ci_study: Path, tmp_path: Path, xvfb_displ
         assert "pcatools evaluate" in text and "segresnet/l1dfl" in text  # the command and the models
         assert (tmp_path / "evaluation" / "evaluation.json").is_file()
         assert ("napari: case" in text) == (xvfb_display is not None), text[-2000:]
+    if name == "10_your_loss":  # the loss checked, both seeds trained, Table 1 with their spread
+        text = _output_text(out)
+        assert "tversky passes the check" in text, text[-2000:]
+        assert "seeds [0, 1], losses ['dice', 'l1dfl', 'tversky']" in text and "DSC mean SD (seeds)" in text
 
 
 @pytest.mark.xdist_group("notebooks")
