@@ -64,7 +64,7 @@ def _sync(device: torch.device) -> None:
 
 
 class Stepper:
-    """One optimiser step of the training loop (``pcatools.training.loop._train_epoch``)."""
+    """One optimiser step of the training loop (``pcatools.training.epoch.train_epoch``)."""
 
     def __init__(self, net: nn.Module, loss: nn.Module, device: torch.device, amp: bool) -> None:
         self.net, self.loss, self.device, self.amp = net.to(device).train(), loss, device, amp
