@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+import plotly.graph_objects as go
 
 from pcatools.figures.output import attach_static
 from pcatools.figures.style import new_mpl_figure
 
 if TYPE_CHECKING:  # pragma: no cover
     import matplotlib.figure
-    import plotly.graph_objects as go
 
 __all__ = ["PAPER_FIGURE1_G", "PAPER_FIGURE1_P", "figure1_data", "figure1"]
 
@@ -64,11 +64,6 @@ def figure1_data(
     >>> d["w"].round(6)[0].tolist(), d["D"].round(6)[0].tolist()
     ([0.2, 0.2, 1.6, 0.8], [80.0, 80.0, 10.0, 20.0])
     """
-    import torch
-
-    from pcatools.loss_registry import fitting_options, loss_entries, resolve_loss
-    from pcatools.losses import build_loss, l1_binning
-
     g_arr = PAPER_FIGURE1_G if g is None else np.asarray(g, dtype=np.float64)
     p_arr = PAPER_FIGURE1_P if p is None else np.asarray(p, dtype=np.float64)
     if g_arr.ndim != 2 or g_arr.shape != p_arr.shape:
@@ -81,18 +76,19 @@ def figure1_data(
         raise ValueError(
             f"figure1: p must be probabilities in [0, 1], found range [{p_arr.min()}, {p_arr.max()}]"
         )
-    entry = resolve_loss(loss)
-    if not entry.weights:
-        with_weights = [e.name for e in loss_entries() if e.weights]
-        raise ValueError(
-            f"figure1: loss {entry.name!r} declares no voxel weights; losses with weights: {with_weights}"
-        )
-    module: Any = build_loss(entry.name, **fitting_options(entry.name, {"bin_width": bin_width}))
-    two = torch.from_numpy(np.stack([1 - p_arr, p_arr])[None].copy())  # (1, 2, H, W)
-    weights = module.element_weights(
-        torch.log(two.clamp_min(1e-300)), torch.from_numpy(g_arr[None, None].copy())
+    import torch  # deferred: start-up (see tests/test_imports.py)
+
+    from pcatools.losses import (  # deferred: start-up (see tests/test_imports.py)
+        l1_binning,
+        loss_weights,
+        weighted_loss,
     )
-    w_np = weights[0, 1].detach().cpu().numpy().astype(np.float64)
+
+    try:
+        name = weighted_loss(loss)
+    except ValueError as err:
+        raise ValueError(f"figure1: {err}") from None
+    w_np = loss_weights(g_arr, p_arr, name, bin_width)
     binning = l1_binning(torch.from_numpy(p_arr.copy()), torch.from_numpy(g_arr.copy()), bin_width=bin_width)
     d_np = binning.element_density().detach().cpu().numpy().astype(np.float64)
     return {
@@ -129,8 +125,7 @@ def figure1(
     >>> [round(float(v), 6) for v in fig.data[4].z[0]]
     [0.2, 0.2, 1.6, 0.8]
     """
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
+    from plotly.subplots import make_subplots  # deferred: start-up (see tests/test_imports.py)
 
     data = figure1_data(g, p, bin_width, loss)
     fig = make_subplots(

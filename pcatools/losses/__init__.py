@@ -1,5 +1,6 @@
 """Losses of the study (paper section 2.6): Dice (eq. 1), Focal (eq. 2), Dice Focal (eq. 3),
-the L1 weights (eq. 4-10) and the L1-weighted Dice Focal Loss (eq. 11-12); the loss registry
+the L1 weights (eq. 4-10) and the L1-weighted Dice Focal Loss (eq. 11-12); the voxel weights of
+any loss that declares them (:func:`loss_weights`, drawn in Figure 1 and napari); the loss registry
 (:mod:`pcatools.loss_registry`: each loss declared once, your own by :func:`register_loss`,
 ``NAME=SPEC`` or the ``pcatools.losses`` entry-point group) and the check every loss passes
 before training (:func:`check_loss`).
@@ -35,6 +36,7 @@ from pcatools.losses.l1_weights import (
 )
 from pcatools.losses.l1dfl import L1DiceFocalLoss, l1_dice_focal_loss
 from pcatools.losses.reference_code import ReferenceCodeL1DFL
+from pcatools.losses.voxel_weights import loss_weights, weighted_loss, weighted_losses
 
 __all__ = [
     "CURVE_LOSSES",
@@ -65,10 +67,13 @@ __all__ = [
     "l1_norm",
     "l1_weights",
     "loss_names",
+    "loss_weights",
     "loss_vs_probability",
     "number_of_bins",
     "reference_code_bins",
     "register_loss",
     "unregister_loss",
     "weighted_dice_loss",
+    "weighted_loss",
+    "weighted_losses",
 ]

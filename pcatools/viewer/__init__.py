@@ -21,10 +21,14 @@ One concern per module:
 - :mod:`~pcatools.viewer.widgets`: the bin-width slider and the weights view;
 - :mod:`~pcatools.viewer.window`: :func:`view_case`, the napari window;
 - :mod:`~pcatools.viewer.static`: the static fallback figure.
+
+:func:`loss_weights`, :func:`weighted_loss` and :func:`weighted_losses` are offered here too, from
+:mod:`pcatools.losses.voxel_weights` on first use (they need torch; the display checks do not).
 """
 
 from __future__ import annotations
 
+from pcatools._lazy import lazy_exports
 from pcatools.viewer.cases import lesion_slice, load_target, physical_kwargs, resolve_case_paths, slice_mm
 from pcatools.viewer.display import (
     NO_DISPLAY_HINT,
@@ -52,7 +56,7 @@ from pcatools.viewer.lesions import (
 )
 from pcatools.viewer.predictions import name_predictions, study_case
 from pcatools.viewer.static import static_layers_figure
-from pcatools.viewer.weights import l1_layers, loss_weights, weight_layer_name, weighted_loss, weighted_losses
+from pcatools.viewer.weights import l1_layers, weight_layer_name
 from pcatools.viewer.widgets import bin_width_widget, show_l1_weights, update_l1_layers
 from pcatools.viewer.window import SCREENSHOT_SIZE, set_coronal, view_case
 
@@ -95,3 +99,10 @@ __all__ = [
     "set_coronal",
     "view_case",
 ]
+
+#: names defined outside the viewer (they import torch), imported on first use
+_FROM_LOSSES = {
+    name: "pcatools.losses.voxel_weights" for name in ("loss_weights", "weighted_loss", "weighted_losses")
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _FROM_LOSSES)

@@ -39,7 +39,7 @@ def build_layers(
     index`` (labels, uint8) and ``L1 weights`` (image) with bin width ``bin_width`` (see
     :mod:`pcatools.viewer.weights`), then for each loss of ``weights_of`` (registered with
     ``weights=True``) its voxel weights ``"<label> weights"`` (image,
-    :func:`pcatools.viewer.weights.loss_weights`). The L1 and weight layers start hidden.
+    :func:`pcatools.losses.loss_weights`). The L1 and weight layers start hidden.
 
     Examples
     --------

@@ -44,7 +44,7 @@ def static_layers_figure(
     Panels: ``PET (SUV)``, ``ground truth`` and each prediction (over the CT), and with ``probs``
     ``Delta |g - p|``, ``L1 bin index`` (bin 0 transparent over the CT, as in napari) and ``L1
     weights``, then the weights of each loss of ``weights_of``
-    (:func:`~pcatools.viewer.weights.loss_weights`), each image with a colour bar; same colormaps
+    (:func:`~pcatools.losses.loss_weights`), each image with a colour bar; same colormaps
     and windows as the napari layers (the L1 weights on a log scale when they span more than two decades, as they usually do), in
     mm (x to the right, the other axis up). The slice is ``index`` along ``axis`` (default
     :func:`~pcatools.viewer.cases.lesion_slice`). This is what a notebook shows where there is no display, since

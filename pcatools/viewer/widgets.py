@@ -29,7 +29,7 @@ def update_l1_layers(
 
     Layers missing from the viewer are added (hidden); existing ones get new data (and, for the
     weights, new contrast limits). A loss's weight layer already in the viewer
-    (:func:`pcatools.viewer.weights.loss_weights`) is recomputed too when its loss takes
+    (:func:`pcatools.losses.loss_weights`) is recomputed too when its loss takes
     ``bin_width``. Returns the L1 arrays (see :func:`~pcatools.viewer.weights.l1_layers`).
     """
     from napari.layers import Layer  # for start-up time: napari loads only where a window is made

@@ -19,7 +19,7 @@ from pcatools.viewer.display import require_display
 from pcatools.viewer.layers import build_layers
 from pcatools.viewer.lesions import _camera, add_lesion_dock
 from pcatools.viewer.predictions import name_predictions
-from pcatools.viewer.weights import _check_probs, weighted_loss
+from pcatools.viewer.weights import _check_probs
 from pcatools.viewer.widgets import bin_width_widget, show_l1_weights
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -93,11 +93,15 @@ def view_case(
         Open on the L1 weights (:func:`~pcatools.viewer.widgets.show_l1_weights`); needs ``probs``.
     weights_of : iterable of str
         Registered losses declaring voxel weights, one hidden layer ``"<label> weights"`` each
-        (:func:`~pcatools.viewer.weights.loss_weights`); needs ``probs``.
+        (:func:`~pcatools.losses.loss_weights`); needs ``probs``.
     """
     if weights and probs is None:
         raise ValueError("view_case: weights=True needs probs (the foreground probability map)")
-    losses = tuple(weighted_loss(loss) for loss in weights_of)
+    losses = tuple(weights_of)
+    if losses:
+        from pcatools.losses import weighted_loss  # deferred: start-up (see tests/test_imports.py)
+
+        losses = tuple(weighted_loss(loss) for loss in losses)
     if losses and probs is None:
         raise ValueError(f"view_case: weights_of={list(losses)} needs probs (the foreground probability map)")
     preds_in = _named_preds(pred)

@@ -235,7 +235,7 @@ def convert_study(
 
     Raises
     ------
-    DicomSeriesError, pcatools.data.dicom.suv.SUVConversionError
+    DicomSeriesError, pcatools.data.dicom.pet_headers.SUVConversionError
         Missing or ambiguous series, unreadable files or geometry, a CT that does not match the
         PET, a PET that cannot be converted to SUV.
     pcatools.data.case_ids.CaseIdError, OutputPathError

@@ -212,7 +212,7 @@ def check_half_life(ds: Dataset, allow_implausible: bool = False) -> None:
     >>> check_half_life(ds)
     Traceback (most recent call last):
     ...
-    pcatools.data.dicom.suv.ImplausibleValueError: RadionuclideHalfLife (0018,1075) is 4062.6 s (67.71 min), but RadionuclideCodeSequence (0054,0300) names ^18^Fluorine (C-111A1), whose half-life is 6586.2 s (109.77 min): 38.3 % apart, tolerance 1 %; pass allow_implausible=True (--allow-implausible) to convert anyway
+    pcatools.data.dicom.pet_headers.ImplausibleValueError: RadionuclideHalfLife (0018,1075) is 4062.6 s (67.71 min), but RadionuclideCodeSequence (0054,0300) names ^18^Fluorine (C-111A1), whose half-life is 6586.2 s (109.77 min): 38.3 % apart, tolerance 1 %; pass allow_implausible=True (--allow-implausible) to convert anyway
     """
     rp = _radiopharmaceutical(ds)
     t = _number(rp.get("RadionuclideHalfLife", None))
