@@ -76,7 +76,7 @@ def hold_cpu_isa(
 
 def check_cpu_isa() -> str | None:
     """``None`` when torch's CPU kernels are held to AVX2, else one line saying what they use and why it matters."""
-    import torch
+    import torch  # deferred: start-up (see tests/test_imports.py)
 
     used = torch.backends.cpu.get_cpu_capability()
     if used.upper() == "AVX2" and os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper() == "AVX2":
@@ -99,7 +99,7 @@ def cpu_threads(n: int | None) -> Iterator[None]:
     Parallel reductions are split by thread, so a CPU run's numbers hold for one thread count;
     ``versions.json`` records the count used (:func:`numerical_environment`).
     """
-    import torch
+    import torch  # deferred: start-up (see tests/test_imports.py)
 
     before = torch.get_num_threads()
     if n is not None and not os.environ.get("OMP_NUM_THREADS"):
@@ -133,7 +133,7 @@ def numerical_environment() -> dict[str, Any]:
     >>> sorted(numerical_environment())[:3]
     ['ATEN_CPU_CAPABILITY', 'MKL_CBWR', 'ONEDNN_MAX_CPU_ISA']
     """
-    import torch
+    import torch  # deferred: start-up (see tests/test_imports.py)
 
     out: dict[str, Any] = {key: os.environ.get(key, "") for key in CPU_ISA_ENV}
     out.update(

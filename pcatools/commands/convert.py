@@ -8,6 +8,14 @@ from typing import NoReturn
 
 import typer
 
+from pcatools.data.case_ids import (
+    CaseIdError,
+    case_id_from_name,
+    colliding_case_ids,
+    study_folder_name,
+    validate_case_id,
+)
+
 NAME = "convert"
 
 
@@ -65,16 +73,14 @@ def run(
 
     SUVbw follows the SUV DRO manual (Units BQML, GML, CM2ML, Philips CNTS; DecayCorrection START, ADMIN, NONE). A PET that cannot be converted is an error (exit code 1), never written as raw values. Implausible headers, unreadable files and a CT that does not match the PET are refused too; --allow-implausible, --skip-unreadable and --allow-ct-mismatch convert anyway with a warning (docs/refusals.md lists every check).
     """
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # deferred: start-up (see tests/test_imports.py)
 
-    from pcatools.data.case_ids import (
-        CaseIdError,
-        case_id_from_name,
-        colliding_case_ids,
-        study_folder_name,
-        validate_case_id,
+    from pcatools.data.dicom import (  # deferred: start-up (see tests/test_imports.py)
+        OutputPathError,
+        OverriddenCheckWarning,
+        check_output_dir,
+        convert_study,
     )
-    from pcatools.data.dicom import OutputPathError, OverriddenCheckWarning, check_output_dir, convert_study
 
     if ct_grid not in ("pet", "own"):
         raise typer.BadParameter(f"expected 'pet' or 'own', found {ct_grid!r}", param_hint="--ct-grid")

@@ -8,11 +8,13 @@ plan and preprocess), ``train`` (one fold with a registered loss, your own ``NAM
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import typer
 
+from pcatools.data.errors import DataError
 from pcatools.loss_registry import loss_help
 from pcatools.specs import SpecError
 
@@ -39,7 +41,7 @@ _VERBOSE = "Show nnU-Net's own output (plans, per-case lines) instead of keeping
 
 def _log_note(folder: Path, verbose: bool) -> str:
     """Where nnU-Net's output went (nothing with --verbose: it was on the screen)."""
-    from pcatools.nnunet.run import NNUNET_LOG
+    from pcatools.nnunet.run import NNUNET_LOG  # deferred: start-up (see tests/test_imports.py)
 
     return "" if verbose else f" (nnU-Net's output: {folder / NNUNET_LOG})"
 
@@ -66,11 +68,10 @@ def install_trainers(
 
     Example: pcatools nnunet install-trainers && nnUNetv2_train 501 3d_fullres 0 -tr nnUNetTrainerL1DFL
     """
-    from pcatools.nnunet.install import install_trainers as do_install
-    from pcatools.nnunet.install import uninstall_trainers
+    from pcatools.nnunet import install  # deferred: start-up (see tests/test_imports.py)
 
     try:
-        changes = uninstall_trainers(target) if uninstall else do_install(target)
+        changes = install.uninstall_trainers(target) if uninstall else install.install_trainers(target)
     except _ERRORS as err:
         raise _fail(err) from None
     for change in changes:
@@ -104,8 +105,9 @@ def export_dataset(
 
     Example: pcatools nnunet export-dataset $nnUNet_raw --n-cases 60 --spacing 4
     """
-    from pcatools.data.errors import DataError
-    from pcatools.nnunet.dataset import export_dataset as do_export
+    from pcatools.nnunet.dataset import (  # deferred: start-up (see tests/test_imports.py)
+        export_dataset as do_export,
+    )
 
     try:
         ds = do_export(
@@ -115,7 +117,6 @@ def export_dataset(
         )  # fmt: skip
     except (DataError, ValueError, OSError, ImportError) as err:
         raise _fail(err) from None
-    import json
 
     info = json.loads((ds / "dataset.json").read_text())
     typer.echo(
@@ -140,7 +141,7 @@ def plan(
 
     Example: pcatools nnunet plan 501 --raw raw --preprocessed preprocessed
     """
-    from pcatools.nnunet.run import plan_and_preprocess
+    from pcatools.nnunet.run import plan_and_preprocess  # deferred: start-up (see tests/test_imports.py)
 
     try:
         folder = plan_and_preprocess(
@@ -192,7 +193,7 @@ def train(
     Example: pcatools nnunet train 501 3d_fullres 0 --loss l1dfl --device cpu --epochs 1 --iterations 5
     """
     _set_workers(workers)
-    from pcatools.nnunet.run import train as do_train
+    from pcatools.nnunet.run import train as do_train  # deferred: start-up (see tests/test_imports.py)
 
     try:
         model = do_train(
@@ -230,7 +231,7 @@ def predict(
 
     Example: pcatools nnunet predict $nnUNet_results/Dataset501_PSMA/nnUNetTrainerL1DFL__nnUNetPlans__3d_fullres $nnUNet_raw/Dataset501_PSMA/imagesTs preds/l1dfl
     """
-    from pcatools.nnunet.run import predict as do_predict
+    from pcatools.nnunet.run import predict as do_predict  # deferred: start-up (see tests/test_imports.py)
 
     try:
         folder = do_predict(

@@ -35,7 +35,7 @@ def run(
 
     Example: pcatools phantom data/synth --n 60 --spacing 4 --workers 2
     """
-    from pcatools.data.phantom import make_cohort
+    from pcatools.data.phantom import make_cohort  # deferred: start-up (see tests/test_imports.py)
 
     if layout not in ("nnunet", "autopet", "flat"):
         raise typer.BadParameter(f"expected nnunet, autopet or flat, found {layout!r}", param_hint="--layout")

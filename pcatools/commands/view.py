@@ -59,7 +59,7 @@ def run(
     voxel, paper 2.7.1); clicking a row jumps to the lesion. Needs a display (or xvfb-run -a)
     and the viewer extra: pip install 'pcatools\\[viewer]'.
     """
-    from pcatools import viewer as pv  # for start-up time: `pcatools --help` loads every command module
+    from pcatools import viewer as pv  # deferred: start-up (see tests/test_imports.py)
 
     try:
         if study is not None and data_dir is not None:
@@ -84,7 +84,7 @@ def run(
         typer.echo(f"pcatools view: {err}", err=True)
         raise typer.Exit(code=1) from err
     try:
-        import napari  # noqa: F401
+        import napari  # deferred: start-up (see tests/test_imports.py)  # noqa: F401
     except ImportError as err:  # pragma: no cover - depends on the installation
         typer.echo(f"pcatools view needs napari and PyQt6 (pip install 'pcatools[viewer]'): {err}", err=True)
         raise typer.Exit(code=2) from err

@@ -1,14 +1,18 @@
 """Data in: DICOM -> SUV, NIfTI loading and layouts, the synthetic phantom, splits and MONAI transforms.
 
-Names are imported lazily so that ``import pcatools.data`` stays fast.
+Names are imported lazily so that ``import pcatools.data`` (and so any of its light modules, such as
+``pcatools.data.errors``) stays fast: ``pcatools.data.case`` alone loads nibabel (about 1 s).
 """
 
 from __future__ import annotations
 
 from pcatools._lazy import lazy_exports
-from pcatools.data.case import Case, layout_paths, save_nifti, write_case
 
 _LAZY = {
+    "Case": "pcatools.data.case",
+    "layout_paths": "pcatools.data.case",
+    "save_nifti": "pcatools.data.case",
+    "write_case": "pcatools.data.case",
     "dicom_pet_to_suv": "pcatools.data.dicom.suv",
     "suvbw_factor": "pcatools.data.dicom.suv",
     "SUVConversionError": "pcatools.data.dicom.pet_headers",
@@ -31,7 +35,7 @@ _LAZY = {
     "make_cohort": "pcatools.data.phantom",
 }
 
-__all__ = ["Case", "layout_paths", "save_nifti", "write_case", *_LAZY]
+__all__ = [*_LAZY]
 
 
 # the names of _LAZY imported on first use (PEP 562)

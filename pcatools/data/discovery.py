@@ -34,6 +34,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -57,7 +58,7 @@ from pcatools.data.io import (
     count_lesions,
     load_case,
 )
-from pcatools.data.manifest import write_manifest
+from pcatools.data.manifest import read_manifest, write_manifest
 
 LayoutArg = Literal["auto", "nnunet", "autopet", "flat"]
 """A layout to discover, or ``auto``: the one the folder's files show (:func:`detect_layout`)."""
@@ -450,9 +451,6 @@ def check_cases(
         The first bad case in manifest order, as ``case '<id>': <what load_case found>``; a missing
         file or label is reported for every row before anything is loaded.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
-    from pcatools.data.manifest import read_manifest
 
     table = read_manifest(manifest, required=("ct", "pet"), check_files=("ct", "pet", "label"))
     names = (

@@ -140,7 +140,7 @@ def _open_sitk(path: Path, role: Role | None, what: str) -> nib.Nifti1Image:
     of components, shape) is checked before any voxel is read, as for NIfTI: only what the file can
     hold (:data:`DEFLATE_MAX_RATIO` times its size) is ever allocated.
     """
-    import SimpleITK as sitk
+    import SimpleITK as sitk  # deferred: start-up (see tests/test_imports.py)
 
     kind = "MetaImage" if path.name.lower().endswith(".mha") else "NRRD"
     reader = sitk.ImageFileReader()

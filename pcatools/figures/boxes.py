@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 
 from pcatools.figures.style import new_mpl_figure
 from pcatools.vocabulary import LOSS_LABELS, loss_color, loss_label, ordered
@@ -30,7 +31,6 @@ def box_traces(
     every point with jitter, ``"outliers"`` only the points beyond the whiskers. Each trace's
     ``meta`` is ``{"network", "loss"}``.
     """
-    import plotly.graph_objects as go
 
     traces = []
     for loss in ordered(df["loss"], LOSS_LABELS):

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 
 from pcatools.figures.inputs import as_volume, check_axis, plane_axes, project
 from pcatools.figures.output import attach_static
@@ -94,9 +95,17 @@ def figure2_data(
     >>> figure2_data(gt, pred, suv).counts
     {'TP': 1, 'FN': 0, 'FP': 0}
     """
-    from pcatools.metrics.burden import gt_suv, lesion_suv, pred_component_suv, pred_suv
-    from pcatools.metrics.components import check_spacing, components
-    from pcatools.metrics.detection import detect
+    from pcatools.metrics.burden import (  # deferred: start-up (see tests/test_imports.py)
+        gt_suv,
+        lesion_suv,
+        pred_component_suv,
+        pred_suv,
+    )
+    from pcatools.metrics.components import (  # deferred: start-up (see tests/test_imports.py)
+        check_spacing,
+        components,
+    )
+    from pcatools.metrics.detection import detect  # deferred: start-up (see tests/test_imports.py)
 
     axis = check_axis(axis)
     gt_a = as_volume(gt, "gt")
@@ -189,7 +198,6 @@ def figure2(
     false-positive component's SUVmax voxel (x), each labelled TP / FN / FP. See
     :func:`figure2_data` for the rule.
     """
-    import plotly.graph_objects as go
 
     d = figure2_data(gt, pred, suv, axis=axis, slice=slice, spacing=spacing)
     x = centres(d.image.shape[0], d.spacing[0])

@@ -80,7 +80,7 @@ def _gt_boxes(
     gt2d: np.ndarray, sp: tuple[float, float], pad_mm: float = 4.0
 ) -> list[tuple[float, float, float, float]]:
     """Bounding boxes (u0, u1, v0, v1 in mm) of the 8-connected components of a 2-D GT projection."""
-    from scipy import ndimage
+    from scipy import ndimage  # deferred: start-up (see tests/test_imports.py)
 
     lab, _ = ndimage.label(gt2d, structure=np.ones((3, 3), bool))
     boxes = []
@@ -117,9 +117,9 @@ def figure3(
     paper's "bounded area"), so red outside them is a false positive. Each panel is titled with
     its 3-D DSC (eq. 13). A (network, loss) pair missing from ``preds`` leaves an empty panel.
     """
-    from plotly.subplots import make_subplots
+    from plotly.subplots import make_subplots  # deferred: start-up (see tests/test_imports.py)
 
-    from pcatools.metrics.components import check_spacing
+    from pcatools.metrics.components import check_spacing  # deferred: start-up (see tests/test_imports.py)
 
     sp = check_spacing(spacing)
     d = figure3_data(image, gt, preds, axis=axis, slice=slice)
@@ -208,7 +208,7 @@ def _figure3_mpl(
     boxes: list[tuple[float, float, float, float]],
     title: str,
 ) -> matplotlib.figure.Figure:
-    from matplotlib.patches import Rectangle
+    from matplotlib.patches import Rectangle  # deferred: start-up (see tests/test_imports.py)
 
     nets, losses = d["networks"], d["losses"]
     ncol = 1 + len(losses)

@@ -50,7 +50,7 @@ def figure4(cases: pd.DataFrame, title: str | None = None) -> go.Figure:
     (plotly's and matplotlib's default, as in the paper). The paper's swarm is drawn as all points
     with jitter (seeded in the PNG).
     """
-    from plotly.subplots import make_subplots
+    from plotly.subplots import make_subplots  # deferred: start-up (see tests/test_imports.py)
 
     df = figure4_data(cases)
     nets = ordered(df["network"], NETWORK_LABELS)

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 
 from pcatools.figures.inputs import require_columns
 from pcatools.figures.output import attach_static
@@ -73,8 +74,7 @@ def figure5(patient_curve: pd.DataFrame, lesion_curve: pd.DataFrame, title: str 
     thresholds are properties of the ground truth, equal for every loss of a network; should they
     differ, the area shows their median over the losses. x = threshold in ml.
     """
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
+    from plotly.subplots import make_subplots  # deferred: start-up (see tests/test_imports.py)
 
     df = figure5_data(patient_curve, lesion_curve)
     nets = ordered(df["network"], NETWORK_LABELS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pandas as pd
+import plotly.graph_objects as go
 
 from pcatools.figures.boxes import box_traces, boxes_mpl
 from pcatools.figures.inputs import require_columns
@@ -61,8 +62,7 @@ def figure6(cases: pd.DataFrame, title: str | None = None) -> go.Figure:
     (``"G0 (0-9 cm, N = 3)"``) when the table has them (``dmax_low_mm``, ``dmax_high_mm`` from
     :func:`pcatools.stats.dmax_groups`), else the range of its cases' ``dmax_mm``; N counts cases.
     """
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
+    from plotly.subplots import make_subplots  # deferred: start-up (see tests/test_imports.py)
 
     df, tla = figure6_data(cases)
     nets = ordered(df["network"], NETWORK_LABELS)

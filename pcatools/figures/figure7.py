@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 
 from pcatools.figures.output import attach_static
 from pcatools.figures.style import new_mpl_figure
@@ -95,10 +96,9 @@ def figure7(curves: Any = None, title: str | None = None) -> go.Figure:
     recorded in ``curves.attrs["construction"]`` ("per sample", the paper's definition, or
     "patch"), so that a patch-based curve is never mistaken for the paper's figure.
     """
-    import plotly.graph_objects as go
 
     if curves is None:
-        from pcatools.losses import loss_vs_probability
+        from pcatools.losses import loss_vs_probability  # deferred: start-up (see tests/test_imports.py)
 
         curves = loss_vs_probability()
     construction = getattr(curves, "attrs", {}).get("construction")

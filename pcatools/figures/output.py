@@ -33,7 +33,7 @@ def static_figure(fig: Any) -> matplotlib.figure.Figure:
 
     Raises ``TypeError`` for a plotly figure not made there (it has no static renderer).
     """
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # deferred: start-up (see tests/test_imports.py)
 
     if isinstance(fig, Figure):
         return fig
@@ -70,7 +70,7 @@ def save_figure(
     >>> out["png"].suffix
     '.png'
     """
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # deferred: start-up (see tests/test_imports.py)
 
     base = Path(path)
     if base.suffix.lower() in {".html", ".png", ".svg", ".pdf"}:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import plotly.graph_objects as go
 
 if TYPE_CHECKING:  # pragma: no cover
     import matplotlib.figure
@@ -38,7 +39,7 @@ PANEL = "abcdefghijklmnopqrstuvwxyz"
 
 def new_mpl_figure(width_in: float, height_in: float) -> matplotlib.figure.Figure:
     """A headless matplotlib Figure (no pyplot state), 100 dpi, constrained layout."""
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # deferred: start-up (see tests/test_imports.py)
 
     return Figure(figsize=(width_in, height_in), dpi=100, layout="constrained")
 
@@ -70,7 +71,6 @@ def mask_heatmap(
     mask2d: np.ndarray, x: np.ndarray, y: np.ndarray, color: str, alpha: float, name: str, **kw: Any
 ) -> Any:
     """A 2-D mask ``[horizontal, vertical]`` as a plotly heatmap: ``color`` where set, transparent elsewhere."""
-    import plotly.graph_objects as go
 
     r, g, b = (int(color[i : i + 2], 16) for i in (1, 3, 5))
     return go.Heatmap(
@@ -97,7 +97,6 @@ def image_heatmap(
     **kw: Any,
 ) -> Any:
     """A 2-D image ``[horizontal, vertical]`` as a grey plotly heatmap (inverted with ``reverse``)."""
-    import plotly.graph_objects as go
 
     return go.Heatmap(
         z=img2d.T,
@@ -118,7 +117,7 @@ def overlay(
     ax: Any, mask2d: np.ndarray, extent: tuple[float, float, float, float], color: str, alpha: float
 ) -> None:
     """Draw a 2-D mask ``[horizontal, vertical]`` on a matplotlib axis in ``color`` (nothing if empty)."""
-    from matplotlib.colors import ListedColormap
+    from matplotlib.colors import ListedColormap  # deferred: start-up (see tests/test_imports.py)
 
     if mask2d.any():
         ax.imshow(

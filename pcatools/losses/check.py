@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import torch
+
 from pcatools.loss_registry import LossEntry, LossError, resolve_loss
 
 __all__ = ["CHECK_SHAPE", "check_loss"]
@@ -31,7 +33,6 @@ def check_loss(name: str, options: Mapping[str, Any] | None = None) -> LossEntry
     a finite gradient. Raises :class:`~pcatools.loss_registry.LossError` (a ``ValueError``)
     otherwise, e.g. ``loss broken=my_losses.py:BrokenLoss returns shape (2,), expected a scalar``.
     """
-    import torch
 
     entry = resolve_loss(name)
     shown = entry.shown

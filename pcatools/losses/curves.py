@@ -61,6 +61,7 @@ from torch import Tensor
 
 from pcatools.loss_registry import fitting_options, iter_curves, loss_entries, loss_name, loss_names
 from pcatools.losses.dice import dice_loss, weighted_dice_loss
+from pcatools.losses.factory import build_loss
 from pcatools.losses.focal import focal_loss
 from pcatools.losses.l1_weights import Convention, l1_weights
 from pcatools.losses.l1dfl import _resolve_smooth
@@ -190,7 +191,6 @@ def generic_curve(
     ``(1, 2, V, 1, 1)`` and labels ``(1, 1, V, 1, 1)``, as in training (the loss's own reduction).
     ``options`` (``bin_width``, ``gamma``, ``convention``) go to the losses that take them.
     """
-    from pcatools.losses.factory import build_loss
 
     loss = build_loss(
         name, **fitting_options(name, {k: v for k, v in (options or {}).items() if v is not None})

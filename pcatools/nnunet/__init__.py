@@ -49,7 +49,7 @@ def _from_the_registry(name: str) -> Any:
     if name == "LOSSES":  # loss name -> trainer class name
         return trainer_names()
     if name.startswith("nnUNetTrainer"):
-        from pcatools.nnunet import trainers  # for start-up time: imports nnU-Net and torch
+        from pcatools.nnunet import trainers  # deferred: start-up (see tests/test_imports.py)
 
         return getattr(trainers, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

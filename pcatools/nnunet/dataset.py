@@ -48,6 +48,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pcatools._atomic import write_text_atomic
+
 __all__ = ["CHANNEL_NAMES", "LABELS", "FILE_ENDING", "dataset_name", "export_dataset"]
 
 CHANNEL_NAMES = {"0": "CT", "1": "noNorm"}
@@ -144,12 +146,14 @@ def export_dataset(
     Path
         The dataset folder.
     """
-    import pandas as pd
+    import pandas as pd  # deferred: start-up (see tests/test_imports.py)
 
-    from pcatools._atomic import write_text_atomic
-    from pcatools.data.case import layout_paths
-    from pcatools.data.manifest import write_manifest
-    from pcatools.data.splits import PAPER_FRACTIONS, make_splits
+    from pcatools.data.case import layout_paths  # deferred: start-up (see tests/test_imports.py)
+    from pcatools.data.manifest import write_manifest  # deferred: start-up (see tests/test_imports.py)
+    from pcatools.data.splits import (  # deferred: start-up (see tests/test_imports.py)
+        PAPER_FRACTIONS,
+        make_splits,
+    )
 
     if (n_cases is None) == (data_dir is None):
         raise ValueError(
@@ -180,7 +184,7 @@ def export_dataset(
     try:
         stage.mkdir()
         if n_cases is not None:
-            from pcatools.data.phantom import make_cohort
+            from pcatools.data.phantom import make_cohort  # deferred: start-up (see tests/test_imports.py)
 
             manifest = make_cohort(
                 n_cases, stage / "cohort", seed=seed, layout="nnunet", spacing=(spacing,) * 3,
@@ -193,7 +197,9 @@ def export_dataset(
             }
             place: Callable[[str, Path], object] = os.replace
         else:
-            from pcatools.data.discovery import discover_cases
+            from pcatools.data.discovery import (  # deferred: start-up (see tests/test_imports.py)
+                discover_cases,
+            )
 
             manifest = discover_cases(data_dir, progress=progress)  # type: ignore[arg-type]
             source = {"source": str(Path(data_dir).resolve())}  # type: ignore[arg-type]

@@ -64,7 +64,7 @@ class Change:
 def nnunet_trainer_dir() -> Path:
     """``nnunetv2/training/nnUNetTrainer`` of the installed nnU-Net (the folder its trainer lookup starts in)."""
     try:
-        import nnunetv2
+        import nnunetv2  # deferred: start-up (see tests/test_imports.py)
     except ImportError as err:
         raise ImportError(
             f"nnU-Net (nnunetv2) is not installed: pip install 'pcatools[nnunet]' ({err})"

@@ -127,10 +127,12 @@ def trainer_class(loss: str) -> type:
     """The nnU-Net trainer class that trains with ``loss``: a registered name, ``NAME=SPEC`` or ``dice_ce``."""
     if loss == STOCK:
         # the nnunet extra (and torch), imported on use: pcatools imports without it
-        from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+        from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import (  # deferred: start-up (see tests/test_imports.py)
+            nnUNetTrainer,
+        )
 
         return nnUNetTrainer
-    from pcatools.nnunet import trainers  # for start-up time: imports nnU-Net and torch
+    from pcatools.nnunet import trainers  # deferred: start-up (see tests/test_imports.py)
 
     try:
         return trainers.trainer_for(loss)
@@ -141,7 +143,9 @@ def trainer_class(loss: str) -> type:
 def _dataset_name(dataset: int | str) -> str:
     """``DatasetNNN_Name`` of an id or name, nnU-Net's lookup over the three folders (a ``ValueError`` when absent)."""
     # the nnunet extra (and torch), imported on use: pcatools imports without it
-    from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
+    from nnunetv2.utilities.dataset_name_id_conversion import (  # deferred: start-up (see tests/test_imports.py)
+        maybe_convert_to_dataset_name,
+    )
 
     try:
         name: str = maybe_convert_to_dataset_name(dataset)
@@ -152,7 +156,7 @@ def _dataset_name(dataset: int | str) -> str:
 
 def _device(device: str | None) -> Any:
     # for start-up time: torch only where a device is chosen
-    import torch
+    import torch  # deferred: start-up (see tests/test_imports.py)
 
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -185,7 +189,7 @@ def plan_and_preprocess(
     so that training uses its patient-level folds instead of nnU-Net's random ones.
     """
     # the nnunet extra (and torch), imported on use: pcatools imports without it
-    from nnunetv2.experiment_planning.plan_and_preprocess_api import (
+    from nnunetv2.experiment_planning.plan_and_preprocess_api import (  # deferred: start-up (see tests/test_imports.py)
         extract_fingerprints,
         plan_experiments,
         preprocess,
@@ -276,13 +280,17 @@ def train(
         ``nnUNet_results/DatasetNNN_Name/<Trainer>__<plans>__<configuration>`` (``fold_<k>`` inside).
     """
     # the nnunet extra (and torch), imported on use: pcatools imports without it
-    from batchgenerators.utilities.file_and_folder_operations import load_json
-    from nnunetv2.run.run_training import maybe_load_checkpoint
+    from batchgenerators.utilities.file_and_folder_operations import (  # deferred: start-up (see tests/test_imports.py)
+        load_json,
+    )
+    from nnunetv2.run.run_training import (  # deferred: start-up (see tests/test_imports.py)
+        maybe_load_checkpoint,
+    )
 
     cls = trainer_class(loss)
     if loss != STOCK:
         # for start-up time: pcatools.losses imports torch
-        from pcatools.losses import check_loss
+        from pcatools.losses import check_loss  # deferred: start-up (see tests/test_imports.py)
 
         check_loss(loss)
     dev = _device(device)
@@ -341,7 +349,7 @@ def train(
 def _pcatools_trainers_findable() -> Iterator[None]:
     """Let ``nnUNetPredictor`` resolve the pcatools trainer names a checkpoint records, without the shim installed."""
     # the nnunet extra (and torch), imported on use: pcatools imports without it
-    import nnunetv2.inference.predict_from_raw_data as predictor_module
+    import nnunetv2.inference.predict_from_raw_data as predictor_module  # deferred: start-up (see tests/test_imports.py)
 
     original = predictor_module.recursive_find_trainer_class_by_name
 
@@ -350,7 +358,9 @@ def _pcatools_trainers_findable() -> Iterator[None]:
             if name == cls_name and loss != STOCK:
                 return trainer_class(loss)
         if name.startswith("nnUNetTrainer_"):  # a user loss not registered here: prediction needs no loss
-            from pcatools.nnunet.trainers import PcatoolsLossTrainer  # imports nnU-Net: only for a user loss
+            from pcatools.nnunet.trainers import (  # deferred: start-up (see tests/test_imports.py)
+                PcatoolsLossTrainer,
+            )
 
             return PcatoolsLossTrainer
         return original(name)
@@ -405,7 +415,9 @@ def predict(
         False: nnU-Net's output goes to ``out/``:data:`NNUNET_LOG`.
     """
     # the nnunet extra (and torch), imported on use: pcatools imports without it
-    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+    from nnunetv2.inference.predict_from_raw_data import (  # deferred: start-up (see tests/test_imports.py)
+        nnUNetPredictor,
+    )
 
     model = Path(model_dir)
     if not (model / "plans.json").is_file():

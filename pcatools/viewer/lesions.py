@@ -141,7 +141,11 @@ def lesion_table_widget(
     and returns the lesion's world centroid. ``widget.lesions`` is the :func:`lesion_table`.
     """
     # for start-up time and headless use: Qt loads only where a window is made
-    from qtpy.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem
+    from qtpy.QtWidgets import (  # deferred: start-up (see tests/test_imports.py)
+        QAbstractItemView,
+        QTableWidget,
+        QTableWidgetItem,
+    )
 
     table = lesion_table(case, pred)
     detect_cols = [c for c in table.columns if c.startswith(detection_column(""))]

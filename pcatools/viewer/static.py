@@ -52,7 +52,11 @@ def static_layers_figure(
     """
     # for start-up time: the napari window needs no matplotlib (measured: 1-1.5 s of the 5-6 s that
     # `import pcatools.viewer` took on two loaded cores)
-    from matplotlib.colors import ListedColormap, LogNorm, Normalize
+    from matplotlib.colors import (  # deferred: start-up (see tests/test_imports.py)
+        ListedColormap,
+        LogNorm,
+        Normalize,
+    )
 
     if axis not in (0, 1, 2):
         raise ValueError(f"static_layers_figure: expected axis 0, 1 or 2, found {axis!r}")
@@ -143,7 +147,7 @@ def static_layers_figure(
 
 def _tab_colours(n: int) -> np.ndarray:
     """``n`` RGBA colours of matplotlib's ``tab20``, cycled (distinct neighbouring bins)."""
-    import matplotlib  # for start-up time, as in static_layers_figure
+    import matplotlib  # deferred: start-up (see tests/test_imports.py)
 
     rgba = np.asarray(matplotlib.colormaps["tab20"](np.arange(20)))
     return rgba[np.arange(max(n, 0)) % len(rgba)]

@@ -66,9 +66,9 @@ def l1_layers(label: np.ndarray, probs: np.ndarray, bin_width: float = 0.1) -> d
     >>> d["bins"].tolist(), d["weights"].astype(float).round(2).tolist()
     ([[2, 2, 1, 7]], [[0.2, 0.2, 0.4, 0.4]])
     """
-    import torch  # for start-up time: the viewer's display checks and static figure need no torch
+    import torch  # deferred: start-up (see tests/test_imports.py)
 
-    from pcatools.losses import l1_binning
+    from pcatools.losses import l1_binning  # deferred: start-up (see tests/test_imports.py)
 
     g = np.asarray(label)
     p = np.asarray(probs, dtype=np.float32)

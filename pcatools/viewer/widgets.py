@@ -32,7 +32,7 @@ def update_l1_layers(
     (:func:`pcatools.losses.loss_weights`) is recomputed too when its loss takes
     ``bin_width``. Returns the L1 arrays (see :func:`~pcatools.viewer.weights.l1_layers`).
     """
-    from napari.layers import Layer  # for start-up time: napari loads only where a window is made
+    from napari.layers import Layer  # deferred: start-up (see tests/test_imports.py)
 
     case = _check_case(case)
     if case.label is None:
@@ -72,7 +72,7 @@ def bin_width_widget(
     Returns the magicgui ``FunctionGui``; calling it (``widget(bin_width=0.2)``) or moving the
     slider runs :func:`update_l1_layers`. Docked on the right when ``add_dock``.
     """
-    from magicgui import magicgui  # for start-up time: Qt loads only where a window is made
+    from magicgui import magicgui  # deferred: start-up (see tests/test_imports.py)
 
     @magicgui(
         auto_call=True,

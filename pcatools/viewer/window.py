@@ -116,8 +116,8 @@ def view_case(
         if isinstance(probs, str | os.PathLike):
             probs = np.asarray(_nifti_dataobj(probs), dtype=np.float32)
         p = _check_probs(probs, shape)
-    import napari  # for start-up time: napari and Qt load only here, after the display check
-    from napari.layers import Layer
+    import napari  # deferred: start-up (see tests/test_imports.py)
+    from napari.layers import Layer  # deferred: start-up (see tests/test_imports.py)
 
     viewer = napari.Viewer(title=f"pcatools: {case.case_id}", show=show or screenshot is not None)
     for data, kwargs, kind in build_layers(
@@ -133,7 +133,7 @@ def view_case(
             show_l1_weights(viewer)
     viewer.dims.set_point(1, slice_mm(case, 1, lesion_slice(case, 1)))  # set_coronal slices along y
     if screenshot is not None:
-        from qtpy.QtWidgets import QApplication  # Qt, loaded with napari above: only with a window
+        from qtpy.QtWidgets import QApplication  # deferred: start-up (see tests/test_imports.py)
 
         viewer.window.resize(*SCREENSHOT_SIZE)
         QApplication.processEvents()  # lays out the docks (absent from the picture otherwise)

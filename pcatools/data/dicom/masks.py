@@ -62,7 +62,7 @@ def rtstruct_to_mask(
     DicomSeriesError
         Not an RTSTRUCT, unknown ROI names, or a contour off the reference grid's slices / outside it.
     """
-    from matplotlib.path import Path as PolygonPath
+    from matplotlib.path import Path as PolygonPath  # deferred: start-up (see tests/test_imports.py)
 
     ds, name = _as_dataset(rtstruct)
     if str(ds.get("Modality", "")).upper() != "RTSTRUCT":
@@ -276,7 +276,7 @@ def resample_to_reference(
     CT's last slice, not air inside the body. Points outside that box get ``cval``. The result
     keeps the dtype of ``img``.
     """
-    from scipy.ndimage import affine_transform
+    from scipy.ndimage import affine_transform  # deferred: start-up (see tests/test_imports.py)
 
     data = np.asarray(img.dataobj)
     shape_in = np.array(data.shape[:3])

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
@@ -37,8 +38,10 @@ from tqdm.auto import tqdm
 
 from pcatools._atomic import write_text_atomic
 from pcatools.data.case import Layout, layout_paths, write_case
+from pcatools.data.errors import DataError
+from pcatools.data.io import count_lesions, load_case
 from pcatools.data.manifest import write_manifest
-from pcatools.data.phantom.render import GENERATOR_VERSION, make_case
+from pcatools.data.phantom.render import FOV_MM, GENERATOR_VERSION, make_case
 
 SIDECAR_DIR = ".phantom"
 """Folder (inside a cohort's folder) of each case's JSON sidecar: its parameters, lesions, hard negatives and anatomy."""
@@ -81,8 +84,6 @@ def _load_ok(
     paths: dict[str, Path], case_id: str, patient_id: str, shape: tuple[int, ...]
 ) -> dict[str, Any] | None:
     """Manifest row of a written case when its files load completely on the expected grid, else None."""
-    from pcatools.data.errors import DataError
-    from pcatools.data.io import count_lesions, load_case
 
     if not all(p.is_file() for p in paths.values()):
         return None
@@ -110,7 +111,6 @@ def _load_ok(
 
 def _one_case(task: dict[str, Any]) -> dict[str, Any]:
     """Worker: skip a complete case or (re)generate it. Returns manifest row, lesions, negatives, status."""
-    import time
 
     t0 = time.process_time()
     out_dir = Path(task["out_dir"])
@@ -242,7 +242,6 @@ def make_cohort(
     sp = [float(s) for s in spacing]
     if len(sp) != 3 or not all(np.isfinite(s) and s > 0 for s in sp):
         raise ValueError(f"spacing: expected three positive numbers in mm (x, y, z), found {spacing!r}")
-    from pcatools.data.phantom.render import FOV_MM
 
     out = Path(out_dir).resolve()  # absolute paths in the manifest: it reads the same from any directory
     out.mkdir(parents=True, exist_ok=True)

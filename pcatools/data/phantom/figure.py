@@ -11,9 +11,13 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+import cc3d
 import numpy as np
 
+from pcatools._atomic import atomic_path
 from pcatools.data.case import Case
+from pcatools.data.phantom.cohort import case_id_for
+from pcatools.data.phantom.render import make_case
 
 
 def _coronal(a: np.ndarray) -> np.ndarray:
@@ -36,7 +40,6 @@ def largest_lesion_slice(label: np.ndarray | None) -> tuple[int, int | None]:
     >>> largest_lesion_slice(m)
     (2, 4)
     """
-    import cc3d
 
     if label is None:
         return 0, None
@@ -61,7 +64,7 @@ def plot_cases(
     would be drawn a second time by the inline backend), and repeated calls leave no open
     figures behind. Radiological convention: the patient's right on the viewer's left.
     """
-    import matplotlib
+    import matplotlib  # deferred: start-up (see tests/test_imports.py)
 
     if matplotlib.get_backend().lower() not in (
         "agg",
@@ -70,7 +73,7 @@ def plot_cases(
         "module://matplotlib_inline.backend_inline",
     ):
         matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # deferred: start-up (see tests/test_imports.py)
 
     if not cases:
         raise ValueError("plot_cases: expected at least one Case, found none")
@@ -125,9 +128,6 @@ def save_overview(
     dpi: int = 80,
 ) -> None:
     """Render cases ``(cohort_seed, i)`` for ``i`` in ``seeds`` and save :func:`plot_cases` to ``path`` (atomically)."""
-    from pcatools._atomic import atomic_path
-    from pcatools.data.phantom.cohort import case_id_for
-    from pcatools.data.phantom.render import make_case
 
     cases = [make_case((cohort_seed, i), spacing=(spacing,) * 3, case_id=case_id_for(i, 380)) for i in seeds]
     fig = plot_cases(cases)

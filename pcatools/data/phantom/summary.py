@@ -14,6 +14,7 @@ import pandas as pd
 
 from pcatools.data.case import Case
 from pcatools.data.phantom.lesions import PAPER, CohortStats
+from pcatools.metrics import lesion_table
 
 QUANTITIES = ("lesions per scan", "volume (ml)", "SUVmax", "SUVmean")
 """The rows of :func:`cohort_vs_paper`, in order."""
@@ -27,7 +28,6 @@ def cohort_lesions(cases: Iterable[Case]) -> pd.DataFrame:
     so the statistics are those every metric of pcatools uses. Cases without a label (or with an
     empty one) add no rows.
     """
-    from pcatools.metrics import lesion_table
 
     frames = [
         lesion_table(case.label, case.label, case.pet, case.spacing).assign(case_id=case.case_id)
