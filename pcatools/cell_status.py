@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CELL_STATES",
     "JOBS_DIR",
+    "MissingCellsError",
     "CellState",
     "cell_state",
     "format_status",
@@ -229,9 +230,45 @@ def cell_state(run_dir: str | os.PathLike[str], cell: Cell, seed: int | None = N
     return base
 
 
-def study_status(run_dir: str | os.PathLike[str], cells: Sequence[Cell]) -> list[CellState]:
-    """:func:`cell_state` of each cell, in the order given."""
-    seed = study_seed(run_dir)
+class MissingCellsError(RuntimeError):
+    """Cells of a study grid are not done where the grid's results need them all; the message
+    lists each with its state (one line).
+
+    Attributes: ``run_dir``, ``missing`` (their :class:`CellState`), ``trained`` (the cells a
+    ``--cells`` run was asked for, None otherwise).
+    """
+
+    def __init__(
+        self,
+        run_dir: str | os.PathLike[str],
+        missing: Sequence[CellState],
+        n_cells: int,
+        trained: Sequence[Cell] | None = None,
+    ) -> None:
+        self.run_dir = Path(run_dir)
+        self.missing = list(missing)
+        self.trained = None if trained is None else list(trained)
+        listing = ", ".join(
+            f"{s.cell.name} {s.state}" + (f" ({s.detail})" if s.detail else "") for s in missing
+        )
+        counted = f"{len(missing)} of {n_cells} cells are not done: {listing}"
+        if trained is None:
+            message = (
+                f"study {self.run_dir}: {counted}; run it again to train them (each resumes from its last.pt), "
+                f"or pass --allow-missing to analyse the {n_cells - len(missing)} that are"
+            )
+        else:
+            names = ", ".join(c.name for c in trained)
+            message = f"study {self.run_dir}: trained {names}; the results wait for the grid's other cells: {counted}"
+        super().__init__(message)
+
+
+def study_status(
+    run_dir: str | os.PathLike[str], cells: Sequence[Cell], seed: int | None = None
+) -> list[CellState]:
+    """:func:`cell_state` of each cell, in the order given; ``seed``: the study's (default: read
+    from ``config.yaml``)."""
+    seed = study_seed(run_dir) if seed is None else seed
     return [cell_state(run_dir, cell, seed) for cell in cells]
 
 

@@ -16,8 +16,9 @@ once: the launch then waits for the lock to be let go instead of training the ce
 A job stopped at its time limit is requeued by submitit (up to 3 times) and resumes from
 ``last.pt``.
 
-The options (:data:`LAUNCHER_OPTIONS`) are declared once here; ``pcatools study --launcher-option``,
-the study YAML's ``launcher:`` block and docs/cluster.md read this declaration.
+The options (:data:`LAUNCHER_OPTIONS`) are declared once here; ``pcatools study --launcher-option``
+and ``run_study(launcher_options=...)`` take them (:func:`parse_launcher_options` reads texts or a
+mapping), and docs/cluster.md's table is this declaration (a test compares them).
 """
 
 from __future__ import annotations
@@ -131,7 +132,7 @@ LAUNCHER_OPTIONS: tuple[LauncherOption, ...] = (
         None,
     ),
 )
-"""The launcher options: ``--launcher-option KEY=VALUE`` and the keys of a study YAML's ``launcher:``."""
+"""The launcher options: ``--launcher-option KEY=VALUE`` and the keys of ``launcher_options``."""
 
 BUSY = "busy"
 """What a job returns (``{"busy": message}``) when another process holds its cell's ``train.lock``."""
@@ -159,7 +160,7 @@ def launcher_options_markdown() -> str:
 def parse_launcher_options(
     items: Sequence[str] | Mapping[str, Any], where: str = "--launcher-option"
 ) -> dict[str, Any]:
-    """Launcher options from ``KEY=VALUE`` texts or a mapping (a YAML ``launcher:`` block), typed.
+    """Launcher options from ``KEY=VALUE`` texts or a mapping (e.g. read from a YAML file), typed.
 
     Raises
     ------
@@ -481,10 +482,10 @@ class _Display:
         if cj.state == "running":  # the epoch from history.csv (the lock is not tried: the job holds it)
             epoch, epochs, _ = training_progress(model_dir(self.run_dir, cj.cell, self.seed))
             state = f"running (epoch {epoch} of {epochs})" if epochs else "running"
-        text = f"{cj.cell.name:<32} job {job:<10} {state:<28} {log}"
+        text = f"{cj.cell.name:<32} job {job:<10} {state:<28} {log}".rstrip()
         if cj.message and cj.state in ("failed", BUSY):
             text += f"\n    {cj.message}"
-        return text.rstrip()
+        return text
 
     def show(self, jobs: Sequence[CellJob], ignored: Sequence[str]) -> None:
         if ignored and not self.noted:

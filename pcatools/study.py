@@ -49,7 +49,7 @@ import contextlib
 import dataclasses
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -453,13 +453,45 @@ def train_cell(run_dir: Path, cell: Cell, progress: bool = False) -> Path:
 
 
 def train_grid(
-    run_dir: Path, profile: StudyProfile, seed: int, progress: bool, seeds: Sequence[int] | None = None
+    run_dir: Path,
+    profile: StudyProfile,
+    seed: int,
+    progress: bool,
+    seeds: Sequence[int] | None = None,
+    cells: Sequence[Cell] | None = None,
+    launcher: str | None = None,
+    launcher_options: Mapping[str, Any] | None = None,
+    allow_missing: bool = False,
 ) -> dict[str, Path]:
-    """Train every cell of the grid (:func:`pcatools.cells.study_cells` of the profile's networks and
-    losses and ``seeds``, default ``(seed,)``) with :func:`train_cell`; the best checkpoint of each,
-    keyed by :meth:`pcatools.cells.Cell.key` (each model's ``config.yaml`` names the split by its file)."""
-    cells = study_cells(profile.networks, profile.losses, (seed,) if seeds is None else seeds)
-    return {cell.key(seed): train_cell(run_dir, cell, progress) for cell in cells}
+    """Train the cells of the grid (:func:`pcatools.cells.study_cells` of the profile's networks and
+    losses and ``seeds``, default ``(seed,)``) with :func:`train_cell`, in this process or as jobs of
+    ``launcher`` (:mod:`pcatools.launcher`); the best checkpoint of each cell that is done, keyed by
+    :meth:`pcatools.cells.Cell.key` (each model's ``config.yaml`` names the split by its file).
+
+    ``cells`` trains only those cells. Where cells of the grid are then not done (a failed job,
+    cells left to other jobs) :class:`~pcatools.cell_status.MissingCellsError` lists them: after
+    ``cells`` always, so that the grid's results wait for all of them, and otherwise unless
+    ``allow_missing`` (the analysis then takes what is done).
+    """
+    from pcatools.cell_status import MissingCellsError, study_status
+
+    grid = study_cells(profile.networks, profile.losses, (seed,) if seeds is None else seeds)
+    todo = grid if cells is None else list(cells)
+    best: dict[str, Path] = {}
+    if launcher is None:
+        best = {cell.key(seed): train_cell(run_dir, cell, progress) for cell in todo}
+    else:
+        from pcatools.launcher import launch_cells
+
+        launch_cells(run_dir, todo, launcher, launcher_options)
+    states = study_status(run_dir, grid)
+    missing = [s for s in states if s.state != "done"]
+    if missing and (cells is not None or not allow_missing):
+        raise MissingCellsError(run_dir, missing, len(grid), trained=None if cells is None else todo)
+    for state in states:  # a finished cell's train_cell returns its checkpoint at once
+        if state.state == "done" and state.cell.key(seed) not in best:
+            best[state.cell.key(seed)] = train_cell(run_dir, state.cell, progress)
+    return best
 
 
 def predict_grid(
@@ -513,6 +545,10 @@ def run_study(
     progress: bool = True,
     restart: bool = False,
     seeds: Sequence[int] | None = None,
+    cells: Sequence[Cell] | None = None,
+    launcher: str | None = None,
+    launcher_options: Mapping[str, Any] | None = None,
+    allow_missing: bool = False,
     **overrides: Any,
 ) -> StudyResult:
     """Run the paper's grid (networks x losses) end to end into ``run_dir``.
@@ -533,6 +569,19 @@ def run_study(
         once per seed on the same split (:mod:`pcatools.cells`), and Table 1 averages each model's
         per-case values over them (:func:`pcatools.stats.table1_over_seeds`). ``None``: ``(seed,)``;
         with one seed the outputs have no ``seed`` column.
+    cells
+        Train only these cells of the grid (``pcatools study --cells``, e.g. one cell per task of
+        another scheduler's job array); the results are made only once every cell of the grid is
+        done, otherwise :class:`~pcatools.cell_status.MissingCellsError` says which are not.
+    launcher
+        ``"local"`` or ``"slurm"``: train the cells as submitit jobs (:mod:`pcatools.launcher`,
+        docs/cluster.md) with ``launcher_options`` (:data:`pcatools.launcher.LAUNCHER_OPTIONS`)
+        and wait for them; ``None`` trains them one after another in this process. Prediction,
+        evaluation and the analysis run in this process either way.
+    allow_missing
+        Where cells are not done after training (a failed job), analyse the models that are and
+        say so in ``table1.md``'s notes, instead of raising
+        :class:`~pcatools.cell_status.MissingCellsError`.
     restart
         Start over: move everything the run folder holds (but the synthetic cohort in ``data/``,
         which is remade only where its settings changed) to ``run_dir/replaced/<time>/`` first.
@@ -552,6 +601,9 @@ def run_study(
     ------
     RunSettingsError
         The run folder holds a study (or a model) with other settings; the message lists them.
+    MissingCellsError
+        Cells of the grid are not done after training (``cells``; or a failed job without
+        ``allow_missing``); the message lists each with its state.
     """
     import logging
 
@@ -615,7 +667,9 @@ def run_study(
     manifest = prepare_data(run, prof, data_dir, seed, progress)
     split = split_manifest(run, manifest, prof, seed)
     try:
-        checkpoints = train_grid(run, prof, seed, progress, seeds)
+        checkpoints = train_grid(
+            run, prof, seed, progress, seeds, cells, launcher, launcher_options, allow_missing
+        )
     except RunSettingsError as err:  # a model folder trained with other settings than the study's
         listing = describe_differences(err.differences)
         raise RunSettingsError(
@@ -631,7 +685,16 @@ def run_study(
     results = run / "results"
     for name, table in (("predictions", preds), ("cases", cases), ("lesions", lesions)):
         write_manifest(table, results / f"{name}.csv", root=run)
-    tables = analyse(results, cases, lesions, seed=seed)
+    grid = study_cells(prof.networks, prof.losses, seeds)
+    left_out = [cell.name for cell in grid if cell.key(seed) not in checkpoints]
+    notes = (
+        [
+            f"Not done and left out (--allow-missing): {', '.join(left_out)}; {len(grid) - len(left_out)} of {len(grid)} models analysed."
+        ]
+        if left_out
+        else []
+    )
+    tables = analyse(results, cases, lesions, seed=seed, notes=notes)
     study = StudyResult(run, split, preds, cases, lesions, tables["table1"])
     study.figures = draw_figures(run / "figures", study, tables)
     return study

@@ -1,34 +1,107 @@
-"""The study grid's cells as submitit jobs (issue 24): pcatools.launcher and pcatools.cell_status.
+"""The study grid's cells as submitit jobs (issue 24): pcatools.launcher, pcatools.cell_status and
+``pcatools study --launcher / --cells / --status / --allow-missing``.
 
 The SLURM executor is tested without a queue: a fake ``sbatch`` on PATH keeps the script submitit
 writes, and the script's ``#SBATCH`` lines are checked against the options given. Cell states are
 read from hand-made model folders whose answers are known (a lock held by this process, a history
-of two epochs out of four, a job's error result).
+of two epochs out of four, a job's error result). The local executor runs the ``ci`` profile's
+grid of one network x 2 losses x 2 seeds for real: its results must equal those of the same study
+trained one cell after another in one process, also after a job was killed and launched again.
+Figures are not drawn in these studies (the launcher changes nothing they show; 20 s each).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pickle
+import shutil
+import signal
 import stat
 import sys
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
-from pcatools.cell_status import cell_state, format_status, study_status
+from pcatools.cell_status import cell_state, format_status, lock_holder, study_status
 from pcatools.cells import Cell
+from pcatools.cli import app
 from pcatools.launcher import (
     LAUNCHER_OPTIONS,
     Launch,
+    TrainCellJob,
     launcher_options_help,
     launcher_options_markdown,
     parse_launcher_options,
 )
+from pcatools.study import run_study
 from pcatools.training.run_files import run_lock
 
 GRID = [Cell("segresnet", loss, seed) for loss in ("dice", "l1dfl") for seed in (0, 1)]
+# the study of the real runs: 3 epochs, so that a job can be killed between its first and its last
+SETTINGS: dict[str, Any] = dict(
+    profile="ci",
+    seed=0,
+    seeds=(0, 1),
+    progress=False,
+    networks=("segresnet",),
+    losses=("dice", "l1dfl"),
+    epochs=3,
+)
+CLI_SETTINGS = [
+    "--profile", "ci", "--seed", "0", "--seeds", "0,1", "--network", "segresnet", "--loss", "dice",
+    "--loss", "l1dfl", "--epochs", "3", "--no-progress",
+]  # fmt: skip
+RESULTS = ("cases.csv", "lesions.csv", "table1.csv")
+
+
+@pytest.fixture(scope="module")
+def sequential(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The study trained one cell after another in this process (no launcher): the reference."""
+    run = tmp_path_factory.mktemp("sequential") / "run"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("pcatools.study.draw_figures", lambda *args, **kwargs: {})
+        run_study(run, **SETTINGS)
+    return run
+
+
+@pytest.fixture
+def no_figures(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr("pcatools.study.draw_figures", lambda *args, **kwargs: {})
+    yield
+
+
+def _prepared(sequential: Path, run: Path, models: list[Cell]) -> Path:
+    """A copy of the reference study's folder with its data and split, and of its models only ``models``."""
+    skip = shutil.ignore_patterns("models", "predictions", "results", "figures", "jobs")
+    shutil.copytree(sequential, run, ignore=skip)
+    for cell in models:
+        shutil.copytree(sequential / "models" / cell.key(0), run / "models" / cell.key(0))
+    return run
+
+
+def _same_results(a: Path, b: Path) -> None:
+    for name in RESULTS:
+        assert (a / "results" / name).read_bytes() == (b / "results" / name).read_bytes(), name
+
+
+def _kill_after_first_epoch(folder: Path, deadline_s: float = 900) -> int:
+    """SIGKILL the process training in ``folder`` (the pid its train.lock names) once epoch 1 is written."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        history = folder / "history.csv"
+        if history.is_file() and len(history.read_text().splitlines()) >= 2 and lock_holder(folder):
+            pid = int((folder / "train.lock").read_text().split()[1])
+            os.kill(pid, signal.SIGKILL)
+            return pid
+        time.sleep(0.02)
+    raise AssertionError(f"{folder}: no epoch finished within {deadline_s} s")
 
 
 def _study_folder(path: Path, seed: int = 0) -> Path:
@@ -181,3 +254,139 @@ def test_docs_table_is_the_declaration() -> None:
     assert launcher_options_help().startswith(
         "partition: SLURM partition the jobs go to (sbatch --partition). gpus_per_job: "
     )
+
+
+def test_status_and_bad_cells_through_the_command(tmp_path: Path) -> None:
+    run = _study_folder(tmp_path / "run", seed=0)
+    _model(run, "segresnet__dice", 2, [0.25, 0.5])
+    training = _model(run, "segresnet__dice__seed1", 4, [None])
+    grid = [
+        "--profile",
+        "ci",
+        "--network",
+        "segresnet",
+        "--loss",
+        "dice",
+        "--loss",
+        "l1dfl",
+        "--seeds",
+        "0,1",
+    ]
+    with run_lock(training):
+        result = CliRunner().invoke(app, ["study", str(run), *grid, "--status"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        f"{'segresnet/dice/0':<36} {'done':<12} best validation DSC 0.500",
+        f"{'segresnet/dice/1':<36} {'training':<12} epoch 1 of 4",
+        f"{'segresnet/l1dfl/0':<36} not started",
+        f"{'segresnet/l1dfl/1':<36} not started",
+        "4 cells: 2 not started, 1 training, 1 done",
+    ]
+    for bad, message in (
+        ("segresnet/tversky/0", "error: cell 'segresnet/tversky/0': loss 'tversky' is not in the grid; "
+                                "expected one of ['dice', 'l1dfl']"),
+        ("segresnet/dice/7", "error: cell 'segresnet/dice/7': seed '7' is not in the grid; expected one of [0, 1]"),
+        ("segresnet-dice-0", "error: cell 'segresnet-dice-0': expected network/loss/seed, e.g. segresnet/l1dfl/0"),
+    ):  # fmt: skip
+        result = CliRunner().invoke(app, ["study", str(run), *grid, "--cells", bad])
+        assert (result.exit_code, result.output.strip()) == (2, message)
+    assert not (run / "split.csv").exists()  # refused before anything was written
+
+
+def test_a_missing_cell_stops_the_analysis_and_cells_trains_only_what_it_names(
+    sequential: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_figures: None
+) -> None:
+    run = _prepared(sequential, tmp_path / "run", [GRID[0], GRID[2], GRID[3]])  # segresnet/dice/1 missing
+    stamps = {p: p.stat().st_mtime_ns for p in (run / "models").rglob("best.pt")}
+    # a launch whose jobs leave a cell undone (here: none runs): the analysis refuses, naming it
+    monkeypatch.setattr("pcatools.launcher.launch_cells", lambda *args, **kwargs: [])
+    result = CliRunner().invoke(app, ["study", str(run), *CLI_SETTINGS, "--launcher", "local"])
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        f"error: study {run}: 1 of 4 cells are not done: segresnet/dice/1 not started; run it again to "
+        "train them (each resumes from its last.pt), or pass --allow-missing to analyse the 3 that are"
+    )
+    assert not (run / "results").exists()
+    # --cells with a cell that is done: nothing trains, and the grid's results wait for the missing one
+    result = CliRunner().invoke(app, ["study", str(run), *CLI_SETTINGS, "--cells", "segresnet/l1dfl/0"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == (
+        f"study {run}: trained segresnet/l1dfl/0; the results wait for the grid's other cells: 1 of 4 cells "
+        "are not done: segresnet/dice/1 not started"
+    )
+    assert not (run / "models" / GRID[1].key(0)).exists() and not (run / "results").exists()
+    # --cells with the missing cell: it alone trains, the grid is complete, the study goes on to the
+    # results, which equal those of the study trained in one go
+    result = CliRunner().invoke(app, ["study", str(run), *CLI_SETTINGS, "--cells", "segresnet/dice/1"])
+    assert result.exit_code == 0, result.output
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    _same_results(run, sequential)
+
+
+def test_local_jobs_equal_the_sequential_run_also_after_a_killed_job(
+    sequential: Path, tmp_path: Path, no_figures: None
+) -> None:
+    run = _prepared(sequential, tmp_path / "run", [])
+    killed = GRID[1]  # segresnet/dice/1: with max_parallel 2 it starts with the first
+    folder = run / "models" / killed.key(0)
+    outcome: dict[str, Any] = {}
+
+    def first_launch() -> None:
+        try:
+            outcome["study"] = run_study(
+                run, **SETTINGS, launcher="local", launcher_options={"max_parallel": 2}, allow_missing=True
+            )
+        except BaseException as err:  # noqa: BLE001 (reported by the assertion below)
+            outcome["error"] = err
+
+    thread = threading.Thread(target=first_launch)
+    thread.start()
+    _kill_after_first_epoch(folder)
+    thread.join()
+    assert "error" not in outcome, outcome.get("error")
+    # the killed job failed its cell only, stopped after epoch 1 of 3; the three others are done
+    states = study_status(run, GRID)
+    assert [s.state for s in states] == ["done", "failed", "done", "done"]
+    assert (states[1].epoch, states[1].epochs) == (1, 3)
+    assert json.loads((run / "jobs" / f"{killed.key(0)}.json").read_text())["cell"] == killed.name
+    # --allow-missing analysed the three and says so
+    notes = (run / "results" / "table1.md").read_text()
+    assert "Not done and left out (--allow-missing): segresnet/dice/1; 3 of 4 models analysed." in notes
+    stamps = {p: p.stat().st_mtime_ns for p in (run / "models").rglob("best.pt") if p.parent != folder}
+
+    # launching again resumes the killed cell from its last.pt and trains nothing else; the results
+    # equal those of the study trained without jobs and without interruption
+    run_study(run, **SETTINGS, launcher="local")
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    assert [s.state for s in study_status(run, GRID)] == ["done"] * 4
+    _same_results(run, sequential)
+    assert "left out" not in (run / "results" / "table1.md").read_text()
+
+
+def test_two_launches_never_train_a_cell_twice(sequential: Path, tmp_path: Path) -> None:
+    cell = GRID[3]
+    run = _prepared(sequential, tmp_path / "run", GRID[:3])  # one cell left to train
+    folder = run / "models" / cell.key(0)
+    first = Launch(run, "local")
+    assert [cj.job is not None for cj in first.submit(GRID)] == [False, False, False, True]  # done: no job
+    end = time.monotonic() + 900
+    while lock_holder(folder) is None and time.monotonic() < end:  # its job has begun training
+        time.sleep(0.05)
+    second = Launch(run, "local")
+    jobs = second.submit(GRID)
+    # the second launch gives the cell no job: another process holds its train.lock
+    assert (jobs[3].job, jobs[3].state) == (None, "busy")
+    waiting = threading.Thread(target=first.wait, kwargs={"stream": io.StringIO(), "poll_s": 0.5})
+    waiting.start()
+    shown = io.StringIO()
+    second.wait(shown, poll_s=0.5)
+    waiting.join()
+    assert [cj.state for cj in first.jobs] == [cj.state for cj in second.jobs] == ["done"] * 4
+    assert "segresnet/l1dfl/1                job -          busy" in shown.getvalue()
+    history = (folder / "history.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in history[1:]] == ["1", "2", "3"]
+    assert not (folder / "replaced").exists()  # nothing started over
+    # a job that finds its cell's lock taken (two launches submitting at once) ends at once
+    with run_lock(folder):
+        answer = TrainCellJob()(run, cell)
+    assert list(answer) == ["busy"] and "is in use by another training" in answer["busy"]

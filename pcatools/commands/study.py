@@ -7,6 +7,7 @@ from typing import Any
 
 import typer
 
+from pcatools.launcher import launcher_options_help
 from pcatools.loss_registry import loss_help, loss_name, register_loss
 from pcatools.network_registry import network_name
 from pcatools.specs import SpecError, is_spec, parse_spec
@@ -84,6 +85,73 @@ def study_networks(
     return tuple(e.name for e in entries) or None
 
 
+def launcher_settings(launcher: str | None, items: list[str] | None) -> dict[str, Any] | None:
+    """``--launcher`` checked (a known launcher, submitit installed) and its ``--launcher-option`` typed."""
+    import importlib.util
+
+    from pcatools.launcher import LAUNCHERS, parse_launcher_options
+
+    if launcher is None:
+        if items:
+            raise ValueError("--launcher-option: options go to a launcher; give --launcher local or slurm")
+        return None
+    if launcher not in LAUNCHERS:
+        raise ValueError(f"--launcher: expected one of {list(LAUNCHERS)}, found {launcher!r}")
+    if importlib.util.find_spec("submitit") is None:
+        raise ValueError("--launcher needs submitit: pip install 'pcatools[cluster]' (docs/cluster.md)")
+    return parse_launcher_options(items or [])
+
+
+def grid_cells(
+    names: list[str] | None,
+    profile: str,
+    networks: tuple[str, ...] | None,
+    losses: tuple[str, ...] | None,
+    seeds: tuple[int, ...] | None,
+    seed: int,
+) -> list[Any] | None:
+    """The cells ``--cells`` names, each checked against the grid the study runs (the networks,
+    losses and seeds given, else the profile's and ``--seed``); None when none are named."""
+    from pcatools.cells import parse_cell
+    from pcatools.study import get_profile
+
+    if not names:
+        return None
+    prof = get_profile(profile)
+    grid = (networks or prof.networks, losses or prof.losses, seeds or (seed,))
+    return [parse_cell(name, *grid) for name in names]
+
+
+def study_status_text(
+    run_dir: Path,
+    profile: str,
+    networks: tuple[str, ...] | None,
+    losses: tuple[str, ...] | None,
+    seeds: tuple[int, ...] | None,
+    seed: int,
+) -> str:
+    """``--status``: each cell's state (:func:`pcatools.cell_status.format_status`). The grid is the
+    one given, else the one the run folder's ``config.yaml`` records, else the profile's."""
+    import yaml
+
+    from pcatools.cell_status import format_status, study_status
+    from pcatools.cells import study_cells
+    from pcatools.study import get_profile
+
+    recorded: dict[str, Any] = {}
+    if (run_dir / "config.yaml").is_file():
+        recorded = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+    settings = recorded.get("profile") or {}
+    prof = get_profile(profile)
+    study_seed = int(recorded.get("seed", seed))
+    grid = study_cells(
+        networks or settings.get("networks") or prof.networks,
+        losses or settings.get("losses") or prof.losses,
+        seeds or recorded.get("seeds") or (study_seed,),
+    )
+    return format_status(study_status(run_dir, grid, seed=study_seed))
+
+
 def run(
     run_dir: Path = typer.Argument(
         Path("runs/demo"), help="Run folder (re-running continues where it stopped)."
@@ -134,6 +202,35 @@ def run(
         help="Start over: move the run folder's models, predictions and results to RUN_DIR/replaced/<time>/ "
         "(needed to re-run a folder with other settings).",
     ),
+    launcher: str | None = typer.Option(
+        None,
+        help="Train each (network, loss, seed) cell as a job through submitit: slurm (sbatch, one job array) "
+        "or local (processes of this machine); default: one after another in this process. "
+        "Needs the cluster extra; docs/cluster.md.",
+    ),
+    launcher_option: list[str] | None = typer.Option(
+        None,
+        "--launcher-option",
+        help=f"KEY=VALUE (repeatable), an option of the launcher. {launcher_options_help()}",
+    ),
+    cells: list[str] | None = typer.Option(
+        None,
+        "--cells",
+        help="Train only this cell, network/loss/seed, e.g. segresnet/l1dfl/1 (repeatable), and stop there "
+        "unless the grid is then complete: a job array of any scheduler can drive the grid.",
+    ),
+    status: bool = typer.Option(
+        False,
+        "--status",
+        help="Print each cell's state (not started, queued, training epoch k of n, done with its best "
+        "validation DSC, failed with its log's last line) and exit.",
+    ),
+    allow_missing: bool = typer.Option(
+        False,
+        "--allow-missing",
+        help="Analyse the models that are done when cells are missing (failed jobs), and say so in "
+        "results/table1.md, instead of refusing.",
+    ),
 ) -> None:
     """Run the study grid (2 networks x 3 losses, each from every training seed): split, train, predict,
     evaluate, statistics, figures.
@@ -143,6 +240,7 @@ def run(
     """
     import time
 
+    from pcatools.cell_status import MissingCellsError
     from pcatools.cells import parse_seeds
     from pcatools.study import run_study
     from pcatools.training import CheckpointError
@@ -160,6 +258,15 @@ def run(
     except (SpecError, typer.BadParameter) as err:
         typer.echo(f"error: {err.message if isinstance(err, typer.BadParameter) else err}", err=True)
         raise typer.Exit(code=2) from None
+    if status:
+        typer.echo(study_status_text(run_dir, profile, networks, losses, training_seeds, seed))
+        return
+    try:  # the launcher and the cells checked before anything is written
+        options = launcher_settings(launcher, launcher_option)
+        chosen = grid_cells(cells, profile, networks, losses, training_seeds, seed)
+    except ValueError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(code=2) from None
     try:
         result = run_study(
             run_dir,
@@ -174,7 +281,15 @@ def run(
             networks=networks,
             losses=losses,
             workers=workers,
+            cells=chosen,
+            launcher=launcher,
+            launcher_options=options,
+            allow_missing=allow_missing,
         )
+    except MissingCellsError as err:
+        # --cells: the named cells are trained, the grid's others are someone else's (exit 0)
+        typer.echo(f"{'' if err.trained is not None else 'error: '}{err}", err=err.trained is None)
+        raise typer.Exit(code=0 if err.trained is not None else 1) from None
     except (CheckpointError, RunBusyError, ValueError, OSError, FloatingPointError) as err:
         # other settings than the run folder's, bad data, a model folder in use, a full disk: one line each
         typer.echo(f"error: {err}", err=True)
