@@ -100,9 +100,11 @@ __all__ = [
     "view_case",
 ]
 
-#: names defined outside the viewer (they import torch), imported on first use
-_FROM_LOSSES = {
-    name: "pcatools.losses.voxel_weights" for name in ("loss_weights", "weighted_loss", "weighted_losses")
+#: names defined outside the viewer (they import torch), imported on first use (PEP 562)
+_LAZY = {
+    "loss_weights": "pcatools.losses.voxel_weights",
+    "weighted_loss": "pcatools.losses.voxel_weights",
+    "weighted_losses": "pcatools.losses.voxel_weights",
 }
 
-__getattr__, __dir__ = lazy_exports(__name__, _FROM_LOSSES)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
