@@ -91,6 +91,11 @@ def _same_results(a: Path, b: Path) -> None:
         assert (a / "results" / name).read_bytes() == (b / "results" / name).read_bytes(), name
 
 
+def _losses(folder: Path) -> list[list[str]]:
+    """Each epoch's number, learning rate, training loss and validation DSC from ``history.csv``."""
+    return [line.split(",")[:4] for line in (folder / "history.csv").read_text().splitlines()]
+
+
 def _kill_after_first_epoch(folder: Path, deadline_s: float = 900) -> int:
     """SIGKILL the process training in ``folder`` (the pid its train.lock names) once epoch 1 is written."""
     end = time.monotonic() + deadline_s
@@ -296,31 +301,30 @@ def test_status_and_bad_cells_through_the_command(tmp_path: Path) -> None:
 def test_a_missing_cell_stops_the_analysis_and_cells_trains_only_what_it_names(
     sequential: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_figures: None
 ) -> None:
-    run = _prepared(sequential, tmp_path / "run", [GRID[0], GRID[2], GRID[3]])  # segresnet/dice/1 missing
-    stamps = {p: p.stat().st_mtime_ns for p in (run / "models").rglob("best.pt")}
-    # a launch whose jobs leave a cell undone (here: none runs): the analysis refuses, naming it
-    monkeypatch.setattr("pcatools.launcher.launch_cells", lambda *args, **kwargs: [])
-    result = CliRunner().invoke(app, ["study", str(run), *CLI_SETTINGS, "--launcher", "local"])
+    run = _prepared(sequential, tmp_path / "run", [GRID[0], GRID[2]])  # segresnet/*/1 missing
+    stamps = {p: p.stat().st_mtime_ns for p in (run / "models").rglob("*.pt")}
+    # a launch whose jobs leave cells undone (here: none runs): the analysis refuses, naming them
+    with monkeypatch.context() as patch:
+        patch.setattr("pcatools.launcher.launch_cells", lambda *args, **kwargs: [])
+        result = CliRunner().invoke(app, ["study", str(run), *CLI_SETTINGS, "--launcher", "local"])
     assert result.exit_code == 1
     assert result.output.strip() == (
-        f"error: study {run}: 1 of 4 cells are not done: segresnet/dice/1 not started; run it again to "
-        "train them (each resumes from its last.pt), or pass --allow-missing to analyse the 3 that are"
+        f"error: study {run}: 2 of 4 cells are not done: segresnet/dice/1 not started, segresnet/l1dfl/1 "
+        "not started; run it again to train them (each resumes from its last.pt), or pass --allow-missing "
+        "to analyse the 2 that are"
     )
-    assert not (run / "results").exists()
-    # --cells with a cell that is done: nothing trains, and the grid's results wait for the missing one
-    result = CliRunner().invoke(app, ["study", str(run), *CLI_SETTINGS, "--cells", "segresnet/l1dfl/0"])
-    assert result.exit_code == 0, result.output
-    assert result.output.strip() == (
-        f"study {run}: trained segresnet/l1dfl/0; the results wait for the grid's other cells: 1 of 4 cells "
-        "are not done: segresnet/dice/1 not started"
-    )
-    assert not (run / "models" / GRID[1].key(0)).exists() and not (run / "results").exists()
-    # --cells with the missing cell: it alone trains, the grid is complete, the study goes on to the
-    # results, which equal those of the study trained in one go
+    # --cells trains the cell it names and no other; the grid's results wait for the one still missing
     result = CliRunner().invoke(app, ["study", str(run), *CLI_SETTINGS, "--cells", "segresnet/dice/1"])
     assert result.exit_code == 0, result.output
-    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
-    _same_results(run, sequential)
+    assert result.output.strip() == (
+        f"study {run}: trained segresnet/dice/1; the results wait for the grid's other cells: 1 of 4 cells "
+        "are not done: segresnet/l1dfl/1 not started"
+    )
+    assert [s.state for s in study_status(run, GRID)] == ["done", "done", "done", "not started"]
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # the done ones were not trained again
+    # the model it trained is the sequential run's: the same losses and validation DSCs, epoch by epoch
+    assert _losses(run / "models" / GRID[1].key(0)) == _losses(sequential / "models" / GRID[1].key(0))
+    assert not (run / "results").exists()
 
 
 def test_local_jobs_equal_the_sequential_run_also_after_a_killed_job(
@@ -359,6 +363,7 @@ def test_local_jobs_equal_the_sequential_run_also_after_a_killed_job(
     run_study(run, **SETTINGS, launcher="local")
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     assert [s.state for s in study_status(run, GRID)] == ["done"] * 4
+    assert _losses(folder) == _losses(sequential / "models" / killed.key(0))  # exact resume
     _same_results(run, sequential)
     assert "left out" not in (run / "results" / "table1.md").read_text()
 
