@@ -131,26 +131,26 @@ def analyse(
     :func:`pcatools.stats.table1_notes` and ``notes`` (further rules the caller used).
 
     Tables with a ``seed`` column of several training seeds (a study with ``seeds``): Table 1 is
-    :func:`pcatools.stats.table1_over_seeds`, each seed's own in ``table1_by_seed``, each seed's
+    :func:`pcatools.seed_stats.table1_over_seeds`, each seed's own in ``table1_by_seed``, each seed's
     mean DSC per model in ``seed_means``; the Wilcoxon tests, threshold curves and Dmax groups use
-    the per-case (per-lesion) values averaged over seeds (:func:`pcatools.stats.seed_average`);
+    the per-case (per-lesion) values averaged over seeds (:func:`pcatools.seed_stats.seed_average`);
     the mixed model fits every seed's lesions with the seed as a variance component.
     """
     import warnings
 
-    from pcatools import stats
+    from pcatools import seed_stats, stats
 
     tables: dict[str, pd.DataFrame] = {}
     seeds = study_seeds(cases)
     settings: dict[str, Any] = dict(reference=reference, seed=seed, by=by, arm=arm, empty_cases=empty_cases)
     seed_notes: list[str] = []
     if len(seeds) > 1:
-        table1 = stats.table1_over_seeds(cases, **settings)
-        tables["table1_by_seed"] = stats.table1_by_seed(cases, **settings)
-        tables["seed_means"] = stats.seed_means(cases, empty_cases=empty_cases, arm=arm)
-        cases = stats.seed_average(cases, keys=("network", arm, "case_id"))
-        per_lesion = stats.seed_average(lesions, keys=("network", arm, "case_id", "lesion_id"))
-        seed_notes.append(stats.seed_note(seeds))
+        table1 = seed_stats.table1_over_seeds(cases, **settings)
+        tables["table1_by_seed"] = seed_stats.table1_by_seed(cases, **settings)
+        tables["seed_means"] = seed_stats.seed_means(cases, empty_cases=empty_cases, arm=arm)
+        cases = seed_stats.seed_average(cases, keys=("network", arm, "case_id"))
+        per_lesion = seed_stats.seed_average(lesions, keys=("network", arm, "case_id", "lesion_id"))
+        seed_notes.append(seed_stats.seed_note(seeds))
     else:
         table1 = stats.table1(cases, **settings)
         per_lesion = lesions
@@ -204,7 +204,7 @@ def draw_figures(
     A study with several training seeds adds ``seeds`` (:func:`pcatools.figures.seeds_figure`);
     Figure 4 then shows each case's DSC averaged over seeds, Figures 2 and 3 the first seed's masks.
     """
-    from pcatools import stats
+    from pcatools import seed_stats
     from pcatools.figures import figure1, figure4, figure5, figure6, figure7, save_figure, seeds_figure
 
     figures: dict[str, Any] = {}
@@ -214,7 +214,7 @@ def draw_figures(
         figures["figure2"] = figure2_for_study(study)
         figures["figure3"] = figure3_for_study(study)
     several = len(study_seeds(study.cases)) > 1
-    figures["figure4"] = figure4(stats.seed_average(study.cases) if several else study.cases)
+    figures["figure4"] = figure4(seed_stats.seed_average(study.cases) if several else study.cases)
     figures["figure5"] = figure5(tables["thresholds_patient"], tables["thresholds_lesion"])
     figures["figure6"] = figure6(tables["dmax_groups"])
     if loss_figures:

@@ -567,7 +567,7 @@ def run_study(
     seeds
         Training seeds (``pcatools study --seeds 0,1,2``): every (network, loss) pair is trained
         once per seed on the same split (:mod:`pcatools.cells`), and Table 1 averages each model's
-        per-case values over them (:func:`pcatools.stats.table1_over_seeds`). ``None``: ``(seed,)``;
+        per-case values over them (:func:`pcatools.seed_stats.table1_over_seeds`). ``None``: ``(seed,)``;
         with one seed the outputs have no ``seed`` column.
     cells
         Train only these cells of the grid (``pcatools study --cells``, e.g. one cell per task of

@@ -282,10 +282,7 @@ def test_known_cycles_still_exist() -> None:
 
 #: modules over MAX_LINES today, each split by its owner, who removes it here (strict: a split
 #: module that is still listed fails)
-KNOWN_LONG_MODULES = {
-    "pcatools.stats": "issue 27 item 5: stats.py is 1,037 lines since the seeds (issue 23 item 6); remove this mark "
-    "when it is split",
-}
+KNOWN_LONG_MODULES: dict[str, str] = {}
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from pcatools import stats
+from pcatools import seed_stats, stats
 from pcatools.analysis import StudyResult
 from pcatools.study import run_study
 
@@ -37,8 +37,8 @@ def studies(tmp_path_factory: pytest.TempPathFactory) -> dict[str, StudyResult]:
     """A one-seed study (seed 0), that folder grown to seeds (0, 1), and seed 1 alone.
 
     The grown study trains only seed 1 (the seed-0 folders keep their names), and the seed-1 study
-    starts from a copy of the grown one's folder, so it trains nothing: four trainings in all, and
-    each study predicts, evaluates and analyses on its own.
+    starts from a copy of the grown one's folder, so it trains nothing (and draws no figures): four
+    trainings in all, and each study predicts, evaluates and analyses on its own.
     """
     root = tmp_path_factory.mktemp("seeds")
     one0 = run_study(root / "one0", **GRID)
@@ -50,7 +50,9 @@ def studies(tmp_path_factory: pytest.TempPathFactory) -> dict[str, StudyResult]:
     shutil.copytree(root / "two", root / "one1")
     for outputs in ("results", "figures"):
         shutil.rmtree(root / "one1" / outputs)
-    one1 = run_study(root / "one1", seeds=(1,), **GRID)
+    with pytest.MonkeyPatch.context() as patch:  # its tables are compared, not its figures
+        patch.setattr("pcatools.study.draw_figures", lambda *args, **kwargs: {})
+        one1 = run_study(root / "one1", seeds=(1,), **GRID)
     return {"one0": one0, "two": two, "one1": one1}
 
 
@@ -114,7 +116,7 @@ def test_pooled_table1_by_hand() -> None:
         n = 3 if case == "a" else 1
         rows.append(dict(network="segresnet", loss=loss, case_id=case, seed=seed, dice=dice, f1=dice,
                          tp=tp, fp=fp, fn=fn, n_gt_lesions=n))  # fmt: skip
-    table = stats.table1_over_seeds(pd.DataFrame(rows), ci=False)
+    table = seed_stats.table1_over_seeds(pd.DataFrame(rows), ci=False)
     assert table["Loss"].tolist() == ["DL", "L1DFL"]
     dl, l1 = table.iloc[0], table.iloc[1]
     # L1DFL per case over seeds: DSC a (0.8+0.6)/2 = 0.7, b (0.4+0.6)/2 = 0.5 -> mean 0.6, SD sqrt(2*0.1^2) = 0.14
@@ -132,7 +134,7 @@ def test_pooled_table1_by_hand() -> None:
     assert dl["P value"] == "0.25" and l1["P value"] == ""
     assert list(table.columns[:4]) == ["Network", "Loss", "DSC mean", stats.SEED_SPREAD]
     # each seed's own table: seed 0's L1DFL DSC 0.8, 0.4 -> 0.60 ± 0.28
-    by_seed = stats.table1_by_seed(pd.DataFrame(rows), ci=False)
+    by_seed = seed_stats.table1_by_seed(pd.DataFrame(rows), ci=False)
     assert by_seed[["seed", "Loss", "DSC mean"]].values.tolist() == [
         [0, "DL", "0.35 ± 0.21"], [0, "L1DFL", "0.60 ± 0.28"], [1, "DL", "0.15 ± 0.21"], [1, "L1DFL", "0.60 ± 0.00"],
     ]  # fmt: skip

@@ -27,7 +27,7 @@ def seeds_figure_data(seed_means: pd.DataFrame) -> pd.DataFrame:
     """The points the seed figure draws, in Table 1's order: one row per (network, loss, seed) with
     the seed's mean DSC (``mean``), the model's ``label`` and ``model_mean``, the mean over its seeds.
 
-    ``seed_means`` is :func:`pcatools.stats.seed_means` (``network, loss, seed, mean``).
+    ``seed_means`` is :func:`pcatools.seed_stats.seed_means` (``network, loss, seed, mean``).
 
     Examples
     --------
