@@ -4,9 +4,10 @@ Known answers: the images the pages reference are exactly the declared ones, eac
 ``docs/figures/``; the command, run as ``python -m pcatools.figures.gallery`` on the tests' ``ci``
 study and its evaluation, writes each study and evaluation image with the same pixels as the
 run's own ``figures/figureN.png`` (the same producer the study and ``pcatools evaluate`` use),
-the phantom overview with the pixels of the committed ``docs/figures/phantom.png``, and names the
-test that makes each screenshot a test makes; without a display it says the napari screenshot
-was not written. Under Xvfb (``gui``) the napari screenshot is written with its colour bar.
+the phantom overview with the pixels of the committed ``docs/figures/phantom.png``; without a
+display and with no chromium on ``PATH`` it says in one line each which screenshot was not written
+and why. Under Xvfb (``gui``) with chromium it writes every declared image, the napari screenshots
+(the L1 weights' colour bar drawn) and JupyterLab's included.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pcatools.figures.gallery import GALLERY, l1_weights_screenshot
+from pcatools.figures.gallery import GALLERY
+from pcatools.figures.screenshots import VIEWPORT, browser_problem, l1_weights_screenshot
 from tests.conftest import REPO
 
 #: an image in Markdown (``![alt](path)``) or HTML (``<img src="path">``)
@@ -59,6 +61,7 @@ def test_the_command_writes_each_study_and_evaluation_image(
 ) -> None:
     out = tmp_path / "figures"
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env["PATH"] = str(Path(sys.executable).parent)  # no chromium: the JupyterLab picture says so
     proc = subprocess.run(
         [
             sys.executable,
@@ -81,9 +84,9 @@ def test_the_command_writes_each_study_and_evaluation_image(
         for name in ("demo_figure3.png", "demo_figure6.png", "evaluate_figure3.png", "phantom.png")
     ]
     assert lines[4].startswith("l1_weights_napari.png: not written: needs a display")
-    assert lines[5:] == [
-        f"{image.name}: made by {image.producer}" for image in GALLERY if image.needs == "tests"
-    ]
+    assert lines[5] == "jupyterlab_04_overall.png: not written: no chromium (scripts/install_system_deps.sh)"
+    assert lines[6].startswith("viewer.png: not written: needs a display")
+    assert len(lines) == 7 == len(GALLERY)
     assert sorted(p.name for p in out.iterdir()) == [
         "demo_figure3.png",
         "demo_figure6.png",
@@ -129,3 +132,39 @@ def test_the_napari_screenshot_is_written_under_xvfb(
     assert list(tmp_path.iterdir()) == [out]
     top = (np.asarray(ensure_colormap("viridis").map(np.array([1.0])))[0, :3] * 255).astype(int)
     assert (np.abs(img - top).max(axis=-1) <= 12).sum() > 20  # the weights' colour bar is drawn
+
+
+@pytest.mark.slow
+@pytest.mark.gui
+def test_the_command_writes_every_declared_image_under_xvfb_with_chromium(
+    ci_study: Path, ci_evaluation: Path, xvfb_display: str | None, tmp_path: Path
+) -> None:
+    """With a display and chromium the command writes all of GALLERY, the screenshots included."""
+    pytest.importorskip("napari", reason="napari is not installed (pip install 'pcatools[viewer]')")
+    pytest.importorskip("playwright", reason="playwright is not installed (pip install -e '.[dev]')")
+    if xvfb_display is None:
+        pytest.skip("Xvfb or PyQt6 is not installed (run scripts/install_system_deps.sh)")
+    if browser_problem() is not None:
+        pytest.skip(f"the JupyterLab screenshot needs {browser_problem()}")
+    out = tmp_path / "figures"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pcatools.figures.gallery",
+            str(ci_study),
+            str(out),
+            "--evaluation",
+            str(ci_evaluation),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.splitlines() == [f"wrote {out / image.name}" for image in GALLERY]
+    assert sorted(p.name for p in out.iterdir()) == sorted(image.name for image in GALLERY)
+    lab = _pixels(out / "jupyterlab_04_overall.png")
+    assert lab.shape == (VIEWPORT["height"], VIEWPORT["width"], 3)  # the browser's viewport, 1 CSS px = 1 px
+    assert max(_pixels(out / "viewer.png").shape[:2]) == 1000  # save_viewer_screenshot's thumbnail

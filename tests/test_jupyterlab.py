@@ -13,30 +13,32 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 import shlex
-import shutil
-import signal
-import socket
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
 
-from tests.conftest import REPO, _die_with_parent
+from pcatools.figures.screenshots import (
+    KERNEL_IDLE,
+    UI_TIMEOUT_MS,
+    LabServer,
+    browser_page,
+    chromium_path,
+    headless_chromium,
+    http_get,
+    jupyter_lab,
+    lab_notebook,
+    run_all_cells,
+    screenshot_04_overall,
+)
+from tests.conftest import REPO
 
 ARTIFACTS = REPO / "tests" / "_artifacts"
 LAB_NOTEBOOKS = ARTIFACTS / "jupyterlab"  # notebook copies with a parameters cell for the tiny study
 IN_CI = os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
-START_TIMEOUT_S = 180  # Lab's first start on a busy 2-core machine took ~20 s (measured); leave room
-UI_TIMEOUT_MS = 180_000  # every Playwright wait: loading Lab's bundle and running a notebook's cells
 README_COMMAND = re.compile(r"`(\.venv/bin/jupyter lab\b[^`]*)`")
 
 
@@ -50,7 +52,7 @@ def _missing(what: str, how: str) -> NoReturn:
 
 def _chromium() -> str:
     """Path of Debian's chromium; Playwright drives it instead of downloading a browser of its own."""
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    exe = chromium_path()
     if exe is None:
         _missing("chromium", "install it with `bash scripts/install_system_deps.sh`")
     return exe
@@ -87,122 +89,25 @@ def test_readme_jupyterlab_command_names_a_venv_executable() -> None:
 # --- the server -----------------------------------------------------------------------------------
 
 
-@dataclass
-class Lab:
-    url: str  # http://127.0.0.1:<port>
-    token: str
-    log: Path
-
-    def page_url(self, path: str) -> str:
-        return f"{self.url}/{path.lstrip('/')}?token={self.token}"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _fresh_jupyter_env(home: Path) -> dict[str, str]:
-    """Environment whose Jupyter config, data, runtime and IPython folders are empty folders under
-    ``home``, so no setting, workspace or startup file of the user's changes what the test sees.
-
-    Lab's user settings (``JUPYTERLAB_SETTINGS_DIR``) attach every notebook cell to the page
-    (``windowingMode: none``; Lab otherwise leaves off-screen cells out of the DOM) and never ask
-    about or fetch Jupyter news (a pop-up over the screenshots, and a request to the internet).
-    """
-    env = dict(os.environ)
-    dirs = {
-        "JUPYTER_CONFIG_DIR": home / "config",
-        "JUPYTER_DATA_DIR": home / "data",
-        "JUPYTER_RUNTIME_DIR": home / "runtime",
-        "JUPYTERLAB_SETTINGS_DIR": home / "config" / "lab" / "user-settings",
-        "JUPYTERLAB_WORKSPACES_DIR": home / "config" / "lab" / "workspaces",
-        "IPYTHONDIR": home / "ipython",
-    }
-    for name, path in dirs.items():
-        path.mkdir(parents=True, exist_ok=True)
-        env[name] = str(path)
-    settings = dirs["JUPYTERLAB_SETTINGS_DIR"] / "@jupyterlab"
-    (settings / "notebook-extension").mkdir(parents=True)
-    (settings / "notebook-extension" / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
-    (settings / "apputils-extension").mkdir(parents=True)
-    (settings / "apputils-extension" / "notification.jupyterlab-settings").write_text(
-        '{"fetchNews": "false", "checkForUpdates": false}'
-    )
-    env.pop("JUPYTER_PATH", None)  # only this environment's kernels and Lab extensions
-    env.pop("JUPYTER_TOKEN", None)
-    return env
-
-
-def _get(url: str, timeout: float = 10) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status, response.read().decode("utf-8", "replace")
-    except urllib.error.HTTPError as e:
-        return e.code, ""
-
-
-def _log_tail(log: Path, n: int = 40) -> str:
-    lines = log.read_text(errors="replace").splitlines() if log.exists() else []
-    return "\n".join(lines[-n:])
-
-
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
     """``jupyter lab`` (the README's ``.venv/bin/jupyter`` when the tests run from ``.venv``) serving
-    the checkout on a free port with a random token, up until ``/lab`` answers; stopped afterwards.
-
-    The server is stopped with SIGTERM (it then shuts its kernels down), killed if it does not exit
-    within 30 s, and gets SIGTERM if the test process dies first.
-    """
+    the checkout (:func:`pcatools.figures.screenshots.jupyter_lab`, the gallery's server); stopped
+    afterwards."""
     jupyter = Path(sys.executable).parent / "jupyter"
     if not jupyter.is_file():
         _missing(f"{jupyter}", "install the notebooks extra (`pip install -e '.[notebooks]'`)")
-    home = tmp_path_factory.mktemp("jupyter_home")
-    port, token = _free_port(), secrets.token_hex(16)
-    log = home / "jupyter_lab.log"
-    argv = [
-        str(jupyter), "lab", "--no-browser", f"--port={port}", "--ServerApp.port_retries=0",
-        "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={REPO}",
-        "--ServerApp.open_browser=False",
-    ]  # fmt: skip
-    if os.geteuid() == 0:  # containers and CI runners; Jupyter refuses root without it
-        argv.append("--allow-root")
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            argv, cwd=REPO, env=_fresh_jupyter_env(home), stdout=out, stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
-        )  # fmt: skip
-    server = Lab(url=f"http://127.0.0.1:{port}", token=token, log=log)
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"jupyter lab exited with code {proc.returncode}:\n{_log_tail(log)}")
-            try:
-                status, _ = _get(server.page_url("lab"), timeout=5)
-                if status == 200:
-                    break
-            except OSError:
-                pass  # not listening yet
-            if time.monotonic() > deadline:
-                pytest.fail(f"jupyter lab did not answer /lab within {START_TIMEOUT_S} s:\n{_log_tail(log)}")
-            time.sleep(0.5)
-        yield server
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        with jupyter_lab(REPO, tmp_path_factory.mktemp("jupyter_home")) as server:
+            yield server
+    except RuntimeError as e:
+        pytest.fail(str(e))
 
 
 @pytest.mark.slow
-def test_jupyterlab_serves_lab(lab: Lab) -> None:
+def test_jupyterlab_serves_lab(lab: LabServer) -> None:
     """``/lab`` answers 200 with JupyterLab's page, and refuses a request without the token."""
-    status, html = _get(lab.page_url("lab"))
+    status, html = http_get(lab.page_url("lab"))
     assert status == 200
     assert "<title>JupyterLab</title>" in html, html[:500]
     assert 'id="jupyter-config-data"' in html, "no Lab page config in /lab's markup"
@@ -213,7 +118,7 @@ def test_jupyterlab_serves_lab(lab: Lab) -> None:
     assert "@jupyterlab/apputils-extension:announcements" in config["disabledExtensions"], config.get(
         "disabledExtensions"
     )
-    status, _ = _get(f"{lab.url}/api/contents")
+    status, _ = http_get(f"{lab.url}/api/contents")
     assert status == 403, f"/api/contents without the token answered {status}, not 403"
 
 
@@ -222,112 +127,35 @@ def test_jupyterlab_serves_lab(lab: Lab) -> None:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Headless Debian chromium under Playwright (``--no-sandbox``: the tests may run as root)."""
-    exe = _chromium()
+    """Headless Debian chromium under Playwright (:func:`pcatools.figures.screenshots.headless_chromium`)."""
+    _chromium()
     try:
-        from playwright.sync_api import sync_playwright
+        import playwright.sync_api  # noqa: F401
     except ImportError:
         _missing("playwright", "install the dev extra (`pip install -e '.[dev]'`)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, args=["--no-sandbox"], headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
+    with headless_chromium() as b:
+        yield b
 
 
 def _lab_notebook(name: str, run_dir: Path) -> Path:
     """Copy of ``notebooks/<name>.ipynb`` under ``tests/_artifacts/jupyterlab/`` (inside Lab's root,
-    out of git) whose parameters cell reads the tiny study ``run_dir``, as papermill does in CI."""
-    import nbformat
-
-    nb = nbformat.read(REPO / "notebooks" / f"{name}.ipynb", as_version=4)
-    (cell,) = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
-    assert re.search(r"^run_dir = ", cell.source, re.M), f"{name}: no run_dir in the parameters cell"
-    cell.source = re.sub(r"^run_dir = .*$", f"run_dir = {str(run_dir)!r}", cell.source, flags=re.M)
-    cell.source = re.sub(r"^profile = .*$", 'profile = "ci"', cell.source, flags=re.M)
-    # Unpaired: jupytext would write a .py beside the copy on save, and refuse to open the copy
-    # on the next run (an error dialog over the notebook) because the .ipynb is the newer file.
-    nb.metadata.pop("jupytext", None)
-    LAB_NOTEBOOKS.mkdir(parents=True, exist_ok=True)
-    (LAB_NOTEBOOKS / f"{name}.py").unlink(missing_ok=True)  # left by an earlier, paired version
-    path = LAB_NOTEBOOKS / f"{name}.ipynb"
-    nbformat.write(nb, path)
-    return path
+    out of git) whose parameters cell reads the tiny study ``run_dir``."""
+    return lab_notebook(name, run_dir, LAB_NOTEBOOKS)
 
 
-# True once the notebook's kernel is connected and idle. The execution indicator alone says "idle"
-# before Lab has even chosen a kernel (status bar: "No Kernel | Initializing", seen in a trace), and
-# Run All then runs nothing; the status bar's kernel item names the kernel once it is connected.
-KERNEL_IDLE = """() => {
-  const indicator = document.querySelector(
-    '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator');
-  const items = [...document.querySelectorAll('.jp-StatusBar-TextItem')].map(e => e.textContent.trim());
-  return indicator !== null && indicator.getAttribute('data-status') === 'idle'
-    && items.some(t => / \\| Idle$/.test(t) && !t.startsWith('No Kernel'));
-}"""
-
-# True once every code cell has an execution count and the kernel is idle; "error" as soon as a cell
-# shows a traceback (Run All then stops, and the remaining cells would never get a count).
-ALL_CELLS_RAN = """() => {
-  const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
-  if (!panel) return false;
-  const outputs = [...panel.querySelectorAll('.jp-OutputArea-output')];
-  if (outputs.some(o => o.textContent.includes('Traceback (most recent call last)'))) return 'error';
-  const prompts = [...panel.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')];
-  const busy = panel.querySelector('.jp-Notebook-ExecutionIndicator:not([data-status="idle"])');
-  return prompts.length > 0 && !busy && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
-}"""
-
-
-def _outputs_text(page: Any) -> str:
-    """Every output of the open notebook as text, for a failure message."""
-    texts = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output").all_inner_texts()
-    return "\n---\n".join(t[:800] for t in texts)[-6000:]
-
-
-def _open_and_run_all(page: Any, lab: Lab, notebook: Path) -> None:
-    """Open ``notebook`` in Lab (``/lab/workspaces/<stem>/tree/<path>``), wait for its kernel, run Run > Run All Cells, and wait until every
-    code cell has an execution count and the kernel is idle again (a cell that raises stops the run
-    and fails here, with the notebook's outputs in the message)."""
-    # A workspace of its own: Lab would otherwise reopen (and reconnect) the previous test's notebook.
-    path = f"lab/workspaces/{notebook.stem}/tree/{notebook.relative_to(REPO).as_posix()}"
-    page.goto(lab.page_url(path), wait_until="domcontentloaded")
-    page.wait_for_function(KERNEL_IDLE, timeout=UI_TIMEOUT_MS, polling=250)
-    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
-    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
-    try:
-        done = page.wait_for_function(ALL_CELLS_RAN, timeout=UI_TIMEOUT_MS, polling=500).json_value()
-    except Exception as e:  # playwright's TimeoutError; the outputs say which cell hung
-        shot = _failure_screenshot(page, notebook)
-        raise AssertionError(
-            f"{notebook.name}: not every cell ran in Lab ({e}); screenshot {shot};\noutputs:\n{_outputs_text(page)}"
-        ) from None
-    if done is not True:
-        shot = _failure_screenshot(page, notebook)
-        raise AssertionError(f"{notebook.name} raised in Lab (screenshot {shot}):\n{_outputs_text(page)}")
-
-
-def _failure_screenshot(page: Any, notebook: Path) -> Path:
-    ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / f"jupyterlab_failed_{notebook.stem}.png"
-    page.screenshot(path=str(path))
-    return path
+def _open_and_run_all(page: Any, lab: LabServer, notebook: Path) -> None:
+    """Run All Cells on ``notebook`` in Lab; a failure leaves ``jupyterlab_failed_<stem>.png``."""
+    run_all_cells(page, lab, notebook, failure_png=ARTIFACTS / f"jupyterlab_failed_{notebook.stem}.png")
 
 
 @pytest.fixture()
 def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    context.set_default_timeout(UI_TIMEOUT_MS)
-    pg = context.new_page()
-    try:
+    with browser_page(browser) as pg:
         yield pg
-    finally:
-        context.close()
 
 
 @pytest.mark.slow
-def test_04_overall_runs_in_jupyterlab(lab: Lab, page: Any, ci_study: Path) -> None:
+def test_04_overall_runs_in_jupyterlab(lab: LabServer, page: Any, ci_study: Path) -> None:
     """Run All on notebook 04 in Lab draws Table 1 (six network x loss rows), plotly's Figure 3 and
     the case dropdown, and picking another case in the dropdown draws that case's figure."""
     notebook = _lab_notebook("04_overall", ci_study)
@@ -360,14 +188,11 @@ def test_04_overall_runs_in_jupyterlab(lab: Lab, page: Any, ci_study: Path) -> N
     title = figure_out.locator(".gtitle").first.text_content() or ""
     assert options[1] in title, f"picked case {options[1]!r}, the figure's title is {title!r}"
 
-    page.wait_for_function(KERNEL_IDLE, timeout=UI_TIMEOUT_MS, polling=250)
-    page.locator(".jp-OutputArea .jp-RenderedMarkdown table").first.scroll_into_view_if_needed()
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "jupyterlab_04_overall.png"))
+    screenshot_04_overall(page, ARTIFACTS / "jupyterlab_04_overall.png")  # the gallery's picture
 
 
 @pytest.mark.slow
-def test_06_volume_widgets_update_output_in_jupyterlab(lab: Lab, page: Any, ci_study: Path) -> None:
+def test_06_volume_widgets_update_output_in_jupyterlab(lab: LabServer, page: Any, ci_study: Path) -> None:
     """In notebook 06 the ``level`` toggle of the ipywidgets ``interact`` redraws the table below it:
     the kernel receives the click and the new output reaches the page."""
     notebook = _lab_notebook("06_volume", ci_study)

@@ -2,8 +2,9 @@
 
 The GUI tests run napari (PyQt6) on a private Xvfb display started here (``Xvfb -displayfd``
 picks a free display); they skip, saying why, where Xvfb is not installed
-(``scripts/install_system_deps.sh`` installs it). Set ``PCATOOLS_SAVE_SCREENSHOT=1`` to write
-the screenshot to ``docs/figures/viewer.png``.
+(``scripts/install_system_deps.sh`` installs it). The docs' napari picture is written by the
+gallery's :func:`pcatools.figures.screenshots.save_viewer_screenshot`, which the screenshot test
+calls too.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 import pytest
 
 from pcatools.data.case import Case, write_case
+from pcatools.figures.screenshots import save_viewer_screenshot
 from pcatools.viewer import (
     L1_LAYER_NAMES,
     NO_DISPLAY_HINT,
@@ -562,7 +564,7 @@ def test_bin_width_slider_recomputes_the_l1_layers(opened: dict[str, Any]) -> No
 
 @pytest.mark.gui
 @pytest.mark.xdist_group("napari")
-def test_screenshot_is_not_blank_and_pet_is_bright(opened: dict[str, Any], repo_root: Path) -> None:
+def test_screenshot_is_not_blank_and_pet_is_bright(opened: dict[str, Any], tmp_path: Path) -> None:
     from napari.utils.colormaps import ensure_colormap
 
     viewer = opened["viewer"]
@@ -585,8 +587,15 @@ def test_screenshot_is_not_blank_and_pet_is_bright(opened: dict[str, Any], repo_
     assert (shot_ct.min(axis=-1) >= 250).sum() == 0  # the CT alone (40 HU, window -160..240) is grey
     for name in ("ground truth", "prediction"):
         viewer.layers[name].visible = True
-    if os.environ.get("PCATOOLS_SAVE_SCREENSHOT") == "1":
-        _save_docs_screenshot(viewer, repo_root / "docs" / "figures" / "viewer.png")
+    # the gallery's viewer.png of this viewer: thumbnailed to 1000 px, layers as they were
+    visible = {layer.name: layer.visible for layer in viewer.layers}
+    save_viewer_screenshot(viewer, tmp_path / "viewer.png")
+    assert [p.name for p in tmp_path.iterdir()] == ["viewer.png"]
+    from PIL import Image as PILImage
+
+    assert max(PILImage.open(tmp_path / "viewer.png").size) == 1000
+    assert {layer.name: layer.visible for layer in viewer.layers} == visible
+    assert viewer.layers["ground truth"].contour == 0
 
 
 def _run_view(args: list[str], monkeypatch: pytest.MonkeyPatch) -> tuple[Any, dict[str, Any]]:
@@ -679,26 +688,6 @@ def test_view_study_opens_every_model(
     assert [row[-3:] for row in seen["cells"]] == [["yes", "no", "yes"]]
     bad, _ = _run_view(["--study", str(fake_study), "c00"], monkeypatch)
     assert bad.exit_code == 1 and "expected a case id among ['c02'], found 'c00'" in bad.output
-
-
-def _save_docs_screenshot(viewer: Any, out: Path) -> None:
-    """The README's picture: PET/CT, the ground truth outlined, the L1 bins of the probability map."""
-    from PIL import Image as PILImage
-
-    viewer.window.resize(1250, 720)
-    viewer.layers["prediction"].visible = False
-    viewer.layers["ground truth"].contour = 1
-    viewer.layers["L1 bin index"].visible = True
-    viewer.layers.selection.active = viewer.layers["L1 bin index"]
-    viewer.window.dock_widgets["Lesions (2)"].cellClicked.emit(0, 0)
-    viewer.reset_view()
-    img = PILImage.fromarray(viewer.screenshot(canvas_only=False, flash=False)).convert("RGB")
-    img.thumbnail((1000, 1000))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    img.quantize(colors=128).save(out, optimize=True)
-    viewer.layers["prediction"].visible = True
-    viewer.layers["ground truth"].contour = 0
-    viewer.layers["L1 bin index"].visible = False
 
 
 @pytest.mark.gui

@@ -13,9 +13,13 @@ What each image needs (:attr:`GalleryImage.needs`):
   test predictions are evaluated into a temporary folder when the study made its cohort in
   ``RUN_DIR/data``;
 - ``"nothing"``: made from the built-in phantom alone;
-- ``"display"``: a napari window, so an X display (``xvfb-run -a python -m pcatools.figures.gallery ...``);
-- ``"tests"``: a screenshot that only a test's setup makes (JupyterLab in headless chromium, the
-  napari test viewer); the command names the test and leaves the image as it is.
+- ``"display"``: a study run folder and a napari window, so an X display
+  (``xvfb-run -a python -m pcatools.figures.gallery ...``);
+- ``"browser"``: a study run folder, and Debian's chromium with Playwright to run a notebook in
+  JupyterLab (:mod:`pcatools.figures.screenshots`).
+
+An image whose needs are not met here is not written; the command says so in one line naming what
+is missing and how to install it.
 """
 
 from __future__ import annotations
@@ -29,7 +33,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pcatools._atomic import atomic_path
+from pcatools.figures.screenshots import (
+    browser_problem,
+    jupyterlab_04_overall_png,
+    l1_weights_screenshot,
+    viewer_png,
+)
 
 __all__ = [
     "GALLERY",
@@ -37,11 +46,10 @@ __all__ = [
     "Needs",
     "figure3_png",
     "figure6_png",
-    "l1_weights_screenshot",
     "regenerate",
 ]
 
-Needs = Literal["study", "evaluation", "nothing", "display", "tests"]
+Needs = Literal["study", "evaluation", "nothing", "display", "browser"]
 """What an image's producer reads (see the module docstring)."""
 
 
@@ -50,13 +58,12 @@ class GalleryImage:
     """One image of README.md or ``docs/``: its file, what its producer needs, the producer, what it shows.
 
     ``producer`` is a function ``(folder, path) -> None`` writing the PNG ``path`` from the study or
-    evaluation folder (``None`` for ``needs="nothing"``), or, for ``needs="tests"``, the test that
-    writes it (``tests/...py::test_name``), as text.
+    evaluation folder (``None`` for ``needs="nothing"``).
     """
 
     name: str
     needs: Needs
-    producer: Callable[[Path | None, Path], None] | str
+    producer: Callable[[Path | None, Path], None]
     shows: str
 
 
@@ -82,25 +89,6 @@ def _phantom_png(folder: Path | None, path: Path) -> None:
     from pcatools.data.phantom.figure import save_overview
 
     save_overview(path)
-
-
-def l1_weights_screenshot(
-    folder: Path | None, path: Path, network: str = "segresnet", loss: str = "l1dfl"
-) -> None:
-    """napari's L1 weights over CT for the first patch of the study's training batch (notebook 02's
-    view): ``training_batch`` through the ``network``/``loss`` model, then ``view_case(weights=True,
-    screenshot=...)``; needs an X display."""
-    from pcatools.analysis import load_study
-    from pcatools.study import model_key
-    from pcatools.training import training_batch
-    from pcatools.viewer import view_case
-
-    study = load_study(_folder(folder))
-    batch = training_batch(study.manifest, study.run_dir / "models" / model_key(network, loss) / "best.pt")
-    patch_case, probs = batch.patch_case(0)
-    with atomic_path(path) as tmp:
-        viewer = view_case(patch_case, probs=probs, bin_width=0.1, block=False, weights=True, screenshot=tmp)
-        viewer.close()
 
 
 def _folder(folder: Path | None) -> Path:
@@ -131,15 +119,15 @@ GALLERY: tuple[GalleryImage, ...] = (
     ),
     GalleryImage(
         "jupyterlab_04_overall.png",
-        "tests",
-        "tests/test_jupyterlab.py::test_04_overall_runs_in_jupyterlab (copy tests/_artifacts/jupyterlab_04_overall.png)",
+        "browser",
+        jupyterlab_04_overall_png,
         "notebook 04 in JupyterLab after Run All Cells (docs/index.md)",
     ),
     GalleryImage(
         "viewer.png",
-        "tests",
-        "tests/test_viewer.py::test_screenshot_is_not_blank_and_pet_is_bright with PCATOOLS_SAVE_SCREENSHOT=1",
-        "napari: PET/CT, ground truth and L1 bins of the test case (kept in docs/figures, not shown)",
+        "display",
+        viewer_png,
+        "napari: PET/CT, ground truth and L1 bins of a training patch (kept in docs/figures, not shown)",
     ),
 )
 """Every image under ``docs/figures/``, in the order the command makes them."""
@@ -184,8 +172,8 @@ def regenerate(
 ) -> dict[str, Path | str]:
     """Write the declared images (all, or those named in ``only``) into ``out_dir``.
 
-    Returns ``{name: path}`` for each image written and ``{name: reason}`` for each not written (a
-    test's screenshot, no display, no folder given). An unknown name in ``only`` raises ``ValueError``.
+    Returns ``{name: path}`` for each image written and ``{name: reason}`` for each not written (no
+    display, no browser, no folder given). An unknown name in ``only`` raises ``ValueError``.
     """
     known = {image.name: image for image in GALLERY}
     unknown = sorted(set(only or ()) - set(known))
@@ -198,13 +186,13 @@ def regenerate(
     with tempfile.TemporaryDirectory(prefix="pcatools-gallery-") as scratch:
         evaluated = Path(evaluation) if evaluation is not None else None
         for image in chosen:
-            if isinstance(image.producer, str):
-                done[image.name] = f"made by {image.producer}"
-                continue
             if image.needs == "display" and (problem := _display_problem()) is not None:
                 done[image.name] = f"not written: needs a display ({problem}); run under xvfb-run -a"
                 continue
-            if image.needs in ("study", "display") and study is None:
+            if image.needs == "browser" and (problem := browser_problem()) is not None:
+                done[image.name] = f"not written: {problem}"
+                continue
+            if image.needs in ("study", "display", "browser") and study is None:
                 done[image.name] = "not written: needs a study run folder (RUN_DIR)"
                 continue
             folder: Path | None = study
