@@ -15,6 +15,9 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+if sys.platform != "win32":  # exclusive_lock's flock (POSIX only; Windows has no fcntl)
+    import fcntl
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
@@ -102,8 +105,6 @@ def exclusive_lock(path: str | os.PathLike[str]) -> Iterator[Path]:
     LockBusyError
         Another open lock on the file (another process, or another block in this one).
     """
-    import fcntl
-
     lock = Path(path)
     while True:
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)

@@ -36,6 +36,7 @@ import contextlib
 import dataclasses
 import datetime
 import hashlib
+import inspect
 import json
 import logging
 import os
@@ -48,8 +49,14 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
+from pcatools._atomic import write_text_atomic
+from pcatools.data.case import save_nifti, save_niftis
+from pcatools.data.manifest import read_manifest
+from pcatools.models import build_model
 from pcatools.reproducibility import cpu_threads
+from pcatools.training.checkpoint import CheckpointError, load_checkpoint
 from pcatools.training.config import DEFAULT_WINDOW, SlidingWindow, check_window
 
 __all__ = [
@@ -195,7 +202,7 @@ def sliding_window_logits(
     >>> sliding_window_logits(net, torch.zeros(1, 2, 20, 20, 9), roi_size=(8, 8, 8)).shape
     torch.Size([1, 2, 20, 20, 9])
     """
-    from monai.inferers import sliding_window_inference
+    from monai.inferers import sliding_window_inference  # deferred: start-up (see tests/test_imports.py)
 
     check_window(roi_size, overlap, mode, sw_batch_size)
     roi = tuple(int(r) for r in roi_size)
@@ -315,7 +322,10 @@ def predict_case(
     >>> mask.shape == nib.load("pet.nii.gz").shape  # doctest: +SKIP
     True
     """
-    from pcatools.data.transforms import eval_transforms, invert_to_original
+    from pcatools.data.transforms import (  # deferred: start-up (see tests/test_imports.py)
+        eval_transforms,
+        invert_to_original,
+    )
 
     files = _case_files(paths_or_row)
     tf = eval_transforms() if transform is None else transform
@@ -332,7 +342,7 @@ def predict_case(
     for key, value in maps.items():
         if hasattr(image, "applied_operations"):
             # carry the image's metadata (affine, applied operations) so that Invertd can undo them
-            from monai.data import MetaTensor
+            from monai.data import MetaTensor  # deferred: start-up (see tests/test_imports.py)
 
             data[key] = MetaTensor(
                 value, meta=dict(image.meta), applied_operations=list(image.applied_operations)
@@ -386,9 +396,6 @@ def load_model(
         first parameter that differs with both shapes, and the config's model settings (instead of
         torch's list of every mismatch, hundreds of lines for a SegResNet).
     """
-    from pcatools.models import build_model
-    from pcatools.training.checkpoint import CheckpointError, load_checkpoint
-
     state = load_checkpoint(checkpoint, map_location="cpu")
     config = state["config"]
     if not isinstance(config, Mapping) or "model" not in config:
@@ -444,9 +451,7 @@ def _weights_problem(net: nn.Module, weights: Any) -> str | None:
 
 
 def _eval_transform_from_config(config: Mapping[str, Any]) -> Any:
-    import inspect
-
-    from pcatools.data.transforms import eval_transforms
+    from pcatools.data.transforms import eval_transforms  # deferred: start-up (see tests/test_imports.py)
 
     params = set(inspect.signature(eval_transforms).parameters)
     extra = {k: v for k, v in dict(config.get("transform_overrides") or {}).items() if k in params}
@@ -615,12 +620,7 @@ def predict_manifest(
     PredictionWriteError
         A file cannot be written (disk full); an ``OSError`` naming the file.
     """
-    from tqdm.auto import tqdm
-
-    from pcatools._atomic import write_text_atomic
-    from pcatools.data.case import save_nifti, save_niftis
-    from pcatools.data.discovery import check_cases
-    from pcatools.data.manifest import read_manifest
+    from pcatools.data.discovery import check_cases  # deferred: start-up (see tests/test_imports.py)
 
     table = read_manifest(manifest)
     for col in ("case_id", "ct", "pet"):

@@ -294,9 +294,9 @@ def check_network(
     a failure is a :class:`NetworkError` naming the spec and what was found, raised before
     anything trains. Torch's random state is left as it was (building draws initial weights).
     """
-    import torch
+    import torch  # deferred: start-up (see tests/test_imports.py)
 
-    from pcatools.models import build_model
+    from pcatools.models import build_model  # deferred: start-up (see tests/test_imports.py)
 
     entry = resolve_network(text)
     x_shape = (1, int(in_channels), *(int(s) for s in size))

@@ -7,7 +7,9 @@ from typing import Any
 
 import typer
 
-from pcatools.training.config import setting_help
+from pcatools.commands.train import _fail
+from pcatools.data.manifest import read_manifest
+from pcatools.training.config import check_window, parse_triple, setting_help
 
 NAME = "predict"
 _RUNS = " Not given: the training run's (its validation window)."
@@ -50,10 +52,8 @@ def run(
     values). With --save-probs also the foreground probability maps beside the masks
     (<case_id>_probs.nii.gz, column 'probs'); a mask is 1 exactly where its map is above 0.5.
     """
-    from pcatools.commands.train import _fail
-    from pcatools.inference import _device, predict_manifest
-    from pcatools.training import CheckpointError, read_manifest
-    from pcatools.training.config import check_window, parse_triple
+    from pcatools.inference import _device, predict_manifest  # deferred: start-up (see tests/test_imports.py)
+    from pcatools.training.checkpoint import CheckpointError  # deferred: start-up (see tests/test_imports.py)
 
     try:  # the options, before anything is read: a bad one exits 2
         roi = parse_triple(roi_size, int, "roi_size") if roi_size is not None else None
@@ -69,7 +69,9 @@ def run(
     }
     try:
         if source.is_dir():
-            from pcatools.data.discovery import discover_cases
+            from pcatools.data.discovery import (
+                discover_cases,  # deferred: start-up (see tests/test_imports.py)
+            )
 
             table = discover_cases(source, progress=progress, require_labels=False)
         else:

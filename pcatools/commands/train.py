@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import logging
 import os
 import types
 import typing
 from pathlib import Path
 from typing import Any, NoReturn
 
+import pandas as pd
 import typer
+import yaml
 
+from pcatools.data.manifest import read_manifest
+from pcatools.data.splits import PAPER_FRACTIONS, make_splits
 from pcatools.loss_registry import loss_help, loss_name
 from pcatools.network_registry import network_name
 from pcatools.specs import SpecError
 from pcatools.training.config import TrainConfig, parse_triple, setting_help
+from pcatools.training.run_files import RunBusyError
 
 NAME = "train"
 
@@ -32,8 +38,6 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
     >>> parse_overrides(["init_filters=8", "norm=batch"])
     {'init_filters': 8, 'norm': 'batch'}
     """
-    import yaml
-
     out: dict[str, Any] = {}
     for item in items or []:
         if "=" not in item:
@@ -77,10 +81,6 @@ def load_config(path: Path) -> dict[str, Any]:
     file and the key). Relative paths in it (``data_dir``, ``manifest``, ``run_dir``) are relative
     to the working directory, as on the command line.
     """
-    import yaml
-
-    from pcatools.training.config import TrainConfig
-
     if not path.is_file():
         raise typer.BadParameter(f"config file {path} does not exist")
     try:
@@ -104,10 +104,6 @@ def load_config(path: Path) -> dict[str, Any]:
 
 def prepare_manifest(settings: dict[str, Any], progress: bool) -> Any:
     """The split manifest: a CSV with ``split``, or cases discovered in ``data_dir`` and split by patient."""
-    import pandas as pd
-
-    from pcatools.training import read_manifest
-
     manifest, data_dir = settings.get("manifest"), settings.get("data_dir")
     if manifest is None and data_dir is None:
         raise typer.BadParameter(
@@ -116,13 +112,11 @@ def prepare_manifest(settings: dict[str, Any], progress: bool) -> Any:
     if manifest is not None:
         table = read_manifest(manifest)
     else:
-        from pcatools.data.discovery import discover_cases
+        from pcatools.data.discovery import discover_cases  # deferred: start-up (see tests/test_imports.py)
 
         table = discover_cases(str(data_dir), layout=settings.get("layout") or "auto", progress=progress)
     if "split" in table:
         return table
-    from pcatools.data.splits import PAPER_FRACTIONS, make_splits
-
     fractions = tuple(settings.get("split_fractions") or PAPER_FRACTIONS)
     return make_splits(
         pd.DataFrame(table),
@@ -245,10 +239,7 @@ def run(**options: Any) -> None:
     resumes from the run folder's last checkpoint. Several GPUs: torchrun --nproc_per_node=N
     -m pcatools.cli train --config configs/paper_segresnet_l1dfl.yaml
     """
-    import logging
-
-    from pcatools.training import CheckpointError, train
-    from pcatools.training.run_files import RunBusyError
+    from pcatools.training import CheckpointError, train  # deferred: start-up (see tests/test_imports.py)
 
     try:
         config = options["config"]

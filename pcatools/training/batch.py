@@ -17,6 +17,9 @@ import pandas as pd
 import torch
 
 from pcatools.data.case import Case
+from pcatools.data.manifest import read_manifest
+from pcatools.inference import load_model
+from pcatools.training.config import TrainConfig
 
 __all__ = ["TrainingBatch", "training_batch"]
 
@@ -65,10 +68,10 @@ def training_batch(
     The settings (spacing, patch, transforms, network) are the checkpoint's own, so the patches
     are those the run trained on, and the probabilities those of its network.
     """
-    from pcatools.data.manifest import read_manifest
-    from pcatools.data.transforms import PAPER_CT_RANGE, train_transforms
-    from pcatools.inference import load_model
-    from pcatools.training.config import TrainConfig
+    from pcatools.data.transforms import (  # deferred: start-up (see tests/test_imports.py)
+        PAPER_CT_RANGE,
+        train_transforms,
+    )
 
     model, recorded = load_model(checkpoint, "cpu")
     config = TrainConfig.from_dict(recorded, where=str(checkpoint), recorded=True)

@@ -38,6 +38,7 @@ from typing import Any, Literal
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from pcatools.training.config import TrainConfig
 
@@ -172,7 +173,9 @@ class TensorBoardLog(TrainCallback):
 
     def on_train_start(self, state: TrainState) -> None:
         try:
-            from torch.utils.tensorboard import SummaryWriter
+            from torch.utils.tensorboard import (
+                SummaryWriter,  # deferred: start-up (see tests/test_imports.py)
+            )
         except ImportError:  # pragma: no cover - tensorboard is a dependency
             warnings.warn(
                 "tensorboard is not installed: no TensorBoard logs (pip install tensorboard)", stacklevel=3
@@ -208,8 +211,6 @@ class EpochBar(TrainCallback):
         self.bar: Any = None
 
     def on_train_start(self, state: TrainState) -> None:
-        from tqdm.auto import tqdm
-
         self.bar = tqdm(
             desc=self.description, initial=state.start_epoch, total=state.config.epochs, unit="epoch"
         )

@@ -27,6 +27,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from pcatools.network_registry import accepted_keys, check_network, resolve_network
+
 __all__ = [
     "SW_MODES",
     "DEFAULT_WINDOW",
@@ -323,10 +325,14 @@ class TrainConfig:
         build and return ``(1, out_channels, *spatial)`` on an input of 32^3, or the patch where
         smaller) and a patch that the network's down-sampling cannot divide.
         """
-        from pcatools.data.transforms import train_transforms
-        from pcatools.losses import build_loss, check_loss
-        from pcatools.models import min_input_multiple, network_class
-        from pcatools.network_registry import accepted_keys, check_network, resolve_network
+        from pcatools.data.transforms import (
+            train_transforms,  # deferred: start-up (see tests/test_imports.py)
+        )
+        from pcatools.losses import build_loss, check_loss  # deferred: start-up (see tests/test_imports.py)
+        from pcatools.models import (  # deferred: start-up (see tests/test_imports.py)
+            min_input_multiple,
+            network_class,
+        )
 
         network = network_class(self.model)  # a NetworkError naming the spec where it cannot be loaded
         network_keys = accepted_keys(network)

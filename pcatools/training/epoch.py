@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from pcatools.inference import sliding_window_logits
 from pcatools.training.callbacks import TrainCallback, TrainState, fire
@@ -45,8 +46,6 @@ def train_epoch(
     mean of the batch losses of all ranks (paper 2.5); the loss is computed in float32 on the
     logits, the forward pass under float16 autocast when ``use_amp``.
     """
-    from tqdm.auto import tqdm
-
     dev, epoch = ctx.device, state.epoch
     optimizer, scaler, max_steps = state.optimizer, state.scaler, state.config.max_steps_per_epoch
     sampler.set_epoch(epoch)
@@ -118,9 +117,9 @@ def validate(
     the training grid, its argmax scored with MONAI's ``DiceMetric`` and handed to the callbacks'
     ``on_validation_case``; ``dataset`` is this rank's share (``None``: none).
     """
-    from monai.data import DataLoader
-    from monai.metrics import DiceMetric
-    from monai.networks.utils import one_hot
+    from monai.data import DataLoader  # deferred: start-up (see tests/test_imports.py)
+    from monai.metrics import DiceMetric  # deferred: start-up (see tests/test_imports.py)
+    from monai.networks.utils import one_hot  # deferred: start-up (see tests/test_imports.py)
 
     model, dev, out_channels = state.model, ctx.device, state.config.out_channels
     metric = DiceMetric(include_background=False, reduction="none", ignore_empty=True)

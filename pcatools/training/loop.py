@@ -97,6 +97,7 @@ from torch import nn
 
 from pcatools.data.manifest import read_manifest
 from pcatools.loss_registry import loss_source, loss_source_change
+from pcatools.models import build_model
 from pcatools.network_registry import network_source, network_source_change
 from pcatools.reproducibility import check_cpu_isa, cpu_threads
 from pcatools.training.callbacks import (
@@ -125,6 +126,7 @@ from pcatools.training.run_files import (
     write_run_files,
 )
 from pcatools.training.sampling import default_workers, train_loader
+from pcatools.training.schedule import build_optimisation
 
 __all__ = ["RunSettingsError", "TrainResult", "read_manifest", "train"]
 
@@ -348,7 +350,7 @@ def _resolve(
 
 def _check_data(plan: _Plan) -> None:
     """The checks :func:`~pcatools.data.discovery.discover_cases` runs, on the rows training reads."""
-    from pcatools.data.discovery import check_cases
+    from pcatools.data.discovery import check_cases  # deferred: start-up (see tests/test_imports.py)
 
     check_cases(
         pd.concat([plan.train_rows, plan.val_rows]),
@@ -419,11 +421,9 @@ def _build(
 
     Returns the state, the network as trained (its DDP wrapper under torchrun) and the loss.
     """
-    from monai.utils import set_determinism
+    from monai.utils import set_determinism  # deferred: start-up (see tests/test_imports.py)
 
-    from pcatools.losses import build_loss
-    from pcatools.models import build_model
-    from pcatools.training.schedule import build_optimisation
+    from pcatools.losses import build_loss  # deferred: start-up (see tests/test_imports.py)
 
     cfg, ctx, dev, run = plan.config, plan.ctx, plan.ctx.device, plan.run_dir
     start_epoch = int(saved["epoch"]) if saved else 0
@@ -472,9 +472,12 @@ def _data(plan: _Plan, has_work: bool) -> tuple[Any, Any, Any]:
     """``(loader, sampler, val_dataset)``: the cached training set behind :func:`train_loader` and this
     rank's share of the validation cases (``None``: none). Cached only when an epoch is left to run,
     so that a finished run returns at once."""
-    from monai.data import CacheDataset
+    from monai.data import CacheDataset  # deferred: start-up (see tests/test_imports.py)
 
-    from pcatools.data.transforms import eval_transforms, train_transforms
+    from pcatools.data.transforms import (  # deferred: start-up (see tests/test_imports.py)
+        eval_transforms,
+        train_transforms,
+    )
 
     cfg, ctx, workers = plan.config, plan.ctx, max(1, plan.workers)
     tf_kw = cfg.transform_overrides

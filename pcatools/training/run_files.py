@@ -19,9 +19,15 @@ from typing import Any
 import pandas as pd
 import yaml
 
+import pcatools
 from pcatools._atomic import write_text_atomic
 from pcatools.data.manifest import write_manifest
 from pcatools.reproducibility import numerical_environment
+
+if sys.platform == "win32":  # pragma: no cover - the run lock (_lock)
+    import msvcrt
+else:
+    import fcntl
 
 __all__ = [
     "HISTORY_COLUMNS",
@@ -141,8 +147,6 @@ def versions() -> dict[str, str]:
     A package not loaded is read from its installed metadata, so that recording versions does not
     import torch (seconds) into commands that never use it, such as ``pcatools evaluate``.
     """
-    import pcatools
-
     out: dict[str, Any] = {"python": platform.python_version(), "pcatools": pcatools.__version__}
     for name in ("torch", "monai", "numpy", "pandas"):
         loaded = getattr(sys.modules.get(name), "__version__", None)
@@ -241,13 +245,9 @@ def run_lock(run_dir: str | os.PathLike[str]) -> Iterator[Path]:
 
 def _lock(handle: Any) -> None:
     if sys.platform == "win32":  # pragma: no cover
-        import msvcrt
-
         handle.seek(0)
         msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
     else:
-        import fcntl
-
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data.distributed import DistributedSampler
 
 __all__ = ["EpochSampler", "EpochSeededDataset", "default_workers", "sample_seed", "train_loader"]
 
@@ -101,8 +102,7 @@ def train_loader(
     ``DistributedSampler`` share shuffled from ``(seed, epoch)``. Call ``sampler.set_epoch(e)``
     before iterating epoch ``e``.
     """
-    from monai.data import DataLoader
-    from torch.utils.data.distributed import DistributedSampler
+    from monai.data import DataLoader  # deferred: start-up (see tests/test_imports.py)
 
     sampler = EpochSampler(
         DistributedSampler(
