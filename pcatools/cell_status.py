@@ -54,6 +54,8 @@ __all__ = [
     "cell_state",
     "format_status",
     "job_record",
+    "job_result",
+    "last_line",
     "last_log_line",
     "lock_holder",
     "model_dir",
@@ -138,19 +140,35 @@ def lock_holder(folder: str | os.PathLike[str]) -> str | None:
     return None
 
 
+def last_line(text: str) -> str:
+    """The last non-empty line of ``text`` (a progress bar's redraws split at ``\\r``), stripped."""
+    lines = [s.strip() for s in text.replace("\r", "\n").splitlines() if s.strip()]
+    return lines[-1] if lines else ""
+
+
 def last_log_line(path: str | os.PathLike[str] | None) -> str:
-    """The last non-empty line of a log (a progress bar's redraws split at ``\\r``), or ``""``."""
+    """The last non-empty line of a log file (:func:`last_line` of its last 64 kB), or ``""``."""
     if path is None:
         return ""
     try:
         with open(path, "rb") as handle:
             handle.seek(0, os.SEEK_END)
             handle.seek(max(0, handle.tell() - 65536))
-            tail = handle.read().decode("utf-8", errors="replace")
+            return last_line(handle.read().decode("utf-8", errors="replace"))
     except OSError:
         return ""
-    lines = [s.strip() for s in tail.replace("\r", "\n").splitlines() if s.strip()]
-    return lines[-1] if lines else ""
+
+
+def job_result(path: str | os.PathLike[str]) -> tuple[str, Any] | None:
+    """A job's result file as submitit writes it when the job ends: ``("success", value)`` or
+    ``("error", traceback text)``; None where there is none yet (or it is being written)."""
+    import pickle
+
+    try:
+        outcome, value = pickle.loads(Path(path).read_bytes())
+    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, ImportError):
+        return None
+    return str(outcome), value
 
 
 def _job_ended(record: dict[str, Any], run: Path) -> bool:
@@ -169,19 +187,10 @@ def _job_ended(record: dict[str, Any], run: Path) -> bool:
 
 
 def _job_error(record: dict[str, Any], run: Path) -> str:
-    """A finished job's error as one line: its result's traceback or its log's last line."""
-    result = run / record.get("result", "")
-    if record.get("result") and result.is_file():
-        import pickle
-
-        try:
-            outcome, value = pickle.loads(result.read_bytes())
-        except Exception:  # noqa: BLE001 (a result written by another submitit: fall back on the log)
-            outcome, value = "unreadable", None
-        if outcome == "error":
-            lines = [s.strip() for s in str(value).splitlines() if s.strip()]
-            if lines:
-                return lines[-1]
+    """A finished job's error as one line: its traceback's last line, or its log's."""
+    result = job_result(run / record["result"]) if record.get("result") else None
+    if result is not None and result[0] == "error" and last_line(str(result[1])):
+        return last_line(str(result[1]))
     log = record.get("log")
     return last_log_line(run / log if log else None) or f"job {record.get('job_id')} ended without a result"
 

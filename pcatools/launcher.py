@@ -38,6 +38,8 @@ from pcatools._atomic import write_text_atomic
 from pcatools.cell_status import (
     JOBS_DIR,
     cell_state,
+    job_result,
+    last_line,
     last_log_line,
     lock_holder,
     model_dir,
@@ -415,15 +417,12 @@ class Launch:
                 cj.state = "failed"
                 cj.message = last_log_line(cj.log) or f"SLURM job {cj.job.job_id} ended {state}"
                 return
-        import pickle
-
-        try:
-            outcome, value = pickle.loads(result.read_bytes())
-        except (EOFError, pickle.UnpicklingError):  # being written: next time
+        read = job_result(result)
+        if read is None:  # being written: next time
             return
+        outcome, value = read
         if outcome == "error":
-            lines = [s.strip() for s in str(value).splitlines() if s.strip()]
-            cj.state, cj.message = "failed", lines[-1] if lines else "error"
+            cj.state, cj.message = "failed", last_line(str(value)) or "error"
         elif isinstance(value, dict) and BUSY in value:
             cj.state, cj.message = BUSY, str(value[BUSY])
         else:
