@@ -40,6 +40,24 @@ def _pixels(path: Path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"))
 
 
+def _gallery_command(study: Path, evaluation: Path, out: Path, env: dict[str, str]) -> list[str]:
+    """``python -m pcatools.figures.gallery STUDY OUT --evaluation EVALUATION`` in ``env``: its lines."""
+    argv = [
+        sys.executable,
+        "-m",
+        "pcatools.figures.gallery",
+        str(study),
+        str(out),
+        "--evaluation",
+        str(evaluation),
+    ]
+    proc = subprocess.run(
+        argv, capture_output=True, text=True, timeout=900, env={**env, "OMP_NUM_THREADS": "1"}
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout.splitlines()
+
+
 def test_the_image_parser_finds_both_forms() -> None:
     text = '![Fig 3](docs/figures/a.png) and <img src="figures/b.png" width=300> and ![x](c.png "title")'
     assert referenced_images(text) == ["a.png", "b.png", "c.png"]
@@ -62,23 +80,7 @@ def test_the_command_writes_each_study_and_evaluation_image(
     out = tmp_path / "figures"
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     env["PATH"] = str(Path(sys.executable).parent)  # no chromium: the JupyterLab picture says so
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pcatools.figures.gallery",
-            str(ci_study),
-            str(out),
-            "--evaluation",
-            str(ci_evaluation),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**env, "OMP_NUM_THREADS": "1"},
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = proc.stdout.splitlines()
+    lines = _gallery_command(ci_study, ci_evaluation, out, env)
     assert lines[:4] == [
         f"wrote {out / name}"
         for name in ("demo_figure3.png", "demo_figure6.png", "evaluate_figure3.png", "phantom.png")
@@ -147,23 +149,8 @@ def test_the_command_writes_every_declared_image_under_xvfb_with_chromium(
     if browser_problem() is not None:
         pytest.skip(f"the JupyterLab screenshot needs {browser_problem()}")
     out = tmp_path / "figures"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pcatools.figures.gallery",
-            str(ci_study),
-            str(out),
-            "--evaluation",
-            str(ci_evaluation),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.splitlines() == [f"wrote {out / image.name}" for image in GALLERY]
+    lines = _gallery_command(ci_study, ci_evaluation, out, dict(os.environ))
+    assert lines == [f"wrote {out / image.name}" for image in GALLERY]
     assert sorted(p.name for p in out.iterdir()) == sorted(image.name for image in GALLERY)
     lab = _pixels(out / "jupyterlab_04_overall.png")
     assert lab.shape == (VIEWPORT["height"], VIEWPORT["width"], 3)  # the browser's viewport, 1 CSS px = 1 px

@@ -62,14 +62,14 @@ __all__ = [
     "viewer_png",
 ]
 
-#: Lab's first start on a busy 2-core machine took ~20 s (measured); the limit leaves room.
 START_TIMEOUT_S = 180
-#: Every Playwright wait: loading Lab's bundle and running a notebook's cells.
+"""Seconds Lab may take to answer ``/lab``: its first start on a busy 2-core machine took ~20 s (measured)."""
 UI_TIMEOUT_MS = 180_000
-#: The browser window of the screenshots, in CSS pixels.
+"""Milliseconds of every Playwright wait: loading Lab's bundle and running a notebook's cells."""
 VIEWPORT = {"width": 1400, "height": 1000}
-#: Where a source checkout keeps the notebooks (absent from an installed wheel).
+"""The browser window of the screenshots, in CSS pixels (one image pixel each)."""
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+"""Where a source checkout keeps the notebooks (absent from an installed wheel)."""
 
 # True once the notebook's kernel is connected and idle. The execution indicator alone says "idle"
 # before Lab has even chosen a kernel (status bar: "No Kernel | Initializing", seen in a trace), and
@@ -117,6 +117,8 @@ def browser_problem() -> str | None:
         return "no playwright (pip install -e '.[dev]')"
     if not _jupyter().is_file():
         return f"no {_jupyter()} (pip install -e '.[notebooks]')"
+    if not (NOTEBOOKS / "04_overall.ipynb").is_file():
+        return f"no {NOTEBOOKS / '04_overall.ipynb'} (the notebooks of a source checkout)"
     return None
 
 
