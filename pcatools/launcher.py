@@ -29,7 +29,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -50,6 +50,10 @@ from pcatools.cell_status import (
 if TYPE_CHECKING:
     from pcatools.cells import Cell
 
+TrainCell = Callable[..., Path]
+"""The study's function that trains one cell, ``train(run_dir, cell, progress=False) -> best
+checkpoint`` (:func:`pcatools.study.train_cell`), handed to the launcher by the study."""
+
 __all__ = [
     "LAUNCHERS",
     "LAUNCHER_OPTIONS",
@@ -57,6 +61,7 @@ __all__ = [
     "CellJob",
     "Launch",
     "LauncherOption",
+    "TrainCell",
     "TrainCellJob",
     "launch_cells",
     "launcher_options_help",
@@ -240,19 +245,24 @@ def executor_parameters(launcher: str, options: Mapping[str, Any]) -> tuple[dict
 
 
 class TrainCellJob:
-    """What a job runs: :func:`pcatools.study.train_cell` on one cell, requeued at its time limit.
+    """What a job runs: ``train(run_dir, cell, progress=False)`` (the study's
+    :func:`pcatools.study.train_cell`) on one cell, requeued at its time limit.
 
-    Returns ``{"best": path}``, or ``{"busy": message}`` where another process holds the cell's
-    ``train.lock`` (it is training the cell; the launch waits for it instead).
+    The study hands its training function in, so that the launcher does not import the study
+    that imports it (no import circle). Returns ``{"best": path}``, or ``{"busy": message}`` where
+    another process holds the cell's ``train.lock`` (it is training the cell; the launch waits for
+    it instead).
     """
+
+    def __init__(self, train: TrainCell) -> None:
+        self.train = train
 
     def __call__(self, run_dir: Path, cell: Cell) -> dict[str, str]:
         """Train ``cell`` of the study in ``run_dir`` (resuming from its ``last.pt``)."""
-        from pcatools.study import train_cell
         from pcatools.training.run_files import RunBusyError
 
         try:
-            return {"best": str(train_cell(run_dir, cell, progress=False))}
+            return {"best": str(self.train(run_dir, cell, progress=False))}
         except RunBusyError as err:
             return {BUSY: str(err)}
 
@@ -293,13 +303,21 @@ class Launch:
         ``local`` or ``slurm`` (:data:`LAUNCHERS`).
     options
         Launcher options (:func:`parse_launcher_options`).
+    train
+        What each job runs on its cell: :func:`pcatools.study.train_cell` (:class:`TrainCellJob`).
     """
 
     def __init__(
-        self, run_dir: str | os.PathLike[str], launcher: str, options: Mapping[str, Any] | None = None
+        self,
+        run_dir: str | os.PathLike[str],
+        launcher: str,
+        options: Mapping[str, Any] | None = None,
+        *,
+        train: TrainCell,
     ):
         import submitit
 
+        self.train = train
         self.run_dir = Path(run_dir).resolve()
         self.launcher = launcher
         self.seed = study_seed(self.run_dir)
@@ -345,7 +363,7 @@ class Launch:
                 to_submit.append(cj)
             self.jobs.append(cj)
         if self.launcher == "slurm" and to_submit:
-            job_fn = TrainCellJob()
+            job_fn = TrainCellJob(self.train)
             with self.executor.batch():
                 for cj in to_submit:
                     cj.job = self.executor.submit(job_fn, self.run_dir, cj.cell)
@@ -367,7 +385,7 @@ class Launch:
             slot = min(set(range(self.max_parallel)) - busy_slots)
             gpus = self.gpus[slot * self.per_job : (slot + 1) * self.per_job]
             self.executor.update_parameters(**self.params, visible_gpus=tuple(gpus))
-            cj.job = self.executor.submit(TrainCellJob(), self.run_dir, cj.cell)
+            cj.job = self.executor.submit(TrainCellJob(self.train), self.run_dir, cj.cell)
             cj.slot = slot  # type: ignore[attr-defined]
             busy_slots.add(slot)
             running.append(cj)
@@ -518,9 +536,12 @@ def submit_cells(
     cells: Sequence[Cell],
     launcher: str,
     options: Mapping[str, Any] | None = None,
+    *,
+    train: TrainCell,
 ) -> Launch:
-    """Submit ``cells`` of the study in ``run_dir`` as jobs of ``launcher``; :meth:`Launch.wait` waits."""
-    launch = Launch(run_dir, launcher, options)
+    """Submit ``cells`` of the study in ``run_dir`` as jobs of ``launcher``, each running ``train``
+    on its cell (:class:`TrainCellJob`); :meth:`Launch.wait` waits."""
+    launch = Launch(run_dir, launcher, options, train=train)
     launch.submit(cells)
     return launch
 
@@ -532,6 +553,8 @@ def launch_cells(
     options: Mapping[str, Any] | None = None,
     stream: IO[str] | None = None,
     poll_s: float = 2.0,
+    *,
+    train: TrainCell,
 ) -> list[CellJob]:
     """Submit ``cells`` and wait for them (:func:`submit_cells`, :meth:`Launch.wait`)."""
-    return submit_cells(run_dir, cells, launcher, options).wait(stream, poll_s)
+    return submit_cells(run_dir, cells, launcher, options, train=train).wait(stream, poll_s)

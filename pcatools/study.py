@@ -483,7 +483,7 @@ def train_grid(
     else:
         from pcatools.launcher import launch_cells
 
-        launch_cells(run_dir, todo, launcher, launcher_options)
+        launch_cells(run_dir, todo, launcher, launcher_options, train=train_cell)
     states = study_status(run_dir, grid)
     missing = [s for s in states if s.state != "done"]
     if missing and (cells is not None or not allow_missing):

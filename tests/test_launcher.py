@@ -40,7 +40,7 @@ from pcatools.launcher import (
     launcher_options_markdown,
     parse_launcher_options,
 )
-from pcatools.study import run_study
+from pcatools.study import run_study, train_cell
 from pcatools.training.run_files import run_lock
 
 GRID = [Cell("segresnet", loss, seed) for loss in ("dice", "l1dfl") for seed in (0, 1)]
@@ -158,7 +158,7 @@ def test_slurm_script_carries_the_options(tmp_path: Path, monkeypatch: pytest.Mo
             "setup=module load cuda/12.4",
         ]
     )
-    launch = Launch(run, "slurm", options)
+    launch = Launch(run, "slurm", options, train=train_cell)
     jobs = launch.submit(GRID)
 
     lines = script.read_text().splitlines()
@@ -372,12 +372,12 @@ def test_two_launches_never_train_a_cell_twice(sequential: Path, tmp_path: Path)
     cell = GRID[3]
     run = _prepared(sequential, tmp_path / "run", GRID[:3])  # one cell left to train
     folder = run / "models" / cell.key(0)
-    first = Launch(run, "local")
+    first = Launch(run, "local", train=train_cell)
     assert [cj.job is not None for cj in first.submit(GRID)] == [False, False, False, True]  # done: no job
     end = time.monotonic() + 900
     while lock_holder(folder) is None and time.monotonic() < end:  # its job has begun training
         time.sleep(0.05)
-    second = Launch(run, "local")
+    second = Launch(run, "local", train=train_cell)
     jobs = second.submit(GRID)
     # the second launch gives the cell no job: another process holds its train.lock
     assert (jobs[3].job, jobs[3].state) == (None, "busy")
@@ -393,5 +393,5 @@ def test_two_launches_never_train_a_cell_twice(sequential: Path, tmp_path: Path)
     assert not (folder / "replaced").exists()  # nothing started over
     # a job that finds its cell's lock taken (two launches submitting at once) ends at once
     with run_lock(folder):
-        answer = TrainCellJob()(run, cell)
+        answer = TrainCellJob(train_cell)(run, cell)
     assert list(answer) == ["busy"] and "is in use by another training" in answer["busy"]
