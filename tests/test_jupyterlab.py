@@ -4,8 +4,9 @@ notebooks run to what a user should see: Table 1, plotly figures and live ipywid
 
 Where chromium or Playwright is missing the browser tests skip, except under ``CI=true``, where
 they fail so that a missing install step (``scripts/install_system_deps.sh``, the ``dev`` extra)
-is caught. Screenshots go to ``tests/_artifacts/`` (git-ignored); the README shows a copy of the
-first, ``docs/figures/jupyterlab_04_overall.png``.
+is caught. Screenshots go to ``tests/_artifacts/`` (git-ignored). The server, browser, Run All and
+notebook 04's screenshot are :mod:`pcatools.figures.screenshots`' functions, the ones the gallery
+command uses for ``docs/figures/jupyterlab_04_overall.png``.
 """
 
 from __future__ import annotations
