@@ -118,7 +118,7 @@ def table1_over_seeds(
     by_label = {(network_label(net), loss_label(loss)): sd for net, loss, sd in rows}
     values = [by_label.get((n, lo), np.nan) for n, lo in table[["Network", "Loss"]].itertuples(index=False)]
     table.insert(
-        table.columns.get_loc("DSC mean") + 1,
+        list(table.columns).index("DSC mean") + 1,
         SEED_SPREAD,
         ["n/a" if not np.isfinite(v) else f"{v:.{digits}f}" for v in values],
     )
