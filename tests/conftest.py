@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import ctypes
 import importlib.util
 import os
 import shutil
-import signal
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from pcatools._process import die_with_parent
 from pcatools.reproducibility import hold_cpu_isa
 
 # torch's CPU kernels held to AVX2 before anything loads torch, as the pcatools command does, so
@@ -85,14 +84,6 @@ def ci_evaluation(ci_study: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     return out
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    """Xvfb gets SIGTERM when the test process ends (Linux prctl PR_SET_PDEATHSIG)."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
-    except OSError:
-        pass
-
-
 @pytest.fixture(scope="session")
 def xvfb_display() -> str | None:
     """A private Xvfb display for this test process, with ``DISPLAY``, ``QT_API`` and
@@ -100,7 +91,7 @@ def xvfb_display() -> str | None:
 
     Xvfb picks a free display itself (``-displayfd``), so parallel workers and other users of the
     machine never collide, and it stays up until the test process exits (a Qt application may still
-    hold the connection), when ``_die_with_parent`` stops it. Notebook kernels started later inherit
+    hold the connection), when ``die_with_parent`` stops it. Notebook kernels started later inherit
     the environment.
     """
     exe = shutil.which("Xvfb")
@@ -112,7 +103,7 @@ def xvfb_display() -> str | None:
         pass_fds=(write_fd,),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        preexec_fn=_die_with_parent,
+        preexec_fn=die_with_parent,
     )
     os.close(write_fd)
     with os.fdopen(read_fd) as f:

@@ -17,7 +17,6 @@ ground truth outlined, the L1 bins), :func:`viewer_png` opens a study's training
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import importlib.util
 import os
 import re
@@ -37,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from pcatools._atomic import atomic_path
+from pcatools._process import die_with_parent
 
 __all__ = [
     "ALL_CELLS_RAN",
@@ -191,12 +191,6 @@ def _log_tail(log: Path, n: int = 40) -> str:
     return "\n".join(lines[-n:])
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    """SIGTERM this child when the process that started it dies (Linux ``PR_SET_PDEATHSIG``)."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
-
-
 @contextlib.contextmanager
 def jupyter_lab(root: Path, home: Path) -> Iterator[LabServer]:
     """``jupyter lab`` of this Python's environment serving ``root`` on a free port with a random
@@ -224,7 +218,7 @@ def jupyter_lab(root: Path, home: Path) -> Iterator[LabServer]:
     with log.open("wb") as out:
         proc = subprocess.Popen(
             argv, cwd=root, env=fresh_jupyter_env(home), stdout=out, stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )  # fmt: skip
     server = LabServer(url=f"http://127.0.0.1:{port}", token=token, root=Path(root), log=log)
     try:
