@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,9 +84,7 @@ def dmax_grouped(cases: pd.DataFrame, scenario: str = "M", paper_edges: bool = F
     where the edges came from (``dmax_edges``: ``"quartiles"``, ``"paper"`` or
     ``"paper (quartiles tie)"``), so that ``dmax_groups.csv`` says which edges were used.
     """
-    import warnings
-
-    from pcatools import stats
+    from pcatools import stats  # deferred: start-up (see tests/test_imports.py)
 
     if scenario != "all":
         cases = cases[cases["scenario"] == scenario]
@@ -136,9 +135,7 @@ def analyse(
     the per-case (per-lesion) values averaged over seeds (:func:`pcatools.seed_stats.seed_average`);
     the mixed model fits every seed's lesions with the seed as a variance component.
     """
-    import warnings
-
-    from pcatools import seed_stats, stats
+    from pcatools import seed_stats, stats  # deferred: start-up (see tests/test_imports.py)
 
     tables: dict[str, pd.DataFrame] = {}
     seeds = study_seeds(cases)
@@ -174,7 +171,7 @@ def analyse(
     try:
         with warnings.catch_warnings():  # statsmodels' fit warnings: a failed fit is noted in the table
             # statsmodels' first import puts "always" filters for its warnings first: import, then ignore
-            import statsmodels.tools.sm_exceptions  # noqa: F401
+            import statsmodels.tools.sm_exceptions  # noqa: F401  # deferred: start-up (see tests/test_imports.py)
 
             warnings.simplefilter("ignore")
             seed_col = "seed" if len(seeds) > 1 else None
@@ -204,8 +201,16 @@ def draw_figures(
     A study with several training seeds adds ``seeds`` (:func:`pcatools.figures.seeds_figure`);
     Figure 4 then shows each case's DSC averaged over seeds, Figures 2 and 3 the first seed's masks.
     """
-    from pcatools import seed_stats
-    from pcatools.figures import figure1, figure4, figure5, figure6, figure7, save_figure, seeds_figure
+    from pcatools import seed_stats  # deferred: start-up (see tests/test_imports.py)
+    from pcatools.figures import (  # deferred: start-up (see tests/test_imports.py)
+        figure1,
+        figure4,
+        figure5,
+        figure6,
+        figure7,
+        save_figure,
+        seeds_figure,
+    )
 
     figures: dict[str, Any] = {}
     if loss_figures:
@@ -218,13 +223,13 @@ def draw_figures(
     figures["figure5"] = figure5(tables["thresholds_patient"], tables["thresholds_lesion"])
     figures["figure6"] = figure6(tables["dmax_groups"])
     if loss_figures:
-        from pcatools.losses import loss_vs_probability  # torch: only for the loss figures
+        from pcatools.losses import loss_vs_probability  # deferred: start-up (see tests/test_imports.py)
 
         figures["figure7"] = figure7(loss_vs_probability())
     if several:
         figures["seeds"] = seeds_figure(tables["seed_means"])
     # One shared plotly.min.js beside the HTML files: they open offline and stay small.
-    from plotly.offline import get_plotlyjs
+    from plotly.offline import get_plotlyjs  # deferred: start-up (see tests/test_imports.py)
 
     write_text_atomic(figures_dir / "plotly.min.js", get_plotlyjs())
     written = {}
@@ -243,8 +248,8 @@ def figure3_case(cases: pd.DataFrame) -> str:
 
 def _case_images(study: StudyResult, case_id: str) -> tuple[Any, np.ndarray, pd.DataFrame]:
     """PET image, ground-truth mask and prediction rows of one case of a study or evaluation folder."""
-    from pcatools.data.io import Grid, load_nifti
-    from pcatools.metrics.evaluate import read_mask
+    from pcatools.data.io import Grid, load_nifti  # deferred: start-up (see tests/test_imports.py)
+    from pcatools.metrics.evaluate import read_mask  # deferred: start-up (see tests/test_imports.py)
 
     rows = study.manifest[study.manifest["case_id"].astype(str) == case_id]
     if rows.empty:
@@ -263,7 +268,7 @@ def _case_images(study: StudyResult, case_id: str) -> tuple[Any, np.ndarray, pd.
 
 def _on_pet(pet: Any) -> Any:
     """The grid of a case's PET (the ground truth's), onto which its predictions are read as evaluated."""
-    from pcatools.data.io import Grid
+    from pcatools.data.io import Grid  # deferred: start-up (see tests/test_imports.py)
 
     return Grid(pet.shape, pet.affine, "PET", pet.get_filename() or "")
 
@@ -275,8 +280,8 @@ def figure2_for_study(study: StudyResult, case_id: str | None = None, model: int
     case's predictions (grid order in a study, ``--pred`` order in an evaluation). Detection uses
     :mod:`pcatools.metrics` through :func:`pcatools.figures.figure2_data`.
     """
-    from pcatools.figures import figure2
-    from pcatools.metrics.evaluate import read_mask
+    from pcatools.figures import figure2  # deferred: start-up (see tests/test_imports.py)
+    from pcatools.metrics.evaluate import read_mask  # deferred: start-up (see tests/test_imports.py)
 
     case_id = figure3_case(study.cases) if case_id is None else str(case_id)
     pet, label, preds = _case_images(study, case_id)
@@ -298,8 +303,8 @@ def figure3_for_study(study: StudyResult, case_id: str | None = None) -> Any:
 
     ``case_id=None`` picks :func:`figure3_case`. The background is the coronal PET MIP.
     """
-    from pcatools.figures import figure3
-    from pcatools.metrics.evaluate import read_mask
+    from pcatools.figures import figure3  # deferred: start-up (see tests/test_imports.py)
+    from pcatools.metrics.evaluate import read_mask  # deferred: start-up (see tests/test_imports.py)
 
     case_id = figure3_case(study.cases) if case_id is None else str(case_id)
     pet, label, preds = _case_images(study, case_id)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
 import socket
 import sys
 from dataclasses import dataclass, replace
@@ -40,6 +41,9 @@ import pandas as pd
 import yaml
 
 from pcatools.training.run_files import LOCK_NAME
+
+if sys.platform != "win32":  # lock_holder's flock (POSIX only; Windows has no fcntl)
+    import fcntl
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -129,8 +133,6 @@ def lock_holder(folder: str | os.PathLike[str]) -> str | None:
     path = Path(folder) / LOCK_NAME
     if sys.platform == "win32" or not path.is_file():  # pragma: no cover
         return None
-    import fcntl
-
     with open(path) as handle:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -162,8 +164,6 @@ def last_log_line(path: str | os.PathLike[str] | None) -> str:
 def job_result(path: str | os.PathLike[str]) -> tuple[str, Any] | None:
     """A job's result file as submitit writes it when the job ends: ``("success", value)`` or
     ``("error", traceback text)``; None where there is none yet (or it is being written)."""
-    import pickle
-
     try:
         outcome, value = pickle.loads(Path(path).read_bytes())
     except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, ImportError):

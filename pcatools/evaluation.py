@@ -45,6 +45,7 @@ import datetime as _dt
 import json
 import os
 import re
+import shlex
 import shutil
 import uuid
 from collections.abc import Mapping, Sequence
@@ -54,13 +55,19 @@ from typing import Any
 
 import pandas as pd
 
+from pcatools import stats
 from pcatools._atomic import LockBusyError, exchange_paths, exclusive_lock, write_text_atomic
 from pcatools._docs import EVALUATE_PARAMETERS, fill_doc
-from pcatools.analysis import StudyResult
+from pcatools.analysis import StudyResult, analyse, draw_figures, load_study
+from pcatools.data.discovery import read_patients_csv
 from pcatools.data.errors import DataError
-from pcatools.data.folders import case_files, case_patients, match_cases
+from pcatools.data.folders import case_files, case_patients, folder_summary, match_cases
 from pcatools.data.manifest import write_manifest
+from pcatools.metrics.components import check_connectivity
 from pcatools.metrics.detection import Criterion
+from pcatools.metrics.evaluate import evaluate_cohort_tables
+from pcatools.metrics.overlap import check_lesion_dice_reading
+from pcatools.training.run_files import versions
 
 MARKER = "evaluation.json"
 """The file that makes a folder a pcatools evaluation folder (and lets a re-run replace it); it lists
@@ -145,8 +152,6 @@ def study_predictions(run_dir: str | os.PathLike[str]) -> dict[str, Path]:
     >>> study_predictions("runs/demo")  # doctest: +SKIP
     {'attention_unet/dice': PosixPath('runs/demo/predictions/attention_unet__dice'), ...}
     """
-    from pcatools.analysis import load_study
-
     preds = load_study(run_dir).predictions
     folders: dict[str, Path] = {}
     for network, loss, pred in preds[["network", "loss", "pred"]].itertuples(index=False):
@@ -169,8 +174,6 @@ def command_line(
     >>> command_line("out", "gt", pred={"a": "p/a"}, allow_missing=True)
     'pcatools evaluate out --gt gt --pred a=p/a --allow-missing'
     """
-    import shlex
-
     parts = ["pcatools", "evaluate", shlex.quote(str(out)), "--gt", shlex.quote(str(gt))]
     parts += [f"--pred {shlex.quote(f'{k}={v}')}" for k, v in pred.items()]
     if suv is not None:
@@ -187,8 +190,6 @@ def command_line(
 def _missing_report(folders: dict[str, tuple[set[str], Path | None]], every: set[str]) -> list[str]:
     """Per folder that lacks cases: how many, which, the file expected for the first ones (plain
     folders of SUV and predictions) and what the folder holds, so that a naming mismatch shows."""
-    from pcatools.data.folders import folder_summary
-
     lines = []
     for what, (ids, folder) in folders.items():
         absent = sorted(every - ids)
@@ -581,15 +582,7 @@ def evaluate_folders(
         SUV on another grid, NaN in the SUV, an unreadable file (each naming case, model and
         file), or an ``out`` that is a file or another folder.
     """
-    from pcatools import stats
-    from pcatools.analysis import analyse, draw_figures
-    from pcatools.metrics.evaluate import evaluate_cohort_tables
-    from pcatools.training.run_files import versions
-
     rule = Criterion.parse(criterion)  # checked here once, then carried as a Criterion
-    from pcatools.metrics.components import check_connectivity
-    from pcatools.metrics.overlap import check_lesion_dice_reading
-
     stats.check_empty_cases(empty_cases)
     check_connectivity(connectivity)
     check_lesion_dice_reading(lesion_dice)
@@ -606,8 +599,6 @@ def evaluate_folders(
     _check_inputs(out_path, folders)
     manifest, left_out = pair_cases(gt, models, suv, allow_missing)
     if patients is not None:
-        from pcatools.data.discovery import read_patients_csv
-
         manifest["patient_id"] = manifest["case_id"].map(read_patients_csv(patients, manifest["case_id"]))
     _check_inputs(out_path, _input_files(manifest))
     _check_out(out_path)
@@ -687,8 +678,6 @@ def load_evaluation(out: str | os.PathLike[str]) -> EvaluationResult:
     DataError
         ``out`` is not a complete evaluation folder (no ``evaluation.json``).
     """
-    from pcatools.analysis import load_study
-
     out_path = Path(out)
     if not (out_path / MARKER).is_file():
         raise DataError(

@@ -46,6 +46,7 @@ from pcatools.cell_status import (
     study_seed,
     training_progress,
 )
+from pcatools.training.run_files import RunBusyError
 
 if TYPE_CHECKING:
     from pcatools.cells import Cell
@@ -217,7 +218,7 @@ def _visible_gpus() -> list[int]:
             raise ValueError(
                 f"launcher local: CUDA_VISIBLE_DEVICES={named!r}; expected GPU numbers (0,1,...), not UUIDs"
             ) from None
-    import torch
+    import torch  # deferred: start-up (see tests/test_imports.py)
 
     return list(range(torch.cuda.device_count()))
 
@@ -259,8 +260,6 @@ class TrainCellJob:
 
     def __call__(self, run_dir: Path, cell: Cell) -> dict[str, str]:
         """Train ``cell`` of the study in ``run_dir`` (resuming from its ``last.pt``)."""
-        from pcatools.training.run_files import RunBusyError
-
         try:
             return {"best": str(self.train(run_dir, cell, progress=False))}
         except RunBusyError as err:
@@ -268,7 +267,7 @@ class TrainCellJob:
 
     def checkpoint(self, run_dir: Path, cell: Cell) -> Any:
         """submitit calls this at the time limit: the same call again, which resumes from ``last.pt``."""
-        from submitit.helpers import DelayedSubmission
+        from submitit.helpers import DelayedSubmission  # deferred: start-up (see tests/test_imports.py)
 
         return DelayedSubmission(self, run_dir, cell)
 
@@ -315,7 +314,7 @@ class Launch:
         *,
         train: TrainCell,
     ):
-        import submitit
+        import submitit  # deferred: start-up (see tests/test_imports.py)
 
         self.train = train
         self.run_dir = Path(run_dir).resolve()

@@ -1,4 +1,6 @@
-"""The study's networks (paper section 2.4): ``build_model(name, ...)``.
+"""The study's networks (paper section 2.4): ``build_model(name, ...)``, and ``check_network`` that
+builds any network once on a small input before anything trains (the registry names networks and
+imports no torch; building one is done here).
 
 The names, labels and default arguments are declared once, in :mod:`pcatools.network_registry`
 (which also takes any MONAI network by class name and a user's own, ``NAME=SPEC``). Three names, all MONAI networks with 3-D convolutions, 2 input channels (CT, PET) and 2 output
@@ -28,15 +30,26 @@ an Attention U-Net given ``channels`` without ``strides`` gets stride 2 between 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
+import torch
 from torch import nn
 
-from pcatools.network_registry import BUILTIN, accepted_keys, network_name, resolve_network
+from pcatools.network_registry import (
+    BUILTIN,
+    NetworkEntry,
+    NetworkError,
+    accepted_keys,
+    network_name,
+    resolve_network,
+)
+from pcatools.specs import SpecError
 
 __all__ = [
     "MODEL_NAMES",
     "build_model",
+    "check_network",
     "count_parameters",
     "min_input_multiple",
     "model_defaults",
@@ -160,7 +173,7 @@ def min_input_multiple(name: str, **overrides: Any) -> int:
     """The number every spatial input size must be a multiple of (product of the down-samplings).
 
     For a network other than pcatools' own it is the product of its ``strides`` where it has integer
-    strides, else 1 (:func:`pcatools.network_registry.check_network` tries it on an input instead).
+    strides, else 1 (:func:`check_network` tries it on an input instead).
 
     Examples
     --------
@@ -186,3 +199,61 @@ def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
     864
     """
     return int(sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only))
+
+
+def _shape(value: Any) -> str:
+    return str(tuple(int(s) for s in value.shape)).replace(",)", ")")
+
+
+def check_network(
+    text: str,
+    options: Mapping[str, Any] | None = None,
+    *,
+    in_channels: int = 2,
+    out_channels: int = 2,
+    size: tuple[int, int, int] = (32, 32, 32),
+) -> NetworkEntry:
+    """Build the network and run it once on zeros ``(1, in_channels, *size)``; refuse what fails, in one line.
+
+    The output must be a tensor of shape ``(1, out_channels, *size)`` (the logits the loss takes);
+    a failure is a :class:`NetworkError` naming the spec and what was found, raised before
+    anything trains. Torch's random state is left as it was (building draws initial weights).
+    """
+    entry = resolve_network(text)
+    x_shape = (1, int(in_channels), *(int(s) for s in size))
+    expected = (1, int(out_channels), *(int(s) for s in size))
+    with torch.random.fork_rng(devices=[]):
+        try:
+            net = build_model(
+                entry.name, in_channels=in_channels, out_channels=out_channels, **dict(options or {})
+            )
+        except SpecError:
+            raise
+        except Exception as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            raise NetworkError(
+                f"network {entry.shown}: building it failed ({type(err).__name__}: {first})"
+            ) from None
+        if not isinstance(net, torch.nn.Module):
+            raise NetworkError(
+                f"network {entry.shown}: builds a {type(net).__name__}, expected a torch.nn.Module"
+            )
+        net.eval()
+        try:
+            with torch.no_grad():
+                out = net(torch.zeros(x_shape))
+        except Exception as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            raise NetworkError(
+                f"network {entry.shown} fails on an input {x_shape} ({type(err).__name__}: {first})"
+            ) from None
+    if not isinstance(out, torch.Tensor):
+        raise NetworkError(
+            f"network {entry.shown} returns a {type(out).__name__} on an input {x_shape}, expected a tensor "
+            f"of shape {expected}"
+        )
+    if tuple(out.shape) != expected:
+        raise NetworkError(
+            f"network {entry.shown} returns shape {_shape(out)} on an input {x_shape}, expected {expected}"
+        )
+    return entry

@@ -18,7 +18,7 @@ A network enters the registry
 * any MONAI network by its class name: ``UNet`` or ``monai.networks.nets.UNet`` (its keyword
   arguments from ``model_overrides`` / ``--network-option unet.channels=[4,8,16]``).
 
-:func:`check_network` builds it and runs it once on a small input before anything trains.
+:func:`pcatools.models.check_network` builds it and runs it once on a small input before anything trains.
 This module imports no torch at import time.
 """
 
@@ -38,7 +38,6 @@ __all__ = [
     "BUILTIN",
     "NetworkEntry",
     "NetworkError",
-    "check_network",
     "declare_network",
     "network_entries",
     "network_name",
@@ -274,65 +273,3 @@ def accepted_keys(factory: Factory) -> set[str] | None:
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
         return None
     return set(params)
-
-
-def _shape(value: Any) -> str:
-    return str(tuple(int(s) for s in value.shape)).replace(",)", ")")
-
-
-def check_network(
-    text: str,
-    options: Mapping[str, Any] | None = None,
-    *,
-    in_channels: int = 2,
-    out_channels: int = 2,
-    size: tuple[int, int, int] = (32, 32, 32),
-) -> NetworkEntry:
-    """Build the network and run it once on zeros ``(1, in_channels, *size)``; refuse what fails, in one line.
-
-    The output must be a tensor of shape ``(1, out_channels, *size)`` (the logits the loss takes);
-    a failure is a :class:`NetworkError` naming the spec and what was found, raised before
-    anything trains. Torch's random state is left as it was (building draws initial weights).
-    """
-    import torch  # deferred: start-up (see tests/test_imports.py)
-
-    from pcatools.models import build_model  # deferred: start-up (see tests/test_imports.py)
-
-    entry = resolve_network(text)
-    x_shape = (1, int(in_channels), *(int(s) for s in size))
-    expected = (1, int(out_channels), *(int(s) for s in size))
-    with torch.random.fork_rng(devices=[]):
-        try:
-            net = build_model(
-                entry.name, in_channels=in_channels, out_channels=out_channels, **dict(options or {})
-            )
-        except SpecError:
-            raise
-        except Exception as err:
-            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-            raise NetworkError(
-                f"network {entry.shown}: building it failed ({type(err).__name__}: {first})"
-            ) from None
-        if not isinstance(net, torch.nn.Module):
-            raise NetworkError(
-                f"network {entry.shown}: builds a {type(net).__name__}, expected a torch.nn.Module"
-            )
-        net.eval()
-        try:
-            with torch.no_grad():
-                out = net(torch.zeros(x_shape))
-        except Exception as err:
-            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-            raise NetworkError(
-                f"network {entry.shown} fails on an input {x_shape} ({type(err).__name__}: {first})"
-            ) from None
-    if not isinstance(out, torch.Tensor):
-        raise NetworkError(
-            f"network {entry.shown} returns a {type(out).__name__} on an input {x_shape}, expected a tensor "
-            f"of shape {expected}"
-        )
-    if tuple(out.shape) != expected:
-        raise NetworkError(
-            f"network {entry.shown} returns shape {_shape(out)} on an input {x_shape}, expected {expected}"
-        )
-    return entry

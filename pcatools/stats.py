@@ -346,7 +346,7 @@ def holm(pvalues: Sequence[float] | np.ndarray, alpha: float = 0.05) -> np.ndarr
     >>> holm([0.01, 0.04, 0.03]).round(3).tolist()
     [0.03, 0.06, 0.06]
     """
-    from statsmodels.stats.multitest import multipletests
+    from statsmodels.stats.multitest import multipletests  # deferred: start-up (see tests/test_imports.py)
 
     p = np.asarray(pvalues, dtype=np.float64)
     out = np.full(p.shape, np.nan)
@@ -819,7 +819,7 @@ def lesion_mixed_model(
         ``estimate, std_err, z, p_value, ci_low, ci_high`` (95 % Wald), plus ``n_obs`` and
         ``n_groups``.
     """
-    import statsmodels.api as sm
+    import statsmodels.api as sm  # deferred: start-up (see tests/test_imports.py)
 
     if group not in lesions.columns and group == "patient_id" and "case_id" in lesions.columns:
         group = "case_id"

@@ -48,7 +48,9 @@ import ast
 import contextlib
 import dataclasses
 import json
+import logging
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,10 +61,35 @@ import yaml
 
 from pcatools._atomic import write_text_atomic
 from pcatools.analysis import StudyResult, analyse, draw_figures, load_study
+from pcatools.cell_status import MissingCellsError, study_status
 from pcatools.cells import Cell, check_seeds, study_cells
 from pcatools.data.manifest import read_manifest, write_manifest
+from pcatools.data.splits import make_splits
+from pcatools.launcher import launch_cells
+from pcatools.loss_registry import (
+    BUILTIN,
+    fitting_options,
+    loss_names,
+    loss_source,
+    loss_source_change,
+    register_loss,
+    resolve_loss,
+)
+from pcatools.network_registry import (
+    network_names,
+    network_source,
+    network_source_change,
+    register_network,
+    resolve_network,
+)
 from pcatools.training.config import TrainConfig
-from pcatools.training.run_files import versions
+from pcatools.training.run_files import (
+    REPLACED_DIR,
+    describe_differences,
+    set_aside,
+    setting_differences,
+    versions,
+)
 from pcatools.vocabulary import LOSSES, NETWORKS
 
 TRAIN_SETTINGS = tuple(f.name for f in dataclasses.fields(TrainConfig))
@@ -139,8 +166,6 @@ class StudyProfile:
             extra.update(cell)
         changes = {"model": network, "loss": loss, **extra}
         if "loss_overrides" not in extra:  # the profile's (batch=True) go to the losses that take them
-            from pcatools.loss_registry import fitting_options
-
             changes["loss_overrides"] = fitting_options(loss, self.train.loss_overrides)
         if seed is not None:
             changes["seed"] = seed
@@ -297,7 +322,7 @@ def prepare_data(
     """The study's manifest: discovered from ``data_dir`` or a synthetic cohort made in ``run_dir/data``."""
     manifest_csv = run_dir / "manifest.csv"
     if data_dir is None:
-        from pcatools.data.phantom import make_cohort
+        from pcatools.data.phantom import make_cohort  # deferred: start-up (see tests/test_imports.py)
 
         manifest = make_cohort(
             profile.n_cases,
@@ -308,7 +333,7 @@ def prepare_data(
             fwhm_mm=profile.phantom_fwhm_mm,
         )
     else:
-        from pcatools.data.discovery import discover_cases
+        from pcatools.data.discovery import discover_cases  # deferred: start-up (see tests/test_imports.py)
 
         manifest = discover_cases(data_dir, progress=progress)
     write_manifest(manifest, manifest_csv, root=run_dir)
@@ -322,8 +347,6 @@ def split_manifest(run_dir: Path, manifest: pd.DataFrame, profile: StudyProfile,
         split = read_manifest(split_csv)
         if set(split["case_id"]) == set(manifest["case_id"].astype(str)):
             return split
-    from pcatools.data.splits import make_splits
-
     split = make_splits(manifest, fractions=profile.fractions, seed=seed)
     write_manifest(split, split_csv, root=run_dir)
     return split
@@ -348,9 +371,6 @@ def user_code(profile: StudyProfile) -> dict[str, dict[str, dict[str, Any]]]:
     registers them again from this record. A loss or network registered in Python from an object
     that cannot be imported by name (defined in a notebook) has ``target: null``.
     """
-    from pcatools.loss_registry import BUILTIN, loss_source, resolve_loss
-    from pcatools.network_registry import network_source, resolve_network
-
     own_losses = {e.name for e in BUILTIN}
     out: dict[str, dict[str, dict[str, Any]]] = {"losses": {}, "networks": {}}
     for kind, names, resolve, source in (
@@ -393,14 +413,6 @@ def register_user_code(run_dir: Path, record: dict[str, Any]) -> None:
         A loss or network that was registered from an object without an importable name, or whose
         code changed since the study recorded it (one line naming it and the file).
     """
-    from pcatools.loss_registry import loss_names, loss_source, loss_source_change, register_loss
-    from pcatools.network_registry import (
-        network_names,
-        network_source,
-        network_source_change,
-        register_network,
-    )
-
     for kind, known, register, source, change in (
         ("losses", loss_names, register_loss, loss_source, loss_source_change),
         ("networks", network_names, register_network, network_source, network_source_change),
@@ -432,7 +444,7 @@ def train_cell(run_dir: Path, cell: Cell, progress: bool = False) -> Path:
     (:func:`register_user_code`), in the working directory the study ran from, so that a fresh
     process (a cluster job; the function pickles by name) trains what the study would have.
     """
-    from pcatools.training import train
+    from pcatools.training import train  # deferred: start-up (see tests/test_imports.py)
 
     run = Path(run_dir).resolve()
     config = yaml.safe_load((run / "config.yaml").read_text())
@@ -473,16 +485,12 @@ def train_grid(
     ``cells`` always, so that the grid's results wait for all of them, and otherwise unless
     ``allow_missing`` (the analysis then takes what is done).
     """
-    from pcatools.cell_status import MissingCellsError, study_status
-
     grid = study_cells(profile.networks, profile.losses, (seed,) if seeds is None else seeds)
     todo = grid if cells is None else list(cells)
     best: dict[str, Path] = {}
     if launcher is None:
         best = {cell.key(seed): train_cell(run_dir, cell, progress) for cell in todo}
     else:
-        from pcatools.launcher import launch_cells
-
         launch_cells(run_dir, todo, launcher, launcher_options, train=train_cell)
     states = study_status(run_dir, grid)
     missing = [s for s in states if s.state != "done"]
@@ -506,9 +514,10 @@ def predict_grid(
     """Predict the test set with every checkpoint (keyed by :meth:`pcatools.cells.Cell.key`, in the
     order of :func:`pcatools.cells.study_cells`); one row per (case, network, loss) with column
     ``pred``, and ``seed`` when the study has more than one seed."""
-    import warnings
-
-    from pcatools.inference import PredictionMismatchError, predict_manifest
+    from pcatools.inference import (  # deferred: start-up (see tests/test_imports.py)
+        PredictionMismatchError,
+        predict_manifest,
+    )
 
     seeds = (seed,) if seeds is None else tuple(seeds)
     test = split[split["split"] == "test"].reset_index(drop=True)
@@ -605,15 +614,7 @@ def run_study(
         Cells of the grid are not done after training (``cells``; or a failed job without
         ``allow_missing``); the message lists each with its state.
     """
-    import logging
-
-    from pcatools.training.loop import RunSettingsError
-    from pcatools.training.run_files import (
-        REPLACED_DIR,
-        describe_differences,
-        set_aside,
-        setting_differences,
-    )
+    from pcatools.training.loop import RunSettingsError  # deferred: start-up (see tests/test_imports.py)
 
     prof = get_profile(profile, **overrides)
     run = Path(run_dir).resolve()
@@ -679,7 +680,7 @@ def run_study(
         ) from None
     preds = predict_grid(run, split, checkpoints, prof, progress, seed, seeds)
 
-    from pcatools.metrics import evaluate_cohort
+    from pcatools.metrics import evaluate_cohort  # deferred: start-up (see tests/test_imports.py)
 
     cases, lesions = evaluate_cohort(preds, pred_col="pred", progress=progress)
     results = run / "results"

@@ -16,10 +16,9 @@ import pytest
 import torch
 import yaml
 
-from pcatools.models import build_model
+from pcatools.models import build_model, check_network
 from pcatools.network_registry import (
     NetworkError,
-    check_network,
     network_names,
     network_source,
     register_network,

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import time
+import warnings
 from pathlib import Path
 
 import typer
 
 from pcatools._docs import EVALUATE_PARAMETERS
+from pcatools.data.errors import DataError
 
 NAME = "evaluate"
 
@@ -30,12 +34,8 @@ def run(
     progress: bool = typer.Option(True, help=EVALUATE_PARAMETERS["progress"]),
 ) -> None:
     """Evaluate predictions the paper's way: Table 1, Wilcoxon, scenarios, thresholds, Dmax groups, Figures 3-6."""
-    import time
-    import warnings
-
-    from pcatools.data.errors import DataError
-    from pcatools.evaluation import evaluate_folders
-    from pcatools.stats import table1_markdown
+    from pcatools.evaluation import evaluate_folders  # deferred: start-up (see tests/test_imports.py)
+    from pcatools.stats import table1_markdown  # deferred: start-up (see tests/test_imports.py)
 
     start = time.perf_counter()
     try:
@@ -51,8 +51,6 @@ def run(
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(code=1) from None
     config = (result.run_dir / "evaluation.json").read_text()
-    import json
-
     info = json.loads(config)
     if info["left_out"]:
         typer.echo(f"{len(info['left_out'])} case(s) left out (not in every folder): see {out / 'README.md'}")

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import importlib.util
+import time
 from pathlib import Path
 from typing import Any
 
 import typer
+import yaml
 
-from pcatools.launcher import launcher_options_help
-from pcatools.loss_registry import loss_help, loss_name, register_loss
-from pcatools.network_registry import network_name
+from pcatools.cell_status import MissingCellsError, format_status, study_status
+from pcatools.cells import parse_cell, parse_seeds, study_cells
+from pcatools.commands.train import parse_overrides
+from pcatools.launcher import LAUNCHERS, launcher_options_help, parse_launcher_options
+from pcatools.loss_registry import fitting_options, loss_help, loss_name, register_loss
+from pcatools.network_registry import declare_network, network_name
 from pcatools.specs import SpecError, is_spec, parse_spec
+from pcatools.study import get_profile, run_study
+from pcatools.training.run_files import RunBusyError
 
 NAME = "study"
 
@@ -18,10 +26,7 @@ NAME = "study"
 def study_losses(items: list[str] | None, options: list[str] | None, profile: str) -> tuple[str, ...] | None:
     """The grid's loss names: each ``NAME=SPEC`` registered (with its ``--loss-option``), each loss
     checked (:func:`pcatools.losses.check_loss`) with the profile's ``loss_overrides`` it takes."""
-    from pcatools.commands.train import parse_overrides
-    from pcatools.loss_registry import fitting_options
-    from pcatools.losses import check_loss
-    from pcatools.study import get_profile
+    from pcatools.losses import check_loss  # deferred: start-up (see tests/test_imports.py)
 
     per_loss: dict[str, dict[str, Any]] = {}
     for item in options or []:
@@ -54,11 +59,7 @@ def study_networks(
 ) -> tuple[str, ...] | None:
     """The grid's network names: each ``NAME=SPEC`` or MONAI class name registered (with its
     ``--network-option``), each network other than pcatools' own built and run once on a small
-    input (:func:`pcatools.network_registry.check_network`) with the profile's settings."""
-    from pcatools.commands.train import parse_overrides
-    from pcatools.network_registry import check_network, declare_network
-    from pcatools.study import get_profile
-
+    input (:func:`pcatools.models.check_network`) with the profile's settings."""
     per_net: dict[str, dict[str, Any]] = {}
     for item in options or []:
         name, dot, rest = item.partition(".")
@@ -76,6 +77,8 @@ def study_networks(
         return tuple(e.name for e in entries) or None
     for entry in entries:
         if not entry.builtin:
+            from pcatools.models import check_network  # deferred: start-up (see tests/test_imports.py)
+
             cfg = cells.train_config(entry.name, cells.losses[0])
             size = tuple(min(32, p) for p in cfg.patch_size)
             check_network(
@@ -87,10 +90,6 @@ def study_networks(
 
 def launcher_settings(launcher: str | None, items: list[str] | None) -> dict[str, Any] | None:
     """``--launcher`` checked (a known launcher, submitit installed) and its ``--launcher-option`` typed."""
-    import importlib.util
-
-    from pcatools.launcher import LAUNCHERS, parse_launcher_options
-
     if launcher is None:
         if items:
             raise ValueError("--launcher-option: options go to a launcher; give --launcher local or slurm")
@@ -112,9 +111,6 @@ def grid_cells(
 ) -> list[Any] | None:
     """The cells ``--cells`` names, each checked against the grid the study runs (the networks,
     losses and seeds given, else the profile's and ``--seed``); None when none are named."""
-    from pcatools.cells import parse_cell
-    from pcatools.study import get_profile
-
     if not names:
         return None
     prof = get_profile(profile)
@@ -132,12 +128,6 @@ def study_status_text(
 ) -> str:
     """``--status``: each cell's state (:func:`pcatools.cell_status.format_status`). The grid is the
     one given, else the one the run folder's ``config.yaml`` records, else the profile's."""
-    import yaml
-
-    from pcatools.cell_status import format_status, study_status
-    from pcatools.cells import study_cells
-    from pcatools.study import get_profile
-
     recorded: dict[str, Any] = {}
     if (run_dir / "config.yaml").is_file():
         recorded = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
@@ -238,13 +228,7 @@ def run(
     Re-running continues where a run stopped; with other settings than the run folder holds it is
     refused (listing them) unless --restart is given.
     """
-    import time
-
-    from pcatools.cell_status import MissingCellsError
-    from pcatools.cells import parse_seeds
-    from pcatools.study import run_study
-    from pcatools.training import CheckpointError
-    from pcatools.training.run_files import RunBusyError
+    from pcatools.training import CheckpointError  # deferred: start-up (see tests/test_imports.py)
 
     start = time.perf_counter()
     try:
@@ -294,7 +278,7 @@ def run(
         # other settings than the run folder's, bad data, a model folder in use, a full disk: one line each
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(code=1) from None
-    from pcatools.stats import table1_markdown
+    from pcatools.stats import table1_markdown  # deferred: start-up (see tests/test_imports.py)
 
     typer.echo(table1_markdown(result.table1))
     typer.echo(f"\nStudy written to {result.run_dir} in {time.perf_counter() - start:.0f} s")

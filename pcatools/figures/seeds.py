@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 
 from pcatools.figures.inputs import require_columns
 from pcatools.figures.output import attach_static
@@ -18,7 +19,6 @@ from pcatools.vocabulary import LOSS_LABELS, NETWORK_LABELS, loss_color, loss_la
 
 if TYPE_CHECKING:  # pragma: no cover
     import matplotlib.figure
-    import plotly.graph_objects as go
 
 __all__ = ["seeds_figure_data", "seeds_figure"]
 
@@ -55,8 +55,6 @@ def seeds_figure_data(seed_means: pd.DataFrame) -> pd.DataFrame:
 def seeds_figure(seed_means: pd.DataFrame, title: str | None = None) -> go.Figure:
     """The seed figure: per model (x, Table 1's order) a point per training seed at its mean DSC,
     and a bar at the mean over seeds, in the loss's colour (:func:`pcatools.vocabulary.loss_color`)."""
-    import plotly.graph_objects as go
-
     df = seeds_figure_data(seed_means)
     n_seeds = int(df["seed"].nunique()) if len(df) else 0
     ttl = f"Mean DSC per training seed ({n_seeds} seeds) and their mean" if title is None else title
@@ -86,7 +84,7 @@ def seeds_figure(seed_means: pd.DataFrame, title: str | None = None) -> go.Figur
 
 
 def _seeds_mpl(df: pd.DataFrame, title: str) -> matplotlib.figure.Figure:
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # deferred: start-up (see tests/test_imports.py)
 
     fig = Figure(figsize=(9, 4.8))
     ax = fig.add_subplot()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import multiprocessing
 import os
+import signal
 import sys
 import warnings
 from collections.abc import Sequence
@@ -443,9 +445,6 @@ def _die_with_parent(parent: int) -> None:
     breaks (``prctl(PR_SET_PDEATHSIG)``; a parent already gone before the call ends the worker).
     """
     if sys.platform.startswith("linux"):
-        import ctypes
-        import signal
-
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
     if os.getppid() != parent:

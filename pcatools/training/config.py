@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from pcatools.network_registry import accepted_keys, check_network, resolve_network
+from pcatools.network_registry import accepted_keys, resolve_network
 
 __all__ = [
     "SW_MODES",
@@ -321,7 +321,7 @@ class TrainConfig:
         Override keys they do not take (naming the allowed ones; otherwise a mistyped key is a
         ``TypeError`` deep inside MONAI), a loss that fails :func:`pcatools.losses.check_loss` (a
         ``LossError`` naming its spec), a network other than pcatools' own that fails
-        :func:`pcatools.network_registry.check_network` (a ``NetworkError`` naming its spec: it must
+        :func:`pcatools.models.check_network` (a ``NetworkError`` naming its spec: it must
         build and return ``(1, out_channels, *spatial)`` on an input of 32^3, or the patch where
         smaller) and a patch that the network's down-sampling cannot divide.
         """
@@ -330,6 +330,7 @@ class TrainConfig:
         )
         from pcatools.losses import build_loss, check_loss  # deferred: start-up (see tests/test_imports.py)
         from pcatools.models import (  # deferred: start-up (see tests/test_imports.py)
+            check_network,
             min_input_multiple,
             network_class,
         )
