@@ -286,12 +286,6 @@ def get_profile(profile: str | StudyProfile, **overrides: Any) -> StudyProfile:
     return dataclasses.replace(profile, train=profile.train.replace(**train), **own)
 
 
-def model_key(network: str, loss: str) -> str:
-    """Folder name of one grid cell trained with the study's seed, e.g. ``segresnet__l1dfl``
-    (:meth:`pcatools.cells.Cell.key`; kept for :mod:`pcatools.viewer`, its last caller)."""
-    return Cell(network, loss, 0).key(0)
-
-
 def _yaml_ready(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {str(k): _yaml_ready(v) for k, v in obj.items()}

@@ -61,13 +61,6 @@ KNOWN_FUNCTION_LEVEL_CYCLES: frozenset[tuple[str, ...]] = frozenset()
 #: time (issue 27 item 4); it sits on the statement's first line (ruff keeps it there).
 DEFERRED = "# deferred: start-up (see tests/test_imports.py)"
 
-#: Modules whose imports inside functions are not yet swept (issue 27): other sessions were
-#: editing them when the rest was swept. A package name covers its submodules. The lead sweeps
-#: each (module level, or the comment :data:`DEFERRED`) and removes it here until the list is empty.
-NOT_YET_SWEPT: tuple[str, ...] = (
-    "pcatools.figures.gallery",
-)
-
 #: The most lines a module of pcatools may have (issue 27 item 5): beyond it a module carries more
 #: than one concept.
 MAX_LINES = 900
@@ -273,10 +266,6 @@ def test_no_module_is_over_max_lines(name: str) -> None:
     assert lines <= MAX_LINES, f"{name}: {lines} lines, over {MAX_LINES} (split it where its concepts part)"
 
 
-def _not_yet_swept(name: str) -> bool:
-    return any(name == m or (m == "pcatools.training" and name.startswith(m + ".")) for m in NOT_YET_SWEPT)
-
-
 def unexplained_function_imports(path: Path) -> list[tuple[int, str]]:
     """``(line, source)`` of each import inside a function body (nested functions and methods
     too) whose statement carries no :data:`DEFERRED` comment on any of its lines."""
@@ -325,13 +314,9 @@ def test_function_import_reader_finds_the_unexplained(tmp_path: Path) -> None:
 def test_imports_inside_functions_say_why() -> None:
     """Issue 27 item 4: an import inside a function is there for start-up time and says so, in one form."""
     files = _source_files()
-    assert all(n in files or _not_yet_swept(n + ".x") for n in NOT_YET_SWEPT), (
-        "NOT_YET_SWEPT names a lost module"
-    )
     found = [
         f"{files[name].relative_to(REPO)}:{line}: {source}"
         for name in sorted(files)
-        if not _not_yet_swept(name)
         for line, source in unexplained_function_imports(files[name])
     ]
     assert not found, (

@@ -33,6 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from pcatools.analysis import figure3_for_study, load_study
+from pcatools.evaluation import evaluate_folders, study_predictions
+from pcatools.figures.figure6 import figure6
+from pcatools.figures.output import save_figure
 from pcatools.figures.screenshots import (
     browser_problem,
     jupyterlab_04_overall_png,
@@ -70,23 +74,16 @@ class GalleryImage:
 def figure3_png(folder: Path | None, path: Path) -> None:
     """Figure 3 (one case, the ground truth and every model's mask) of a study or evaluation folder,
     for the case the run's own ``figures/figure3.png`` shows."""
-    from pcatools.analysis import figure3_for_study, load_study
-    from pcatools.figures.output import save_figure
-
     save_figure(figure3_for_study(load_study(_folder(folder))), path, formats=("png",))
 
 
 def figure6_png(folder: Path | None, path: Path) -> None:
     """Figure 6 (DSC per Dmax group) of a study or evaluation folder, from its ``dmax_groups`` table."""
-    from pcatools.analysis import load_study
-    from pcatools.figures import figure6
-    from pcatools.figures.output import save_figure
-
     save_figure(figure6(load_study(_folder(folder)).table("dmax_groups")), path, formats=("png",))
 
 
 def _phantom_png(folder: Path | None, path: Path) -> None:
-    from pcatools.data.phantom.figure import save_overview
+    from pcatools.data.phantom.figure import save_overview  # deferred: start-up (see tests/test_imports.py)
 
     save_overview(path)
 
@@ -134,15 +131,13 @@ GALLERY: tuple[GalleryImage, ...] = (
 
 
 def _display_problem() -> str | None:
-    from pcatools.viewer import display_problem
+    from pcatools.viewer import display_problem  # deferred: start-up (see tests/test_imports.py)
 
     return display_problem()
 
 
 def _evaluate_study(run_dir: Path, into: Path) -> Path:
     """The study's test predictions evaluated like any model's into ``into`` (its cohort is ``RUN_DIR/data``)."""
-    from pcatools.evaluation import evaluate_folders, study_predictions
-
     data = run_dir / "data"
     if not data.is_dir():
         raise FileNotFoundError(

@@ -37,6 +37,8 @@ from typing import Any
 
 from pcatools._atomic import atomic_path
 from pcatools._process import die_with_parent
+from pcatools.cell_status import study_seed
+from pcatools.cells import Cell
 
 __all__ = [
     "ALL_CELLS_RAN",
@@ -403,11 +405,12 @@ def _training_patch(folder: Path | None, network: str, loss: str) -> tuple[Any, 
     if folder is None:
         raise ValueError("gallery: a napari screenshot needs a study run folder, found none")
     from pcatools.analysis import load_study  # deferred: start-up (see tests/test_imports.py)
-    from pcatools.study import model_key  # deferred: start-up (see tests/test_imports.py)
     from pcatools.training import training_batch  # deferred: start-up (see tests/test_imports.py)
 
     study = load_study(folder)
-    batch = training_batch(study.manifest, study.run_dir / "models" / model_key(network, loss) / "best.pt")
+    seed = study_seed(study.run_dir)  # the study seed's cell: the folder a one-seed study has
+    key = Cell(network, loss, seed).key(seed)
+    batch = training_batch(study.manifest, study.run_dir / "models" / key / "best.pt")
     return batch.patch_case(0)
 
 
