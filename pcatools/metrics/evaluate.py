@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import multiprocessing
 import os
 import signal
-import sys
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -19,6 +16,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from pcatools._process import die_with_parent
 from pcatools.data.errors import DataError
 from pcatools.data.io import Grid, load_nifti
 from pcatools.data.manifest import read_manifest
@@ -438,22 +436,6 @@ def _check_readings(label_value: int, readings: list[tuple[str, tuple[str, str, 
             )
 
 
-def _die_with_parent(parent: int) -> None:
-    """Worker initializer: Linux kills this worker (SIGKILL) when the process that started it dies.
-
-    A killed ``pcatools evaluate`` would otherwise leave its workers running until their queue
-    breaks (``prctl(PR_SET_PDEATHSIG)``; a parent already gone before the call ends the worker).
-    """
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-    if os.getppid() != parent:
-        os._exit(1)
-
-
-_PR_SET_PDEATHSIG = 1
-
-
 def _present(value: Any) -> bool:
     return value is not None and not (isinstance(value, float) and np.isnan(value)) and str(value) != ""
 
@@ -581,7 +563,10 @@ def evaluate_cohort_tables(
         else:
             ctx = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(
-                max_workers=n_workers, mp_context=ctx, initializer=_die_with_parent, initargs=(os.getpid(),)
+                max_workers=n_workers,
+                mp_context=ctx,
+                initializer=die_with_parent,
+                initargs=(signal.SIGKILL, os.getpid()),
             ) as pool:
                 futures = {pool.submit(_evaluate_files, *args): indices for args, indices in jobs}
                 try:
