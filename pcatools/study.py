@@ -65,7 +65,7 @@ from pcatools.cell_status import MissingCellsError, study_status
 from pcatools.cells import Cell, check_seeds, study_cells
 from pcatools.data.manifest import read_manifest, write_manifest
 from pcatools.data.splits import make_splits
-from pcatools.launcher import launch_cells
+from pcatools.launcher import launch_cells, parse_launcher_options
 from pcatools.loss_registry import (
     BUILTIN,
     fitting_options,
@@ -540,6 +540,43 @@ def predict_grid(
     return pd.concat(frames, ignore_index=True)
 
 
+def launcher_block(
+    config_yaml: Path | None, launcher: str | None, options: Mapping[str, Any] | None
+) -> dict[str, Any] | None:
+    """The ``launcher:`` block of a study's ``config.yaml`` for this run: ``{"name", "options"}``.
+
+    The options given now win; without any, a relaunch with the launcher the block names takes
+    the block's options (edit them there), so that continuing a grid after a failed job needs no
+    retyping and the run folder records how its jobs were launched. Without a launcher the block
+    recorded before is kept; ``config_yaml=None`` (a restart) forgets it.
+
+    Raises
+    ------
+    ValueError
+        The block holds an unknown option or a value of the wrong type (one line naming the file).
+
+    Examples
+    --------
+    >>> launcher_block(None, "slurm", {"partition": "gpu"})
+    {'name': 'slurm', 'options': {'partition': 'gpu'}}
+    >>> launcher_block(None, None, None) is None
+    True
+    """
+    recorded = None
+    if config_yaml is not None and config_yaml.is_file():
+        try:
+            recorded = (yaml.safe_load(config_yaml.read_text()) or {}).get("launcher")
+        except (yaml.YAMLError, AttributeError):
+            recorded = None  # run_study's settings check names an unreadable config.yaml
+    if launcher is None:
+        return recorded if isinstance(recorded, dict) else None
+    if not options and isinstance(recorded, dict) and recorded.get("name") == launcher:
+        options = parse_launcher_options(
+            recorded.get("options") or {}, where=f"{config_yaml}: launcher.options"
+        )
+    return {"name": launcher, "options": dict(options or {})}
+
+
 def run_study(
     run_dir: str | os.PathLike[str],
     profile: str | StudyProfile = "demo",
@@ -578,7 +615,8 @@ def run_study(
         done, otherwise :class:`~pcatools.cell_status.MissingCellsError` says which are not.
     launcher
         ``"local"`` or ``"slurm"``: train the cells as submitit jobs (:mod:`pcatools.launcher`,
-        docs/cluster.md) with ``launcher_options`` (:data:`pcatools.launcher.LAUNCHER_OPTIONS`)
+        docs/cluster.md) with ``launcher_options`` (:data:`pcatools.launcher.LAUNCHER_OPTIONS`;
+        without them, those of ``config.yaml``'s ``launcher:`` block, :func:`launcher_block`)
         and wait for them; ``None`` trains them one after another in this process. Prediction,
         evaluation and the analysis run in this process either way.
     allow_missing
@@ -622,6 +660,11 @@ def run_study(
         "user_code": user_code(prof),
         "cwd": str(Path.cwd()),  # where relative spec files of user_code resolve from (train_cell)
     }
+    block = launcher_block(None if restart else run / "config.yaml", launcher, launcher_options)
+    if block is not None:
+        config["launcher"] = block
+        if launcher is not None:
+            launcher_options = block["options"]
     start_over = (
         f"pass restart=True (pcatools study --restart) to move its files to {run / REPLACED_DIR}/ and start "
         "over, or use another run folder"

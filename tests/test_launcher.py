@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from pcatools.cell_status import cell_state, format_status, lock_holder, study_status
@@ -305,7 +306,7 @@ def test_a_missing_cell_stops_the_analysis_and_cells_trains_only_what_it_names(
     stamps = {p: p.stat().st_mtime_ns for p in (run / "models").rglob("*.pt")}
     # a launch whose jobs leave cells undone (here: none runs): the analysis refuses, naming them
     with monkeypatch.context() as patch:
-        patch.setattr("pcatools.launcher.launch_cells", lambda *args, **kwargs: [])
+        patch.setattr("pcatools.study.launch_cells", lambda *args, **kwargs: [])
         result = CliRunner().invoke(app, ["study", str(run), *CLI_SETTINGS, "--launcher", "local"])
     assert result.exit_code == 1
     assert result.output.strip() == (
@@ -366,6 +367,9 @@ def test_local_jobs_equal_the_sequential_run_also_after_a_killed_job(
     assert _losses(folder) == _losses(sequential / "models" / killed.key(0))  # exact resume
     _same_results(run, sequential)
     assert "left out" not in (run / "results" / "table1.md").read_text()
+    # the relaunch gave no options: it took (and kept) those config.yaml's launcher: block recorded
+    block = yaml.safe_load((run / "config.yaml").read_text())["launcher"]
+    assert block == {"name": "local", "options": {"max_parallel": 2}}
 
 
 def test_two_launches_never_train_a_cell_twice(sequential: Path, tmp_path: Path) -> None:
@@ -395,3 +399,29 @@ def test_two_launches_never_train_a_cell_twice(sequential: Path, tmp_path: Path)
     with run_lock(folder):
         answer = TrainCellJob(train_cell)(run, cell)
     assert list(answer) == ["busy"] and "is in use by another training" in answer["busy"]
+
+
+def test_config_yaml_launcher_block_gives_the_options_of_a_relaunch(tmp_path: Path) -> None:
+    """Issue 24 item 1: options come from --launcher-option or from config.yaml's launcher: block."""
+    from pcatools.study import launcher_block
+
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "seed: 0\nlauncher:\n  name: slurm\n  options: {partition: gpu, time_min: 60, mem_gb: 16.5}\n"
+    )
+    recorded = {"name": "slurm", "options": {"partition": "gpu", "time_min": 60, "mem_gb": 16.5}}
+    assert launcher_block(config, "slurm", None) == recorded  # a relaunch: the block's options
+    assert launcher_block(config, "slurm", {"partition": "long"}) == {
+        "name": "slurm",
+        "options": {"partition": "long"},
+    }  # given now: they win (and are recorded)
+    assert launcher_block(config, "local", None) == {"name": "local", "options": {}}  # another launcher
+    assert launcher_block(config, None, None) == recorded  # no launch now: the record is kept
+    assert launcher_block(None, None, None) is None  # a restart forgets it
+    config.write_text("launcher:\n  name: slurm\n  options: {partitoin: gpu}\n")
+    with pytest.raises(ValueError) as err:
+        launcher_block(config, "slurm", None)
+    assert str(err.value) == (
+        f"{config}: launcher.options: unknown option 'partitoin'; expected one of "
+        f"{[o.name for o in LAUNCHER_OPTIONS]}"
+    )
