@@ -369,6 +369,28 @@ def test_save_figure_writes_html_and_a_non_blank_png(name: str, all_figures: dic
     assert not list(tmp_path.glob(".*part*"))  # atomic writes left no temporary file
 
 
+@pytest.mark.parametrize("name", ["figure3", "figure6"])
+def test_a_library_restyling_matplotlib_does_not_change_the_png(
+    name: str, all_figures: dict, tmp_path: Path
+) -> None:
+    """nnU-Net's progress plot calls ``seaborn.set(font_scale=2.5)`` for the whole process; a PNG
+    saved after it must equal the one saved in matplotlib's defaults, pixel for pixel (an nnU-Net
+    test before the evaluation once made the CI's Figure 3 differ from the gallery's)."""
+    import matplotlib
+    import matplotlib.image
+
+    seaborn = pytest.importorskip("seaborn")
+    with matplotlib.rc_context(matplotlib.rcParamsDefault):
+        plain = figures.save_figure(all_figures[name], tmp_path / "plain", formats=("png",))["png"]
+    with matplotlib.rc_context():  # restores the process's rcParams afterwards
+        seaborn.set(font_scale=2.5)
+        assert matplotlib.rcParams["axes.titlesize"] != matplotlib.rcParamsDefault["axes.titlesize"]
+        restyled = figures.save_figure(all_figures[name], tmp_path / "restyled", formats=("png",))["png"]
+        from_twin = figures.static_figure(all_figures[name])
+        assert from_twin.axes[0].title.get_fontsize() == pytest.approx(9.0 if name == "figure3" else 10.0)
+    np.testing.assert_array_equal(matplotlib.image.imread(restyled), matplotlib.image.imread(plain))
+
+
 def test_save_figure_rejects_unknown_formats(all_figures: dict, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown format"):
         figures.save_figure(all_figures["figure7"], tmp_path / "f", formats=("jpeg2000",))

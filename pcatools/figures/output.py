@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pcatools._atomic import atomic_path, write_text_atomic
+from pcatools.figures.style import figure_style
 
 if TYPE_CHECKING:  # pragma: no cover
     import matplotlib.figure
@@ -31,6 +32,7 @@ def attach_static(fig: go.Figure, render: Callable[[], matplotlib.figure.Figure]
 def static_figure(fig: Any) -> matplotlib.figure.Figure:
     """The matplotlib twin of a figure made by :mod:`pcatools.figures` (a matplotlib Figure passes through).
 
+    The twin is drawn in matplotlib's default style (:func:`~pcatools.figures.style.figure_style`).
     Raises ``TypeError`` for a plotly figure not made there (it has no static renderer).
     """
     from matplotlib.figure import Figure  # deferred: start-up (see tests/test_imports.py)
@@ -43,7 +45,8 @@ def static_figure(fig: Any) -> matplotlib.figure.Figure:
             f"static_figure: {type(fig).__name__} was not made by pcatools.figures (no static renderer "
             "attached; note that go.Figure(fig) copies drop it)"
         )
-    return render()
+    with figure_style():
+        return render()
 
 
 def save_figure(
@@ -58,7 +61,8 @@ def save_figure(
     ``path`` is the file name without suffix (``runs/demo/figures/figure4``). ``html`` is written
     by plotly (``include_plotlyjs=True``: self-contained, opens offline; ``"cdn"``: small file that
     loads plotly.js from the internet). Static formats (``png``, ``svg``, ``pdf``) are drawn by
-    matplotlib from the same data (:func:`static_figure`); a plotly figure not made by
+    matplotlib from the same data (:func:`static_figure`), in matplotlib's default style whatever
+    the process's ``rcParams`` hold, so the same data give the same file anywhere; a plotly figure not made by
     :mod:`pcatools.figures` falls back to ``fig.write_image`` (needs kaleido and Chrome).
 
     Examples
@@ -87,9 +91,9 @@ def save_figure(
                 raise TypeError("save_figure: HTML needs a plotly figure, found a matplotlib Figure")
             write_text_atomic(target, fig.to_html(include_plotlyjs=include_plotlyjs, full_html=True))
         elif isinstance(fig, Figure) or hasattr(fig, _STATIC):
-            if mfig is None:
-                mfig = static_figure(fig)
-            with atomic_path(target) as tmp:
+            with figure_style(), atomic_path(target) as tmp:  # drawn and saved in one style
+                if mfig is None:
+                    mfig = static_figure(fig)
                 mfig.savefig(tmp, format=fmt, dpi=dpi, facecolor="white")
         else:
             with atomic_path(target) as tmp:

@@ -9,6 +9,8 @@ Image layers show array axes as stored (no reorientation), in mm, the second dra
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -21,6 +23,7 @@ __all__ = [
     "GT_COLOR",
     "PRED_COLOR",
     "PANEL",
+    "figure_style",
     "new_mpl_figure",
     "centres",
     "auto_window",
@@ -35,6 +38,28 @@ PRED_COLOR = "#D62728"
 """Prediction: red."""
 PANEL = "abcdefghijklmnopqrstuvwxyz"
 """Panel letters, ``(a)``, ``(b)``, ... in drawing order."""
+
+
+@contextmanager
+def figure_style() -> Iterator[None]:
+    """Draw inside matplotlib's default style, whatever the process's ``rcParams`` hold.
+
+    Every static figure of pcatools is drawn and saved inside it (also usable as a decorator),
+    so the same data give the same PNG in any process: a library that restyles matplotlib
+    globally on its way (nnU-Net's progress plot calls ``seaborn.set(font_scale=2.5)``) no
+    longer changes our figures' fonts and frames.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> with matplotlib.rc_context({"axes.titlesize": 40}), figure_style():
+    ...     matplotlib.rcParams["axes.titlesize"]
+    'large'
+    """
+    import matplotlib.style  # deferred: start-up (see tests/test_imports.py)
+
+    with matplotlib.style.context("default"):
+        yield
 
 
 def new_mpl_figure(width_in: float, height_in: float) -> matplotlib.figure.Figure:

@@ -14,6 +14,7 @@ import numpy as np
 from pcatools.data.case import Case
 from pcatools.figures.inputs import plane_axes as _plane_axes
 from pcatools.figures.inputs import project as _project
+from pcatools.figures.style import figure_style
 from pcatools.figures.style import new_mpl_figure as _new_mpl_figure
 from pcatools.figures.style import overlay as _overlay
 from pcatools.viewer.cases import lesion_slice, slice_mm
@@ -28,6 +29,7 @@ __all__ = ["static_layers_figure"]
 _PLANES = ("sagittal", "coronal", "axial")  # the slice across array axis 0, 1, 2 of a RAS case
 
 
+@figure_style()  # the same picture whatever the process's rcParams hold
 def static_layers_figure(
     case: Case,
     probs: np.ndarray | None = None,

@@ -75,49 +75,52 @@ def plot_cases(
         matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # deferred: start-up (see tests/test_imports.py)
 
-    if not cases:
-        raise ValueError("plot_cases: expected at least one Case, found none")
-    n = len(cases)
-    sx, sy, sz = cases[0].spacing
-    aspect = sz / sx
-    fig, axes = plt.subplots(1, 2 * n, figsize=(2.15 * 2 * n, 5.4))
-    for k, case in enumerate(cases):
-        ax_pet, ax_ct = axes[2 * k], axes[2 * k + 1]
-        ax_pet.imshow(
-            _coronal(case.pet.max(axis=1)),
-            cmap="gray_r",
-            vmin=0,
-            vmax=suv_max,
-            aspect=aspect,
-            interpolation="nearest",
+    from pcatools.figures.style import figure_style  # deferred: start-up (see tests/test_imports.py)
+
+    with figure_style():  # the same picture whatever the process's rcParams hold
+        if not cases:
+            raise ValueError("plot_cases: expected at least one Case, found none")
+        n = len(cases)
+        sx, sy, sz = cases[0].spacing
+        aspect = sz / sx
+        fig, axes = plt.subplots(1, 2 * n, figsize=(2.15 * 2 * n, 5.4))
+        for k, case in enumerate(cases):
+            ax_pet, ax_ct = axes[2 * k], axes[2 * k + 1]
+            ax_pet.imshow(
+                _coronal(case.pet.max(axis=1)),
+                cmap="gray_r",
+                vmin=0,
+                vmax=suv_max,
+                aspect=aspect,
+                interpolation="nearest",
+            )
+            n_les, j_lesion = largest_lesion_slice(case.label)
+            if case.label is not None and n_les:
+                ax_pet.contour(_coronal(case.label.max(axis=1)), levels=[0.5], colors="red", linewidths=0.7)
+            j = case.ct.shape[1] // 2 if j_lesion is None else j_lesion
+            ax_ct.imshow(
+                _coronal(case.ct[:, j, :]),
+                cmap="gray",
+                vmin=ct_window[0],
+                vmax=ct_window[1],
+                aspect=aspect,
+                interpolation="nearest",
+            )
+            if case.label is not None and case.label[:, j, :].any():
+                ax_ct.contour(_coronal(case.label[:, j, :]), levels=[0.5], colors="red", linewidths=0.7)
+            ax_pet.set_title(f"{case.case_id}\nPET MIP, {n_les} lesion{'s' if n_les != 1 else ''}", fontsize=8)
+            ax_ct.set_title(f"CT, coronal\ny = {case.affine[1, 3] + j * case.affine[1, 1]:.0f} mm", fontsize=8)
+            for ax in (ax_pet, ax_ct):
+                ax.set_xticks([])
+                ax.set_yticks([])
+        fig.suptitle(
+            f"Synthetic PSMA PET/CT phantom ({sx:g} mm; PET SUV 0-{suv_max:g}, CT {ct_window[0]:g} to "
+            f"{ct_window[1]:g} HU; red: lesion masks)",
+            fontsize=9,
         )
-        n_les, j_lesion = largest_lesion_slice(case.label)
-        if case.label is not None and n_les:
-            ax_pet.contour(_coronal(case.label.max(axis=1)), levels=[0.5], colors="red", linewidths=0.7)
-        j = case.ct.shape[1] // 2 if j_lesion is None else j_lesion
-        ax_ct.imshow(
-            _coronal(case.ct[:, j, :]),
-            cmap="gray",
-            vmin=ct_window[0],
-            vmax=ct_window[1],
-            aspect=aspect,
-            interpolation="nearest",
-        )
-        if case.label is not None and case.label[:, j, :].any():
-            ax_ct.contour(_coronal(case.label[:, j, :]), levels=[0.5], colors="red", linewidths=0.7)
-        ax_pet.set_title(f"{case.case_id}\nPET MIP, {n_les} lesion{'s' if n_les != 1 else ''}", fontsize=8)
-        ax_ct.set_title(f"CT, coronal\ny = {case.affine[1, 3] + j * case.affine[1, 1]:.0f} mm", fontsize=8)
-        for ax in (ax_pet, ax_ct):
-            ax.set_xticks([])
-            ax.set_yticks([])
-    fig.suptitle(
-        f"Synthetic PSMA PET/CT phantom ({sx:g} mm; PET SUV 0-{suv_max:g}, CT {ct_window[0]:g} to "
-        f"{ct_window[1]:g} HU; red: lesion masks)",
-        fontsize=9,
-    )
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+        fig.tight_layout()
+        plt.close(fig)
+        return fig
 
 
 def save_overview(
@@ -130,9 +133,10 @@ def save_overview(
     """Render cases ``(cohort_seed, i)`` for ``i`` in ``seeds`` and save :func:`plot_cases` to ``path`` (atomically)."""
 
     cases = [make_case((cohort_seed, i), spacing=(spacing,) * 3, case_id=case_id_for(i, 380)) for i in seeds]
-    fig = plot_cases(cases)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi)
+    from pcatools.figures.style import figure_style  # deferred: start-up (see tests/test_imports.py)
+
+    with figure_style(), atomic_path(path) as tmp:
+        plot_cases(cases).savefig(tmp, dpi=dpi)
 
 
 if __name__ == "__main__":  # pragma: no cover
