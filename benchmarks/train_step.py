@@ -331,7 +331,9 @@ def time_inference(
 ) -> dict[str, Any]:
     """Seconds for one whole-body sliding-window prediction (median of ``repeats`` after one warm-up)."""
     from pcatools.inference import sliding_window_logits
+    from pcatools.training import SlidingWindow
 
+    window = SlidingWindow((roi,) * 3, overlap=0.25, mode="gaussian", sw_batch_size=sw_batch)
     torch.manual_seed(0)
     net = build_model(name).eval()
     image = torch.rand(1, 2, *shape)
@@ -339,7 +341,7 @@ def time_inference(
     for i in range(repeats + 1):
         _sync(device)
         t0 = time.perf_counter()
-        out = sliding_window_logits(net, image, (roi,) * 3, 0.25, "gaussian", sw_batch, device, amp)
+        out = sliding_window_logits(net, image, window, device, amp)
         _sync(device)
         if i:
             times.append(time.perf_counter() - t0)

@@ -40,7 +40,7 @@ import inspect
 import json
 import logging
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal, overload
 
@@ -57,7 +57,7 @@ from pcatools.data.manifest import read_manifest
 from pcatools.models import build_model
 from pcatools.reproducibility import cpu_threads
 from pcatools.training.checkpoint import CheckpointError, load_checkpoint
-from pcatools.training.config import DEFAULT_WINDOW, SlidingWindow, check_window
+from pcatools.training.config import DEFAULT_WINDOW, SlidingWindow
 
 __all__ = [
     "PROBS_SUFFIX",
@@ -182,30 +182,26 @@ def _device(device: str | torch.device | None) -> torch.device:
 def sliding_window_logits(
     model: nn.Module,
     image: torch.Tensor,
-    roi_size: Sequence[int] = DEFAULT_WINDOW.roi_size,
-    overlap: float = DEFAULT_WINDOW.overlap,
-    mode: str = DEFAULT_WINDOW.mode,
-    sw_batch_size: int = DEFAULT_WINDOW.sw_batch_size,
+    window: SlidingWindow = DEFAULT_WINDOW,
     device: str | torch.device | None = None,
     amp: bool | None = None,
 ) -> torch.Tensor:
     """Logits ``(B, C, X, Y, Z)`` of ``model`` over a whole image ``(B, 2, X, Y, Z)`` by sliding window.
 
-    The one sliding window of pcatools: prediction and training's validation both call it (the window
-    settings of a :class:`~pcatools.training.SlidingWindow` as ``**window.as_kwargs()``), so that a
-    model is validated as it predicts. The model is put in eval mode; no gradients. ``amp=None`` uses
+    The one sliding window of pcatools: prediction and training's validation both call it with a
+    :class:`~pcatools.training.SlidingWindow`, so that a model is validated as it predicts. The model is put in eval mode; no gradients. ``amp=None`` uses
     float16 autocast on CUDA. Returns float32 logits on ``device``.
 
     Examples
     --------
     >>> net = nn.Conv3d(2, 2, 1)
-    >>> sliding_window_logits(net, torch.zeros(1, 2, 20, 20, 9), roi_size=(8, 8, 8)).shape
+    >>> sliding_window_logits(net, torch.zeros(1, 2, 20, 20, 9), SlidingWindow((8, 8, 8))).shape
     torch.Size([1, 2, 20, 20, 9])
     """
     from monai.inferers import sliding_window_inference  # deferred: start-up (see tests/test_imports.py)
 
-    check_window(roi_size, overlap, mode, sw_batch_size)
-    roi = tuple(int(r) for r in roi_size)
+    if not isinstance(window, SlidingWindow):
+        raise TypeError(f"window: expected a SlidingWindow, found {type(window).__name__}")
     if image.ndim != 5:
         raise ValueError(f"image must be (B, C, X, Y, Z), found shape {tuple(image.shape)}")
     dev = _device(device)
@@ -217,7 +213,7 @@ def sliding_window_logits(
         torch.autocast(device_type=dev.type, dtype=torch.float16, enabled=use_amp and dev.type == "cuda"),
     ):
         out = sliding_window_inference(
-            x.to(dev), roi, int(sw_batch_size), model, overlap=float(overlap), mode=mode
+            x.to(dev), window.roi_size, window.sw_batch_size, model, overlap=window.overlap, mode=window.mode
         )
     if not isinstance(out, torch.Tensor):
         raise TypeError(f"the model must return one tensor of logits, found {type(out).__name__}")
@@ -248,10 +244,7 @@ def predict_case(
     model: nn.Module,
     paths_or_row: Mapping[str, Any] | pd.Series | Any,
     transform: Any = ...,
-    roi_size: Sequence[int] = ...,
-    overlap: float = ...,
-    mode: str = ...,
-    sw_batch_size: int = ...,
+    window: SlidingWindow = ...,
     device: str | torch.device | None = ...,
     amp: bool | None = ...,
     return_probs: Literal[False] = ...,
@@ -263,10 +256,7 @@ def predict_case(
     model: nn.Module,
     paths_or_row: Mapping[str, Any] | pd.Series | Any,
     transform: Any = ...,
-    roi_size: Sequence[int] = ...,
-    overlap: float = ...,
-    mode: str = ...,
-    sw_batch_size: int = ...,
+    window: SlidingWindow = ...,
     device: str | torch.device | None = ...,
     amp: bool | None = ...,
     *,
@@ -278,10 +268,7 @@ def predict_case(
     model: nn.Module,
     paths_or_row: Mapping[str, Any] | pd.Series | Any,
     transform: Any = None,
-    roi_size: Sequence[int] = DEFAULT_WINDOW.roi_size,
-    overlap: float = DEFAULT_WINDOW.overlap,
-    mode: str = DEFAULT_WINDOW.mode,
-    sw_batch_size: int = DEFAULT_WINDOW.sw_batch_size,
+    window: SlidingWindow = DEFAULT_WINDOW,
     device: str | torch.device | None = None,
     amp: bool | None = None,
     return_probs: bool = False,
@@ -298,8 +285,9 @@ def predict_case(
         The evaluation pipeline the model was trained with
         (:func:`pcatools.data.transforms.eval_transforms`); ``None`` = ``eval_transforms()``
         (2 mm, the paper's CT window).
-    roi_size, overlap, mode, sw_batch_size
-        Sliding-window settings (paper: 128^3 windows).
+    window
+        The sliding window (:class:`~pcatools.training.SlidingWindow`; the paper's 128^3 windows
+        by default).
     device, amp
         Where to run (default CUDA if available) and float16 autocast (default on CUDA).
     return_probs
@@ -335,7 +323,7 @@ def predict_case(
         raise ValueError(
             f"the evaluation transform must give image (C, X, Y, Z), found shape {tuple(image.shape)}"
         )
-    logits = sliding_window_logits(model, image[None], roi_size, overlap, mode, sw_batch_size, device, amp)
+    logits = sliding_window_logits(model, image[None], window, device, amp)
     maps = {"pred": torch.argmax(logits, dim=1, keepdim=True)[0].to(torch.uint8).cpu()}
     if return_probs:
         maps["probs"] = torch.softmax(logits, dim=1)[0, 1:].sum(dim=0, keepdim=True).cpu()
@@ -717,13 +705,11 @@ def predict_manifest(
             case_id, row = ids.iloc[i], rows[i]
             target = out / f"{case_id}.nii.gz"
             if save_probs:
-                mask, probs = predict_case(
-                    model, row, tf, **window.as_kwargs(), device=dev, amp=amp, return_probs=True
-                )
+                mask, probs = predict_case(model, row, tf, window, device=dev, amp=amp, return_probs=True)
                 with _writing(target):
                     save_niftis({"probs": probs, "mask": mask}, {"probs": probs_path(target), "mask": target})
             else:
-                mask = predict_case(model, row, tf, **window.as_kwargs(), device=dev, amp=amp)
+                mask = predict_case(model, row, tf, window, device=dev, amp=amp)
                 with _writing(target):
                     save_nifti(mask, target)
             records[case_id] = {

@@ -15,7 +15,7 @@ from pcatools.data.case import Case, write_case
 from pcatools.data.transforms import eval_transforms
 from pcatools.inference import load_model, predict_case, predict_manifest, sliding_window_logits
 from pcatools.models import build_model
-from pcatools.training import save_checkpoint
+from pcatools.training import SlidingWindow, save_checkpoint
 from tests.test_training import tiny_cohort
 
 
@@ -55,10 +55,7 @@ def test_prediction_on_the_training_grid_is_the_argmax_of_the_logits(tmp_path: P
         net,
         paths,
         eval_transforms(spacing=(4.0, 4.0, 4.0)),
-        roi_size=(16, 16, 16),
-        overlap=0.5,
-        mode="gaussian",
-        sw_batch_size=3,
+        SlidingWindow((16, 16, 16), overlap=0.5, mode="gaussian", sw_batch_size=3),
         device="cpu",
     )
     assert mask.shape == case.pet.shape
@@ -85,7 +82,11 @@ def test_prediction_goes_back_to_an_anisotropic_flipped_grid(tmp_path: Path) -> 
     case = _case((40, 36, 24), affine)
     paths = write_case(case, tmp_path)
     mask = predict_case(
-        PetThreshold(), paths, eval_transforms(spacing=(2.0, 2.0, 2.0)), roi_size=(32, 32, 32), device="cpu"
+        PetThreshold(),
+        paths,
+        eval_transforms(spacing=(2.0, 2.0, 2.0)),
+        SlidingWindow((32, 32, 32)),
+        device="cpu",
     )
     assert mask.shape == case.pet.shape
     np.testing.assert_allclose(mask.affine, affine)
@@ -105,15 +106,15 @@ def test_sliding_window_blending_of_a_pointwise_model() -> None:
         direct = net(image)
     for mode in ("gaussian", "constant"):
         out = sliding_window_logits(
-            net, image, roi_size=(8, 8, 8), overlap=0.5, mode=mode, sw_batch_size=2, device="cpu"
+            net, image, SlidingWindow((8, 8, 8), overlap=0.5, mode=mode, sw_batch_size=2), device="cpu"
         )
         torch.testing.assert_close(out, direct, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="mode must be one of"):
-        sliding_window_logits(net, image, roi_size=(8, 8, 8), mode="linear")
+        sliding_window_logits(net, image, SlidingWindow((8, 8, 8), mode="linear"))
     with pytest.raises(ValueError, match="overlap must be in"):
-        sliding_window_logits(net, image, roi_size=(8, 8, 8), overlap=1.0)
+        sliding_window_logits(net, image, SlidingWindow((8, 8, 8), overlap=1.0))
     with pytest.raises(ValueError, match=r"image must be \(B, C, X, Y, Z\)"):
-        sliding_window_logits(net, image[0], roi_size=(8, 8, 8))
+        sliding_window_logits(net, image[0], SlidingWindow((8, 8, 8)))
 
 
 def _checkpoint(path: Path, net: nn.Module, spacing: float) -> Path:
@@ -155,10 +156,7 @@ def test_predict_manifest_writes_skips_and_matches_predict_case(
             model,
             row,
             eval_transforms(spacing=(4.0,) * 3),
-            roi_size=(32, 32, 32),
-            overlap=0.25,
-            mode="gaussian",
-            sw_batch_size=2,
+            SlidingWindow((32, 32, 32), overlap=0.25, mode="gaussian", sw_batch_size=2),
             device="cpu",
         )
         np.testing.assert_array_equal(np.asarray(written.dataobj), np.asarray(again.dataobj))
@@ -241,7 +239,7 @@ def test_probability_map_agrees_with_the_mask_on_the_original_grid(tmp_path: Pat
     paths = write_case(case, tmp_path)
     tf = eval_transforms(spacing=(2.0, 2.0, 2.0))
     mask_img, probs_img = predict_case(
-        PetAboveOne(), paths, tf, roi_size=(32, 32, 32), device="cpu", return_probs=True
+        PetAboveOne(), paths, tf, SlidingWindow((32, 32, 32)), device="cpu", return_probs=True
     )
     mask = np.asarray(mask_img.dataobj)
     p = np.asarray(probs_img.dataobj)
@@ -253,7 +251,8 @@ def test_probability_map_agrees_with_the_mask_on_the_original_grid(tmp_path: Pat
     assert (p[mask == 1] > 0.5).all() and (p[mask == 0] <= 0.5).all()
     # the same mask as without probabilities
     np.testing.assert_array_equal(
-        mask, np.asarray(predict_case(PetAboveOne(), paths, tf, roi_size=(32, 32, 32), device="cpu").dataobj)
+        mask,
+        np.asarray(predict_case(PetAboveOne(), paths, tf, SlidingWindow((32, 32, 32)), device="cpu").dataobj),
     )
     # p is the network's sigmoid(PET - 1) at some voxel of the 2 mm grid (nearest neighbour): the
     # lesion (SUV > 15) is near 1

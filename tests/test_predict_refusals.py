@@ -34,7 +34,7 @@ from pcatools.inference import (
     predict_manifest,
 )
 from pcatools.models import MODEL_NAMES, build_model, network_class
-from pcatools.training import save_checkpoint
+from pcatools.training import SlidingWindow, save_checkpoint
 from tests.test_training import tiny_cohort
 from tests.test_training_refusals import _nan_pet, _truncate, error_line, invoke
 
@@ -119,7 +119,7 @@ def test_second_checkpoint_into_the_first_ones_folder_is_refused_until_overwrite
     table = pd.read_csv(setup["csv"], dtype={"case_id": str})
     for row in table.to_dict("records"):  # B's masks now, not A's
         tf = eval_transforms(spacing=(8.0, 8.0, 8.0))
-        expected = predict_case(model, row, tf, roi_size=(32, 32, 32), sw_batch_size=2, device="cpu")
+        expected = predict_case(model, row, tf, SlidingWindow((32, 32, 32), sw_batch_size=2), device="cpu")
         written = nib.load(pred / f"{row['case_id']}.nii.gz")
         assert isinstance(written, nib.Nifti1Image)
         np.testing.assert_array_equal(np.asarray(written.dataobj), np.asarray(expected.dataobj))

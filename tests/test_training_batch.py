@@ -10,7 +10,7 @@ import torch
 
 from pcatools.data.manifest import read_manifest
 from pcatools.inference import load_model, sliding_window_logits
-from pcatools.training import TrainConfig, training_batch
+from pcatools.training import SlidingWindow, TrainConfig, training_batch
 
 
 @pytest.mark.slow
@@ -25,7 +25,7 @@ def test_training_batch_is_the_runs_pipeline_and_network(ci_study: Path) -> None
     assert batch.case_ids == tuple(split.loc[split["split"] == "train", "case_id"].head(config.batch_size))
     assert batch.spacing == config.spacing == (6.0, 6.0, 6.0)
     # the probabilities are the network's: one window over the patch gives the same softmax
-    logits = sliding_window_logits(model, batch.image, roi_size=config.patch_size, device="cpu")
+    logits = sliding_window_logits(model, batch.image, SlidingWindow(config.patch_size), device="cpu")
     torch.testing.assert_close(batch.probs, torch.softmax(logits, dim=1), rtol=1e-5, atol=1e-6)
     # a patch as a case: CT back in HU over the paper's window [-1000, 3000], PET and label as they are
     case, probs = batch.patch_case(1)

@@ -617,18 +617,10 @@ def evaluate_cohort_tables(
 
 
 def evaluate_cohort(
-    manifest: pd.DataFrame | str | os.PathLike[str],
-    pred_col: str = "pred",
-    workers: int | None = None,
-    progress: bool = True,
-    criterion: Criterion | str = "suvmax",
-    iou_threshold: float = 0.5,
-    label_col: str = "label",
-    pet_col: str = "pet",
+    manifest: pd.DataFrame | str | os.PathLike[str], *args: Any, **kwargs: Any
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-case and per-lesion tables of a manifest: :func:`evaluate_cohort_tables` without the
-    component table (same parameters)."""
-    t = evaluate_cohort_tables(
-        manifest, pred_col, workers, progress, criterion, iou_threshold, label_col, pet_col
-    )
+    component table; every other argument is passed on to it (its parameters, and their defaults
+    written once, there)."""
+    t = evaluate_cohort_tables(manifest, *args, **kwargs)
     return t.cases, t.lesions

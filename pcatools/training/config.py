@@ -133,11 +133,6 @@ class SlidingWindow:
             get("sw_batch_size", default.sw_batch_size),
         )
 
-    def as_kwargs(self) -> dict[str, Any]:
-        """The settings by name, as :func:`pcatools.inference.sliding_window_logits` and
-        :func:`~pcatools.inference.predict_case` take them."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
 
 def check_window(
     roi_size: Sequence[int] | None = None,

@@ -128,7 +128,7 @@ def validate(
         for batch in DataLoader(dataset, batch_size=1, shuffle=False, num_workers=0):
             image = plain_tensor(batch["image"]).to(dev)
             label = plain_tensor(batch["label"]).to(dev)
-            logits = sliding_window_logits(model, image, **window.as_kwargs(), device=dev, amp=use_amp)
+            logits = sliding_window_logits(model, image, window, device=dev, amp=use_amp)
             fire(callbacks, "on_validation_case", state, logits, label)
             pred = torch.argmax(logits, dim=1, keepdim=True)
             scores = metric(one_hot(pred, out_channels), one_hot(label.long(), out_channels))
