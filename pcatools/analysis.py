@@ -22,6 +22,7 @@ import pandas as pd
 
 from pcatools._atomic import write_text_atomic
 from pcatools.data.manifest import read_manifest
+from pcatools.vocabulary import loss_label, network_label
 
 
 @dataclass
@@ -109,6 +110,45 @@ def study_seeds(table: pd.DataFrame) -> list[int]:
     return sorted(int(s) for s in table["seed"].dropna().unique()) if "seed" in table.columns else []
 
 
+def empty_models_note(cases: pd.DataFrame, arm: str = "loss") -> list[str]:
+    """A Table 1 footnote naming every model that predicted nothing on any of its cases; ``[]`` when none.
+
+    A model whose mask is empty everywhere scores DSC 0 and TP 0 like a very poor one; the note
+    says which it is, so that nobody reads a network that never reached the lesion class (argmax
+    below p = 0.5 everywhere) as a segmentation result. Models are told apart by ``network``,
+    ``arm`` and ``seed`` (where the table has them); a model is empty when ``n_pred_lesions``
+    (predicted components) is 0 on every case.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"network": "segresnet", "loss": ["dice", "dice", "l1dfl", "l1dfl"],
+    ...                    "case_id": ["a", "b", "a", "b"], "n_pred_lesions": [0, 0, 3, 0]})
+    >>> empty_models_note(df)
+    ['Predicted nothing on any case: SegResNet DL (2 of 2 cases empty). Its DSC and TP are those of an empty mask, not of a poor segmentation.']
+    """
+    if "n_pred_lesions" not in cases.columns or cases.empty:
+        return []
+    keys = [c for c in ("network", arm, "seed") if c in cases.columns]
+    empty = []
+    for key, g in cases.groupby(keys, sort=False) if keys else [((), cases)]:
+        if (pd.to_numeric(g["n_pred_lesions"], errors="coerce").fillna(0) == 0).all():
+            named = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
+            parts = [network_label(named["network"])] if named.get("network") else []
+            if arm in named:
+                parts.append(loss_label(named[arm]) if arm == "loss" else str(named[arm]))
+            seed = f", seed {int(named['seed'])}" if "seed" in named else ""
+            empty.append(f"{' '.join(parts) or 'the model'} ({len(g)} of {len(g)} cases empty{seed})")
+    if not empty:
+        return []
+    return [
+        f"Predicted nothing on any case: {'; '.join(empty)}. Its DSC and TP are those of an empty mask, "
+        "not of a poor segmentation."
+        if len(empty) == 1
+        else f"Predicted nothing on any case: {'; '.join(empty)}. Their DSC and TP are those of empty "
+        "masks, not of poor segmentations."
+    ]
+
+
 def analyse(
     results_dir: Path,
     cases: pd.DataFrame,
@@ -127,7 +167,8 @@ def analyse(
     :func:`pcatools.evaluation.evaluate_folders`, whose mixed model then compares ``arm`` against
     ``reference`` too. ``empty_cases``: how lesion-free cases count in Table 1 and the Wilcoxon
     tests (:data:`pcatools.stats.EMPTY_CASE_RULES`). ``table1.md`` ends with
-    :func:`pcatools.stats.table1_notes` and ``notes`` (further rules the caller used).
+    :func:`pcatools.stats.table1_notes`, :func:`empty_models_note` and ``notes`` (further rules the
+    caller used).
 
     Tables with a ``seed`` column of several training seeds (a study with ``seeds``): Table 1 is
     :func:`pcatools.seed_stats.table1_over_seeds`, each seed's own in ``table1_by_seed``, each seed's
@@ -138,6 +179,7 @@ def analyse(
     from pcatools import seed_stats, stats  # deferred: start-up (see tests/test_imports.py)
 
     tables: dict[str, pd.DataFrame] = {}
+    empty_models = empty_models_note(cases, arm)  # per seed, before the seeds are averaged
     seeds = study_seeds(cases)
     settings: dict[str, Any] = dict(reference=reference, seed=seed, by=by, arm=arm, empty_cases=empty_cases)
     seed_notes: list[str] = []
@@ -163,6 +205,7 @@ def analyse(
     tables["dmax_groups"] = dmax_grouped(cases)
     footnote = [
         *stats.table1_notes(cases, empty_cases, arm=arm),
+        *empty_models,
         *seed_notes,
         *notes,
         stats.dmax_note(tables["dmax_groups"]),
