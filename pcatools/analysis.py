@@ -132,10 +132,10 @@ def empty_models_note(cases: pd.DataFrame, arm: str = "loss") -> list[str]:
     empty = []
     for key, g in cases.groupby(keys, sort=False) if keys else [((), cases)]:
         if (pd.to_numeric(g["n_pred_lesions"], errors="coerce").fillna(0) == 0).all():
-            named = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
-            parts = [network_label(named["network"])] if named.get("network") else []
+            named: dict[str, Any] = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
+            parts = [network_label(str(named["network"]))] if named.get("network") else []
             if arm in named:
-                parts.append(loss_label(named[arm]) if arm == "loss" else str(named[arm]))
+                parts.append(loss_label(str(named[arm])) if arm == "loss" else str(named[arm]))
             seed = f", seed {int(named['seed'])}" if "seed" in named else ""
             empty.append(f"{' '.join(parts) or 'the model'} ({len(g)} of {len(g)} cases empty{seed})")
     if not empty:
