@@ -2,7 +2,7 @@
 
 ``pcatools`` holds torch to AVX2 (``pcatools.reproducibility``) so that a CPU run gives the same
 numbers on CPUs with and without AVX-512. This benchmark times one optimiser step of each demo
-network (the demo profile's widths, batch 2 x 2 crops of 32^3, L1DFL with batch Dice) in two child
+network (the demo profile's widths, batch and 32^3 patches, L1DFL with batch Dice) in two child
 processes started together, one held to AVX2 and one with ``PCATOOLS_CPU_ISA=native``, each with
 one thread so that both see the same machine, and prints the ratio. It also checks that the two
 give different losses where the machine has AVX-512 (otherwise there is nothing to hold).
@@ -37,8 +37,9 @@ def child(steps: int) -> None:
         net = build_model(network, in_channels=2, out_channels=2, **cfg.model_overrides)
         loss_fn = build_loss("l1dfl", **cfg.loss_overrides)
         opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr)
-        x = torch.randn(4, 2, 32, 32, 32, generator=torch.Generator().manual_seed(1))
-        y = (torch.rand(4, 1, 32, 32, 32, generator=torch.Generator().manual_seed(2)) > 0.97).long()
+        shape = (cfg.batch_size * cfg.num_samples, *cfg.patch_size)
+        x = torch.randn(shape[0], 2, *shape[1:], generator=torch.Generator().manual_seed(1))
+        y = (torch.rand(shape[0], 1, *shape[1:], generator=torch.Generator().manual_seed(2)) > 0.97).long()
         times, losses = [], []
         for _ in range(steps + 2):  # two warm-up steps
             start = time.perf_counter()

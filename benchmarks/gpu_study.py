@@ -4,7 +4,7 @@ Part of ``benchmarks/gpu.sh`` (issue 5: "the same code runs on real data and GPU
 and measures on CUDA, in one process:
 
 1. :func:`pcatools.study.run_study` with a profile (default ``demo``: 40 synthetic cases at 4 mm,
-   2 networks x 3 losses, 400 steps each) -- the training loop with AMP, checkpoints, sliding-window
+   2 networks x 3 losses, 400-600 steps each) -- the training loop with AMP, checkpoints, sliding-window
    prediction, evaluation, statistics and figures. Prints the study's wall time, each model's
    training time and data wait, and Table 1's mean DSC, to compare with the CPU run in the README (same seed; cuDNN is not bit-deterministic,
    so the numbers may differ a little).
