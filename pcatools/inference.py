@@ -232,9 +232,10 @@ def sliding_window_logits(
 def _channels_last_on_cpu(model: nn.Module) -> Callable[[torch.Tensor], Any]:
     """``model`` as a function of a window batch that runs in the channels-last layout, on a copy.
 
-    oneDNN's 3-D convolutions on CPU are 1.3-1.5x faster channels-last (``benchmarks/cpu_inference.py``;
-    the logits agree to ~1e-5). The copy leaves the caller's model, which training goes on
-    updating (and DDP shares), as it was; a model that cannot be copied runs as it is.
+    oneDNN's 3-D convolutions on CPU are 1.3-1.5x faster channels-last
+    (``benchmarks/cpu_inference.py``; the logits agree with the standard layout to about 6e-5).
+    The copy leaves the caller's model, which training goes on updating (and DDP shares), as it
+    was; a model that cannot be copied runs as it is.
     """
     try:
         net = copy.deepcopy(model).to(memory_format=torch.channels_last_3d)
