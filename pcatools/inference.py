@@ -238,7 +238,7 @@ def _channels_last_on_cpu(model: nn.Module) -> Callable[[torch.Tensor], Any]:
     was; a model that cannot be copied runs as it is.
     """
     try:
-        net = copy.deepcopy(model).to(memory_format=torch.channels_last_3d)
+        net = copy.deepcopy(model).to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
     except Exception:  # a user's network that cannot be deep-copied: the standard layout
         return model
 
