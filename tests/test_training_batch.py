@@ -24,10 +24,9 @@ def test_training_batch_is_the_runs_pipeline_and_network(ci_study: Path) -> None
     assert batch.image.shape == (config.batch_size, 2, *config.patch_size)
     assert batch.case_ids == tuple(split.loc[split["split"] == "train", "case_id"].head(config.batch_size))
     assert batch.spacing == config.spacing == (6.0, 6.0, 6.0)
-    # the probabilities are the network's: one window over the patch gives the same softmax (to the
-    # last bits that CPU prediction's channels-last layout moves, about 1e-4 in a probability)
+    # the probabilities are the network's: one window over the patch gives the same softmax
     logits = sliding_window_logits(model, batch.image, SlidingWindow(config.patch_size), device="cpu")
-    torch.testing.assert_close(batch.probs, torch.softmax(logits, dim=1), rtol=0, atol=3e-4)
+    torch.testing.assert_close(batch.probs, torch.softmax(logits, dim=1), rtol=1e-5, atol=1e-6)
     # a patch as a case: CT back in HU over the paper's window [-1000, 3000], PET and label as they are
     case, probs = batch.patch_case(1)
     np.testing.assert_allclose((case.ct + 1000.0) / 4000.0, batch.image[1, 0].numpy(), rtol=0, atol=1e-6)

@@ -18,8 +18,8 @@ import torch
 
 from pcatools.data.case import Case
 from pcatools.data.manifest import read_manifest
-from pcatools.inference import load_model
-from pcatools.training.config import TrainConfig
+from pcatools.inference import load_model, sliding_window_logits
+from pcatools.training.config import SlidingWindow, TrainConfig
 
 __all__ = ["TrainingBatch", "training_batch"]
 
@@ -85,8 +85,8 @@ def training_batch(
     samples = [tf(row)[0] for row in rows.to_dict("records")]
     image = torch.stack([s["image"].as_tensor() for s in samples])
     label = torch.stack([s["label"].as_tensor() for s in samples]).long()
-    with torch.no_grad():
-        probs = torch.softmax(model(image), dim=1)
+    # one window over the patch: the probabilities pcatools' prediction gives (channels-last on CPU)
+    probs = torch.softmax(sliding_window_logits(model, image, SlidingWindow(config.patch_size), "cpu"), dim=1)
     ct_range = tuple(float(v) for v in tf_kw.get("ct_range", PAPER_CT_RANGE))
     return TrainingBatch(
         image=image,
