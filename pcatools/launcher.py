@@ -207,7 +207,7 @@ def parse_launcher_options(
     return out
 
 
-def _visible_gpus() -> list[int]:
+def visible_gpus() -> list[int]:
     """The GPUs this process may use, by the numbers CUDA_VISIBLE_DEVICES gives them (the local
     launcher gives each job its own of these)."""
     named = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -326,7 +326,7 @@ class Launch:
         self.gpus: list[int] = []
         if launcher == "local":
             self.executor: Any = submitit.LocalExecutor(folder=folder)
-            gpus_seen = _visible_gpus()
+            gpus_seen = visible_gpus()
             per_job = int(options.get("gpus_per_job", 1 if gpus_seen else 0))
             self.params["gpus_per_node"] = per_job
             default_parallel = max(1, len(gpus_seen) // per_job) if per_job else 1

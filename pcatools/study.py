@@ -37,7 +37,8 @@ Profiles
     the paper's values. Two departures from the paper let so few steps learn to leave normal
     uptake alone: the Dice term is summed over the batch (``loss_overrides={"batch": True}``) and
     half of the patches are centred on lesions (``pos_fraction=0.5``; paper 0.8); Attention U-Net
-    gets one crop per case, 65 % lesion patches and lr 5e-3 through ``network_train``.
+    gets one crop per case, 65 % lesion patches and lr 5e-3 through ``network_train``. Each cell
+    trains at one thread, as many cells at once as there are cores (``cpu_parallel``).
     docs/decisions.md (2026-11-27 and 2026-12-06) has the measurements.
 ``ci``
     The smallest setting that still runs every stage (tests and notebooks).
@@ -106,6 +107,7 @@ STUDY_SETTINGS = (
     "phantom_fwhm_mm",
     "network_train",
     "loss_train",
+    "cpu_parallel",
 )
 """StudyProfile fields that are the study's own (the cohort, the grid, the split); every other
 setting of a profile is a :class:`~pcatools.training.config.TrainConfig` setting."""
@@ -134,6 +136,10 @@ class StudyProfile:
     #: per loss, TrainConfig settings that replace the profile's (after ``network_train``), e.g. the
     #: ``paper`` profile's ``{"dice_focal": {"loss_overrides": {"focal": "sigmoid"}}}``
     loss_train: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: without a launcher and without a GPU, train (and predict) the cells as local jobs, as many at
+    #: a time as the cores allow at ``threads`` each (:func:`cpu_parallel_jobs`): two 1-thread
+    #: processes train 1.2-1.6x faster than one 2-thread process (docs/decisions.md, 2026-12-06)
+    cpu_parallel: bool = False
 
     def __getattr__(self, name: str) -> Any:
         """The training settings read as the profile's own (``profile.patch_size``)."""
@@ -206,7 +212,9 @@ PROFILES: dict[str, StudyProfile] = {
             max_steps_per_epoch=10,
             sw_batch_size=8,
             workers=0,
-            threads=2,  # a CPU run's numbers hold for one thread count (pcatools.reproducibility)
+            # a CPU run's numbers hold for one thread count (pcatools.reproducibility); one thread
+            # per cell, with cpu_parallel below, so the numbers do not depend on the cores
+            threads=1,
             lr=3e-3,
             # 400-600 steps instead of ~130,000: batch Dice and 50 % lesion patches (module docstring)
             loss_overrides={"batch": True},
@@ -225,6 +233,7 @@ PROFILES: dict[str, StudyProfile] = {
             },
         },
         fractions=(0.65, 0.1, 0.25),
+        cpu_parallel=True,
     ),
     "ci": StudyProfile(
         name="ci",
@@ -434,12 +443,15 @@ def register_user_code(run_dir: Path, record: dict[str, Any]) -> None:
 
 
 def train_cell(run_dir: Path, cell: Cell, progress: bool = False) -> Path:
-    """Train one cell of a study from its recorded settings (``config.yaml``); its best checkpoint.
+    """Train one cell of a study from its recorded settings (``config.yaml``) and predict its test
+    set (:func:`predict_cell`); its best checkpoint.
 
     Continues the cell's model where it stopped (``resume=True``) and returns at once when it is
-    finished. The study's own networks and losses are registered from the record first
-    (:func:`register_user_code`), in the working directory the study ran from, so that a fresh
-    process (a cluster job; the function pickles by name) trains what the study would have.
+    finished (its masks are then checked and reused). Prediction belongs to the cell so that a job
+    predicts where it trained (a GPU node), in parallel with the other jobs. The study's own
+    networks and losses are registered from the record first (:func:`register_user_code`), in the
+    working directory the study ran from, so that a fresh process (a cluster job; the function
+    pickles by name) trains what the study would have.
     """
     from pcatools.training import train  # deferred: start-up (see tests/test_imports.py)
 
@@ -458,7 +470,9 @@ def train_cell(run_dir: Path, cell: Cell, progress: bool = False) -> Path:
             progress=progress,
             resume=True,
         )
-    return Path(result.best_checkpoint)
+        best = Path(result.best_checkpoint)
+        predict_cell(run, cell, best, read_manifest(run / "split.csv"), profile, progress, study_seed)
+    return best
 
 
 def train_grid(
@@ -499,6 +513,42 @@ def train_grid(
     return best
 
 
+def predict_cell(
+    run_dir: Path,
+    cell: Cell,
+    checkpoint: Path,
+    split: pd.DataFrame,
+    profile: StudyProfile,
+    progress: bool,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Predict the test cases of ``split`` with one cell's ``checkpoint`` into
+    ``predictions/<cell key>/`` (with the profile's sliding window); one row per case with
+    columns ``pred``, ``network`` and ``loss``. Masks made with other settings are remade, with a
+    warning (the study owns its predictions folder)."""
+    from pcatools.inference import (  # deferred: start-up (see tests/test_imports.py)
+        PredictionMismatchError,
+        predict_manifest,
+    )
+
+    key = cell.key(seed)
+    test = split[split["split"] == "test"].reset_index(drop=True)
+    kwargs: dict[str, Any] = dict(window=profile.train.sliding_window, progress=progress)
+    out = run_dir / "predictions" / key
+    try:
+        preds = predict_manifest(checkpoint, test, out, **kwargs)
+    except PredictionMismatchError as err:
+        # masks its own models made with other settings (or before pcatools recorded provenance)
+        warnings.warn(
+            f"study {run_dir}: re-predicting {len(err.differences)} test masks of {key} "
+            f"({next(iter(err.differences.values()), 'no record')})",
+            UserWarning,
+            stacklevel=2,
+        )
+        preds = predict_manifest(checkpoint, test, out, overwrite=True, **kwargs)
+    return preds.assign(network=cell.network, loss=cell.loss)
+
+
 def predict_grid(
     run_dir: Path,
     split: pd.DataFrame,
@@ -509,38 +559,30 @@ def predict_grid(
     seeds: Sequence[int] | None = None,
 ) -> pd.DataFrame:
     """Predict the test set with every checkpoint (keyed by :meth:`pcatools.cells.Cell.key`, in the
-    order of :func:`pcatools.cells.study_cells`); one row per (case, network, loss) with column
-    ``pred``, and ``seed`` when the study has more than one seed."""
-    from pcatools.inference import (  # deferred: start-up (see tests/test_imports.py)
-        PredictionMismatchError,
-        predict_manifest,
-    )
-
+    order of :func:`pcatools.cells.study_cells`) with :func:`predict_cell`, which reuses the masks
+    each cell's training made; one row per (case, network, loss) with column ``pred``, and
+    ``seed`` when the study has more than one seed."""
     seeds = (seed,) if seeds is None else tuple(seeds)
-    test = split[split["split"] == "test"].reset_index(drop=True)
     frames = []
     for cell in study_cells(profile.networks, profile.losses, seeds):
-        key = cell.key(seed)
-        if key not in checkpoints:
+        if (checkpoint := checkpoints.get(cell.key(seed))) is None:
             continue
-        checkpoint = checkpoints[key]
-        kwargs: dict[str, Any] = dict(window=profile.train.sliding_window, progress=progress)
-        out = run_dir / "predictions" / key
-        try:
-            preds = predict_manifest(checkpoint, test, out, **kwargs)
-        except PredictionMismatchError as err:
-            # the study owns its predictions folder: masks its own models made with other
-            # settings (or before pcatools recorded provenance) are remade, and it says so
-            warnings.warn(
-                f"study {run_dir}: re-predicting {len(err.differences)} test masks of {key} "
-                f"({next(iter(err.differences.values()), 'no record')})",
-                UserWarning,
-                stacklevel=2,
-            )
-            preds = predict_manifest(checkpoint, test, out, overwrite=True, **kwargs)
-        preds = preds.assign(network=cell.network, loss=cell.loss)
+        preds = predict_cell(run_dir, cell, checkpoint, split, profile, progress, seed)
         frames.append(preds.assign(seed=cell.seed) if len(seeds) > 1 else preds)
     return pd.concat(frames, ignore_index=True)
+
+
+def cpu_parallel_jobs(profile: StudyProfile, n_cells: int) -> int:
+    """How many of ``n_cells`` cells a ``cpu_parallel`` profile trains at once on this machine:
+    the cores this process may use over each cell's ``threads`` (at least 1, at most ``n_cells``),
+    or 0 where the profile does not ask for it or torch sees a GPU (cells then train in this
+    process). Each cell's numbers hold for its thread count, so they do not depend on this one."""
+    from pcatools.launcher import visible_gpus
+
+    if not profile.cpu_parallel or visible_gpus():
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(n_cells, cores // (profile.train.threads or cores)))
 
 
 def launcher_block(
@@ -620,8 +662,9 @@ def run_study(
         ``"local"`` or ``"slurm"``: train the cells as submitit jobs (:mod:`pcatools.launcher`,
         docs/cluster.md) with ``launcher_options`` (:data:`pcatools.launcher.LAUNCHER_OPTIONS`;
         without them, those of ``config.yaml``'s ``launcher:`` block, :func:`launcher_block`)
-        and wait for them; ``None`` trains them one after another in this process. Prediction,
-        evaluation and the analysis run in this process either way.
+        and wait for them; ``None`` trains them one after another in this process (or as local
+        jobs side by side, for a ``cpu_parallel`` profile on a CPU machine: :func:`cpu_parallel_jobs`).
+        Each cell's job also predicts its test set; evaluation and the analysis run in this process.
     allow_missing
         Where cells are not done after training (a failed job), analyse the models that are and
         say so in ``table1.md``'s notes, instead of raising
@@ -655,6 +698,9 @@ def run_study(
     run = Path(run_dir).resolve()
     data = str(Path(data_dir).resolve()) if data_dir is not None else None
     seeds = (seed,) if seeds is None else check_seeds(seeds)
+    n_cells = len(cells) if cells is not None else len(prof.networks) * len(prof.losses) * len(seeds)
+    if launcher is None and (at_once := cpu_parallel_jobs(prof, n_cells)) > 1:
+        launcher, launcher_options = "local", {"gpus_per_job": 0, "max_parallel": at_once}
     config = {
         "profile": prof.settings(),
         "data_dir": data,
@@ -694,7 +740,13 @@ def run_study(
         if before["data_dir"] is not None:
             before["data_dir"] = str(Path(before["data_dir"]).resolve())
         now = {**_yaml_ready(config["profile"]), "data_dir": data, "seed": seed}
-        free = ("name", "workers", "networks", "losses")  # change nothing a finished model or result holds
+        free = (
+            "name",
+            "workers",
+            "networks",
+            "losses",
+            "cpu_parallel",
+        )  # change nothing a model or result holds
         diffs = setting_differences(before, now, [k for k in now if k in before and k not in free])
         if diffs:
             listing = describe_differences(diffs)

@@ -35,6 +35,25 @@ def test_demo_profile_follows_the_paper_where_it_says_it_does() -> None:
     assert get_profile("demo", loss_overrides={}).loss_overrides == {}
 
 
+def test_demo_trains_one_thread_cells_side_by_side_on_every_core_of_a_cpu_machine(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """issue 23: the demo's cells train at one thread each, as many at once as the cores allow, so
+    its numbers do not depend on the core count; a GPU machine or another profile trains in-process."""
+    from pcatools import study
+
+    demo = PROFILES["demo"]
+    assert demo.threads == 1 and demo.cpu_parallel and not PROFILES["paper"].cpu_parallel
+    monkeypatch.setattr("pcatools.launcher.visible_gpus", lambda: [])
+    for cores, cells, expected in ((2, 6, 2), (1, 6, 1), (16, 6, 6), (16, 3, 3)):
+        monkeypatch.setattr(study.os, "sched_getaffinity", lambda _pid, n=cores: set(range(n)))
+        assert study.cpu_parallel_jobs(demo, cells) == expected
+    assert study.cpu_parallel_jobs(get_profile("demo", threads=4), 6) == 4  # 16 cores / 4 threads
+    assert study.cpu_parallel_jobs(PROFILES["ci"], 6) == 0
+    monkeypatch.setattr("pcatools.launcher.visible_gpus", lambda: [0])
+    assert study.cpu_parallel_jobs(demo, 6) == 0
+
+
 def test_paper_profile_trains_dfl_as_the_public_code_and_paper_text_as_eq_2_reads() -> None:
     """issue 25: the public code's DFL is MONAI's DiceFocalLoss(softmax=True), whose focal term is a
     sigmoid per logit; ``paper`` runs that, ``paper-text`` the softmax focal term of eq. 2. The
