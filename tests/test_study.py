@@ -19,13 +19,13 @@ def test_demo_profile_follows_the_paper_where_it_says_it_does() -> None:
     assert demo.transform_overrides == {"pos_fraction": 0.5}
     attention, segresnet = demo.train_kwargs("attention_unet", "dice"), demo.train_kwargs("segresnet", "dice")
     assert (attention["lr"], segresnet["lr"]) == (5e-3, 3e-3)
-    # SegResNet 400 steps of 2 x 2 crops, Attention U-Net 600 steps of one crop per case
+    # SegResNet 400 steps of 2 x 2 crops, Attention U-Net 500 steps of one crop per case
     steps = [
         (c["epochs"], c["max_steps_per_epoch"], c["batch_size"], c["num_samples"])
         for c in (segresnet, attention)
     ]
-    assert steps == [(40, 10, 2, 2), (60, 10, 2, 1)]
-    assert attention["transform_overrides"] == {"pos_fraction": 0.65}
+    assert steps == [(40, 10, 2, 2), (50, 10, 2, 1)]
+    assert attention["transform_overrides"] == {"pos_fraction": 0.8}
     assert segresnet["transform_overrides"] == {"pos_fraction": 0.5}
     assert attention["loss_overrides"] == segresnet["loss_overrides"] == {"batch": True}
     with pytest.raises(ValueError, match=r"network_train\['segresnet'\] has keys \['lrr'\]"):
