@@ -8,16 +8,14 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 . .venv/bin/activate
-# --no-compile: Python compiles each module when it is first imported, not every file of every
-# package at install (a share of the setup's time in the demo's 20 minutes, issue 23)
-python -m pip install -q --no-compile --upgrade pip
-python -m pip install -q --no-compile -r "${PCATOOLS_TORCH_REQUIREMENTS:-requirements-cpu.txt}"
+python -m pip install -q --upgrade pip
+python -m pip install -q -r "${PCATOOLS_TORCH_REQUIREMENTS:-requirements-cpu.txt}"
 # nnunetv2 (extra nnunet) needs timm, which needs torchvision, whose newest release would replace torch
 # with another build (multi-GB CUDA): pin torch to the build installed above while installing the extras.
 TORCH_PIN=$(mktemp)
 python -c "import torch; print('torch==' + torch.__version__)" > "$TORCH_PIN"
 # constraints.txt pins every other package at the versions the README's numbers were made with
-python -m pip install -q --no-compile -c "$TORCH_PIN" -c constraints.txt -e ".[viewer,notebooks,dev,nnunet,cluster]"
+python -m pip install -q -c "$TORCH_PIN" -c constraints.txt -e ".[viewer,notebooks,dev,nnunet,cluster]"
 rm -f "$TORCH_PIN"
 python -m ipykernel install --sys-prefix --name python3 >/dev/null
 # JupyterLab's "Would you like to get notified about official Jupyter news?" pop-up covers the page on
