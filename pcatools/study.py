@@ -36,9 +36,10 @@ Profiles
     SegResNet, 500 of 2 for Attention U-Net); it shows the pipeline and is not a reproduction of
     the paper's values. Two departures from the paper let so few steps learn to leave normal
     uptake alone: the Dice term is summed over the batch (``loss_overrides={"batch": True}``) and
-    half of the patches are centred on lesions (``pos_fraction=0.5``; paper 0.8); Attention U-Net
-    gets one crop per case, the paper's 80 % lesion patches and lr 5e-3 through ``network_train``. Each cell
-    trains at one thread, as many cells at once as there are cores (``cpu_parallel``).
+    SegResNet gets half of its patches centred on lesions (``pos_fraction=0.5``; paper 0.8);
+    Attention U-Net gets one crop per case, the paper's 80 % and lr 5e-3 through
+    ``network_train``. Each cell trains at one thread, as many cells at once as there are cores
+    (``cpu_parallel``).
     docs/decisions.md (2026-11-27 and 2026-12-06) has the measurements.
 ``ci``
     The smallest setting that still runs every stage (tests and notebooks).
@@ -67,7 +68,7 @@ from pcatools.cell_status import MissingCellsError, study_status
 from pcatools.cells import Cell, check_seeds, study_cells
 from pcatools.data.manifest import read_manifest, write_manifest
 from pcatools.data.splits import make_splits
-from pcatools.launcher import launch_cells, parse_launcher_options
+from pcatools.launcher import launch_cells, parse_launcher_options, visible_gpus
 from pcatools.loss_registry import (
     BUILTIN,
     fitting_options,
@@ -577,8 +578,6 @@ def cpu_parallel_jobs(profile: StudyProfile, n_cells: int) -> int:
     the cores this process may use over each cell's ``threads`` (at least 1, at most ``n_cells``),
     or 0 where the profile does not ask for it or torch sees a GPU (cells then train in this
     process). Each cell's numbers hold for its thread count, so they do not depend on this one."""
-    from pcatools.launcher import visible_gpus
-
     if not profile.cpu_parallel or visible_gpus():
         return 0
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

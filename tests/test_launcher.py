@@ -26,6 +26,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import nibabel as nib
+import numpy as np
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -395,6 +397,14 @@ def test_two_launches_never_train_a_cell_twice(sequential: Path, tmp_path: Path)
     history = (folder / "history.csv").read_text().splitlines()
     assert [line.split(",")[0] for line in history[1:]] == ["1", "2", "3"]
     assert not (folder / "replaced").exists()  # nothing started over
+    # the cell's job also predicted its test set: the masks of the study trained in one process
+    made = sorted((run / "predictions" / cell.key(0)).glob("*.nii.gz"))
+    assert [p.name for p in made] == sorted(
+        p.name for p in (sequential / "predictions" / cell.key(0)).glob("*.nii.gz")
+    )
+    for mask in made:
+        same = sequential / "predictions" / cell.key(0) / mask.name
+        assert np.array_equal(np.asarray(nib.load(mask).dataobj), np.asarray(nib.load(same).dataobj))
     # a job that finds its cell's lock taken (two launches submitting at once) ends at once
     with run_lock(folder):
         answer = TrainCellJob(train_cell)(run, cell)

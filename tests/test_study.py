@@ -44,13 +44,13 @@ def test_demo_trains_one_thread_cells_side_by_side_on_every_core_of_a_cpu_machin
 
     demo = PROFILES["demo"]
     assert demo.threads == 1 and demo.cpu_parallel and not PROFILES["paper"].cpu_parallel
-    monkeypatch.setattr("pcatools.launcher.visible_gpus", lambda: [])
+    monkeypatch.setattr(study, "visible_gpus", lambda: [])
     for cores, cells, expected in ((2, 6, 2), (1, 6, 1), (16, 6, 6), (16, 3, 3)):
         monkeypatch.setattr(study.os, "sched_getaffinity", lambda _pid, n=cores: set(range(n)))
         assert study.cpu_parallel_jobs(demo, cells) == expected
     assert study.cpu_parallel_jobs(get_profile("demo", threads=4), 6) == 4  # 16 cores / 4 threads
     assert study.cpu_parallel_jobs(PROFILES["ci"], 6) == 0
-    monkeypatch.setattr("pcatools.launcher.visible_gpus", lambda: [0])
+    monkeypatch.setattr(study, "visible_gpus", lambda: [0])
     assert study.cpu_parallel_jobs(demo, 6) == 0
 
 
