@@ -235,11 +235,14 @@ def _channels_last_on_cpu(model: nn.Module) -> Callable[[torch.Tensor], Any]:
     oneDNN's 3-D convolutions on CPU are 1.3-1.5x faster channels-last
     (``benchmarks/cpu_inference.py``; the logits agree with the standard layout to about 6e-5).
     The copy leaves the caller's model, which training goes on updating (and DDP shares), as it
-    was; a model that cannot be copied runs as it is.
+    was; it is made per call because validation predicts with weights that change between calls
+    (a copy of the demo's networks takes milliseconds). A model that cannot be copied runs as it is
+    (logged at debug level).
     """
     try:
         net = copy.deepcopy(model).to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
-    except Exception:  # a user's network that cannot be deep-copied: the standard layout
+    except Exception as err:  # a user's network that cannot be deep-copied: the standard layout
+        log.debug("%s runs in the standard layout: no channels-last copy (%s)", type(model).__name__, err)
         return model
 
     def predict(window: torch.Tensor) -> Any:

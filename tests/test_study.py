@@ -16,17 +16,17 @@ def test_demo_profile_follows_the_paper_where_it_says_it_does() -> None:
     demo = PROFILES["demo"]
     assert demo.roi_size == demo.patch_size  # the paper's window is its patch (128^3)
     assert demo.loss_overrides == {"batch": True}
-    assert demo.transform_overrides == {"pos_fraction": 0.5}
+    assert demo.transform_overrides == {"pos_fraction": 0.8}  # the paper's 80 % lesion patches
+    assert demo.overlap == 0.0
     attention, segresnet = demo.train_kwargs("attention_unet", "dice"), demo.train_kwargs("segresnet", "dice")
     assert (attention["lr"], segresnet["lr"]) == (5e-3, 3e-3)
-    # SegResNet 400 steps of 2 x 2 crops, Attention U-Net 500 steps of one crop per case
+    # SegResNet 300 steps of 2 x 2 crops, Attention U-Net 600 steps of one crop per case
     steps = [
         (c["epochs"], c["max_steps_per_epoch"], c["batch_size"], c["num_samples"])
         for c in (segresnet, attention)
     ]
-    assert steps == [(40, 10, 2, 2), (50, 10, 2, 1)]
-    assert attention["transform_overrides"] == {"pos_fraction": 0.8}
-    assert segresnet["transform_overrides"] == {"pos_fraction": 0.5}
+    assert steps == [(30, 10, 2, 2), (60, 10, 2, 1)]
+    assert attention["transform_overrides"] == segresnet["transform_overrides"] == {"pos_fraction": 0.8}
     assert attention["loss_overrides"] == segresnet["loss_overrides"] == {"batch": True}
     with pytest.raises(ValueError, match=r"network_train\['segresnet'\] has keys \['lrr'\]"):
         get_profile("demo", network_train={"segresnet": {"lrr": 1.0}}).train_kwargs("segresnet", "dice")
