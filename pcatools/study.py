@@ -36,8 +36,7 @@ Profiles
     Attention U-Net 600 steps of one crop per case); it shows the pipeline and is not a
     reproduction of the paper's values. The Dice term is summed over the batch (``loss_overrides={"batch": True}``) so that
     so few steps learn to leave normal uptake alone, 80 % of the patches are centred on a lesion
-    as in the paper, Attention U-Net trains at lr 5e-3 (``network_train``), and the test set is
-    predicted with windows that do not overlap (``overlap=0``). Each cell trains at one thread,
+    as in the paper, and Attention U-Net trains at lr 5e-3 (``network_train``). Each cell trains at one thread,
     as many cells at once as there are cores (``cpu_parallel``).
     docs/decisions.md (2026-11-27 and 2026-12-06) has the measurements.
 ``ci``
@@ -205,8 +204,6 @@ PROFILES: dict[str, StudyProfile] = {
             patch_size=(32, 32, 32),
             # the window is the training patch, as in the paper (docs/decisions.md)
             roi_size=(32, 32, 32),
-            # windows side by side: 96 a case instead of 200 (MONAI's 0.25; the paper gives none)
-            overlap=0.0,
             # 300 steps of 2 x 2 crops instead of ~130,000 (module docstring)
             epochs=30,
             batch_size=2,
