@@ -273,7 +273,7 @@ def get_profile(profile: str | StudyProfile, **overrides: Any) -> StudyProfile:
     >>> get_profile("demo", epochs=3).epochs
     3
     >>> get_profile("demo", network_train={"attention_unet": {"lr": 1e-2}}).train_config("attention_unet", "dice").epochs
-    50
+    60
     """
     if isinstance(profile, str):
         if profile not in PROFILES:
