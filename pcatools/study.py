@@ -34,10 +34,11 @@ Profiles
     A 2-core CPU laptop setting that finishes the whole grid in minutes on a synthetic cohort at
     4 mm with small patches, narrower networks and few steps (SegResNet 300 steps of 2 x 2 crops,
     Attention U-Net 600 steps of one crop per case); it shows the pipeline and is not a
-    reproduction of the paper's values. The Dice term is summed over the batch (``loss_overrides={"batch": True}``) so that
-    so few steps learn to leave normal uptake alone, 80 % of the patches are centred on a lesion
-    as in the paper, and Attention U-Net trains at lr 5e-3 (``network_train``). Each cell trains at one thread,
-    as many cells at once as there are cores (``cpu_parallel``).
+    reproduction of the paper's values. The Dice term is summed over the batch
+    (``loss_overrides={"batch": True}``) so that so few steps learn to leave normal uptake alone;
+    80 % of the patches are centred on a lesion, as in the paper; Attention U-Net trains at lr
+    5e-3 (``network_train``). Each cell trains at one thread, as many cells at once as there are
+    cores (``cpu_parallel``).
     docs/decisions.md (2026-11-27 and 2026-12-06) has the measurements.
 ``ci``
     The smallest setting that still runs every stage (tests and notebooks).
