@@ -54,6 +54,8 @@ __all__ = [
     "min_input_multiple",
     "model_defaults",
     "network_class",
+    "output_convolution",
+    "set_output_prior",
 ]
 
 MODEL_NAMES = tuple(e.name for e in BUILTIN)
@@ -167,6 +169,60 @@ def build_model(name: str, in_channels: int = 2, out_channels: int = 2, **overri
             f"channels={params['channels']} and strides={params['strides']}"
         )
     return network(in_channels=in_channels, out_channels=out_channels, **params)  # type: ignore[no-any-return]
+
+
+def output_convolution(net: nn.Module, out_channels: int = 2) -> nn.Module:
+    """The network's output layer: its only convolution with ``out_channels`` output channels.
+
+    Refused when there is none or more than one, since guessing would set the wrong layer's bias.
+
+    Examples
+    --------
+    >>> output_convolution(build_model("segresnet", init_filters=8))
+    Conv3d(8, 2, kernel_size=(1, 1, 1), stride=(1, 1, 1))
+    """
+    kinds = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+    found = [
+        (n, m) for n, m in net.named_modules() if isinstance(m, kinds) and m.out_channels == out_channels
+    ]
+    if len(found) != 1:
+        raise NetworkError(
+            f"{type(net).__name__}: expected exactly one convolution with {out_channels} output channels "
+            f"(the output layer), found {len(found)}" + (f": {[n for n, _ in found]}" if found else "")
+        )
+    layer = found[0][1]
+    if layer.bias is None:
+        raise NetworkError(f"{type(net).__name__}: its output convolution {found[0][0]!r} has no bias")
+    return layer
+
+
+def set_output_prior(net: nn.Module, prior: float, out_channels: int = 2) -> nn.Module:
+    r"""Set the output layer's bias so that the untrained network predicts ``p_fg = prior`` everywhere.
+
+    .. math:: b_0 = 0, \quad b_1 = \log\frac{\pi}{1 - \pi}
+              \quad\Rightarrow\quad \operatorname{softmax}(b)_1 = \pi
+
+    The prior-probability initialisation of Lin et al. 2017 (RetinaNet, focal loss): a network
+    that starts near ``p = 0.5`` on a 1 %-foreground image can settle there under L1DFL, whose
+    weights give every occupied L1 bin the same total weight (docs/decisions.md, 2026-12-06).
+    Two classes (background, lesion) only. Returns ``net``.
+
+    Examples
+    --------
+    >>> net = set_output_prior(build_model("segresnet", init_filters=8), 0.01)
+    >>> round(torch.softmax(output_convolution(net).bias, 0)[1].item(), 6)
+    0.01
+    """
+    if out_channels != 2:
+        raise ValueError(
+            f"set_output_prior: two output channels (background, lesion) only, got {out_channels}"
+        )
+    if not 0.0 < float(prior) < 1.0:
+        raise ValueError(f"set_output_prior: prior must lie in (0, 1), got {prior!r}")
+    layer = output_convolution(net, out_channels)
+    with torch.no_grad():
+        layer.bias.copy_(torch.tensor([0.0, math.log(prior / (1 - prior))]))
+    return net
 
 
 def min_input_multiple(name: str, **overrides: Any) -> int:

@@ -36,8 +36,9 @@ Profiles
     Attention U-Net 600 steps of one crop per case); it shows the pipeline and is not a
     reproduction of the paper's values. The Dice term is summed over the batch
     (``loss_overrides={"batch": True}``) so that so few steps learn to leave normal uptake alone;
-    80 % of the patches are centred on a lesion, as in the paper; Attention U-Net trains at lr
-    5e-3 (``network_train``). Each cell trains at one thread, as many cells at once as there are
+    80 % of the patches are centred on a lesion, as in the paper; SegResNet starts from a lesion
+    probability of 0.01 everywhere (``output_prior``: from MONAI's p = 0.5 its L1DFL models stayed
+    there), Attention U-Net trains at lr 5e-3 (``network_train``). Each cell trains at one thread, as many cells at once as there are
     cores (``cpu_parallel``).
     docs/decisions.md (2026-11-27 and 2026-12-06) has the measurements.
 ``ci``
@@ -221,9 +222,10 @@ PROFILES: dict[str, StudyProfile] = {
             loss_overrides={"batch": True},
             transform_overrides={"pos_fraction": 0.8},
         ),
-        # Attention U-Net: 600 steps of one crop per case at lr 5e-3 (docs/decisions.md, 2026-12-06)
+        # SegResNet starts at p = 0.01 (output_prior), Attention U-Net trains 600 steps of one crop
+        # per case at lr 5e-3 (docs/decisions.md, 2026-12-06)
         network_train={
-            "segresnet": {"model_overrides": {"init_filters": 8}},
+            "segresnet": {"model_overrides": {"init_filters": 8}, "output_prior": 0.01},
             "attention_unet": {
                 "model_overrides": {"channels": (8, 16, 32, 64, 128)},
                 "lr": 5e-3,

@@ -55,8 +55,8 @@ def test_unknown_or_bad_key_is_refused_naming_it(tmp_path: Path) -> None:
 
 def test_identity_keys_and_the_sliding_window() -> None:
     assert IDENTITY_KEYS == (
-        "model", "model_overrides", "in_channels", "out_channels", "loss", "loss_overrides", "epochs",
-        "batch_size", "lr", "warmup_epochs", "weight_decay", "patch_size", "spacing", "num_samples", "seed",
+        "model", "model_overrides", "in_channels", "out_channels", "output_prior", "loss", "loss_overrides",
+        "epochs", "batch_size", "lr", "warmup_epochs", "weight_decay", "patch_size", "spacing", "num_samples", "seed",
         "transform_overrides",
     )  # fmt: skip
     cfg = TrainConfig(patch_size=(32, 32, 32))

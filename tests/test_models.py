@@ -6,7 +6,16 @@ import pytest
 import torch
 from torch import nn
 
-from pcatools.models import MODEL_NAMES, build_model, count_parameters, min_input_multiple, model_defaults
+from pcatools.models import (
+    MODEL_NAMES,
+    build_model,
+    count_parameters,
+    min_input_multiple,
+    model_defaults,
+    output_convolution,
+    set_output_prior,
+)
+from pcatools.network_registry import NetworkError
 
 # Parameter counts of the default networks (in_channels=2, out_channels=2). Obtained once with
 # ``count_parameters(build_model(name))`` under MONAI 1.6.1 and cross-checked below against the
@@ -131,3 +140,31 @@ def test_bad_names_and_arguments() -> None:
         build_model("attention_unet", channels=(4, 8, 16), strides=(2, 2, 2))
     with pytest.raises(ValueError, match="3-D"):
         build_model("segresnet", spatial_dims=2)
+
+
+@pytest.mark.parametrize(("name", "overrides"), [("segresnet", {"init_filters": 8}), ("attention_unet", {})])
+def test_output_prior_sets_the_output_bias_by_hand(name: str, overrides: dict) -> None:
+    """b = (0, log(pi / (1 - pi))): softmax(b) = (1 - pi, pi); pi = 0.01 gives b_1 = -4.59512."""
+    net = set_output_prior(build_model(name, **overrides), 0.01)
+    bias = output_convolution(net).bias.detach()
+    assert bias[0].item() == 0.0
+    assert bias[1].item() == pytest.approx(-4.59512, abs=1e-5)
+    assert torch.softmax(bias, 0)[1].item() == pytest.approx(0.01, rel=1e-6)
+    # the only layer touched: every other parameter is the freshly seeded network's
+    torch.manual_seed(0)
+    plain = build_model(name, **overrides)
+    torch.manual_seed(0)
+    primed = set_output_prior(build_model(name, **overrides), 0.01)
+    differ = [k for k, v in plain.state_dict().items() if not torch.equal(v, primed.state_dict()[k])]
+    assert len(differ) == 1 and differ[0].endswith("bias")
+
+
+def test_output_prior_refuses_what_it_cannot_set() -> None:
+    two = nn.Sequential(nn.Conv3d(2, 2, 1), nn.Conv3d(2, 2, 1))
+    with pytest.raises(NetworkError, match="exactly one convolution with 2 output channels .*found 2"):
+        set_output_prior(two, 0.01)
+    with pytest.raises(NetworkError, match="has no bias"):
+        set_output_prior(nn.Sequential(nn.Conv3d(2, 2, 1, bias=False)), 0.01)
+    for bad in (0.0, 1.0, -0.1, 1.5):
+        with pytest.raises(ValueError, match="prior must lie in"):
+            set_output_prior(build_model("segresnet", init_filters=4), bad)

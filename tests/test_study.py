@@ -27,6 +27,8 @@ def test_demo_profile_follows_the_paper_where_it_says_it_does() -> None:
     ]
     assert steps == [(30, 10, 2, 2), (60, 10, 2, 1)]
     assert attention["transform_overrides"] == segresnet["transform_overrides"] == {"pos_fraction": 0.8}
+    # SegResNet starts at p = 0.01 (its L1DFL models stayed at MONAI's p = 0.5, docs/decisions.md)
+    assert (segresnet["output_prior"], attention["output_prior"]) == (0.01, None)
     assert attention["loss_overrides"] == segresnet["loss_overrides"] == {"batch": True}
     with pytest.raises(ValueError, match=r"network_train\['segresnet'\] has keys \['lrr'\]"):
         get_profile("demo", network_train={"segresnet": {"lrr": 1.0}}).train_kwargs("segresnet", "dice")

@@ -118,3 +118,25 @@ def test_a_schedule_callback_changes_the_learning_rate(run: dict[str, Any]) -> N
     ]
     np.testing.assert_allclose(lrs, expected, rtol=1e-12)
     assert math.isclose(lrs[SET_LR_AT - 1], NEW_LR)
+
+
+def test_output_prior_is_the_untrained_networks_bias(tmp_path: Any) -> None:
+    """``output_prior`` sets the output bias before the first step (seen by ``on_train_start``),
+    is recorded in config.yaml, and a value outside (0, 1) is refused before anything trains."""
+    import yaml
+
+    from pcatools.models import output_convolution
+
+    seen: list[torch.Tensor] = []
+
+    class Bias(TrainCallback):
+        def on_train_start(self, state: TrainState) -> None:
+            seen.append(output_convolution(state.model).bias.detach().clone())
+
+    cohort = tiny_cohort(tmp_path / "cohort")
+    cfg = TrainConfig(**{**TINY, "epochs": 1, "max_steps_per_epoch": 1, "val_every": 1}, output_prior=0.2)
+    train(cohort, tmp_path / "run", cfg, callbacks=[Bias()], **RUN)
+    assert seen[0].tolist() == pytest.approx([0.0, math.log(0.2 / 0.8)])
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["output_prior"] == 0.2
+    with pytest.raises(ValueError, match=r"output_prior must lie in \(0, 1\), found 1.0"):
+        TrainConfig(output_prior=1.0)

@@ -189,6 +189,12 @@ class TrainConfig:
     )
     in_channels: int = _setting(2, help="Network input channels (CT, PET).", identity=True)
     out_channels: int = _setting(2, help="Network output channels (background, lesion).", identity=True)
+    output_prior: float | None = _setting(
+        None,
+        help="Lesion probability the untrained network predicts everywhere: the output layer's bias is "
+        "set to log(p / (1 - p)) (RetinaNet's prior initialisation; default: the network's own).",
+        identity=True,
+    )
     loss: str = _setting(
         "l1dfl",
         help="The loss: a name of the loss registry, or your own as NAME=SPEC (docs/losses.md).",
@@ -265,6 +271,8 @@ class TrainConfig:
             )
         if not 0.0 <= float(self.cache_rate) <= 1.0:
             raise ValueError(f"cache_rate must be in [0, 1], found {self.cache_rate}")
+        if self.output_prior is not None and not 0.0 < float(self.output_prior) < 1.0:
+            raise ValueError(f"output_prior must lie in (0, 1), found {self.output_prior}")
         if self.threads is not None and int(self.threads) < 1:
             raise ValueError(f"threads must be >= 1, found {self.threads}")
         if self.workers is not None and int(self.workers) < 0:

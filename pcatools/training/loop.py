@@ -97,7 +97,7 @@ from torch import nn
 
 from pcatools.data.manifest import read_manifest
 from pcatools.loss_registry import loss_source, loss_source_change
-from pcatools.models import build_model
+from pcatools.models import build_model, set_output_prior
 from pcatools.network_registry import network_source, network_source_change
 from pcatools.reproducibility import check_cpu_isa, cpu_threads
 from pcatools.training.callbacks import (
@@ -435,7 +435,10 @@ def _build(
     torch.backends.cudnn.benchmark = not plan.deterministic and dev.type == "cuda"
     net = build_model(
         cfg.model, in_channels=cfg.in_channels, out_channels=cfg.out_channels, **cfg.model_overrides
-    ).to(dev)
+    )
+    if cfg.output_prior is not None:
+        set_output_prior(net, cfg.output_prior, cfg.out_channels)
+    net = net.to(dev)
     loss_fn = build_loss(cfg.loss, **cfg.loss_overrides)
     optimizer, scheduler, scaler = build_optimisation(net, cfg, dev, plan.use_amp)
     state = TrainState(cfg, plan.recorded, run, ctx.rank, net, optimizer, scheduler, scaler, start_epoch)
