@@ -268,12 +268,14 @@ def check_network(
     in_channels: int = 2,
     out_channels: int = 2,
     size: tuple[int, int, int] = (32, 32, 32),
+    output_prior: float | None = None,
 ) -> NetworkEntry:
     """Build the network and run it once on zeros ``(1, in_channels, *size)``; refuse what fails, in one line.
 
     The output must be a tensor of shape ``(1, out_channels, *size)`` (the logits the loss takes);
     a failure is a :class:`NetworkError` naming the spec and what was found, raised before
-    anything trains. Torch's random state is left as it was (building draws initial weights).
+    anything trains. With ``output_prior`` its output layer must be found (:func:`set_output_prior`).
+    Torch's random state is left as it was (building draws initial weights).
     """
     entry = resolve_network(text)
     x_shape = (1, int(in_channels), *(int(s) for s in size))
@@ -294,6 +296,13 @@ def check_network(
             raise NetworkError(
                 f"network {entry.shown}: builds a {type(net).__name__}, expected a torch.nn.Module"
             )
+        if output_prior is not None:
+            try:
+                set_output_prior(net, output_prior, out_channels)
+            except NetworkError as err:
+                raise NetworkError(
+                    f"network {entry.shown}: output_prior needs its output layer: {err}"
+                ) from None
         net.eval()
         try:
             with torch.no_grad():

@@ -187,6 +187,19 @@ def test_a_network_from_a_file_through_python(nets_dir: Path) -> None:
     assert str(err.value) == (
         "train: model_overrides ['depth'] are not arguments of 'tiny' (TinyNet); allowed: width"
     )
+    TrainConfig(
+        model="tiny", model_overrides={"width": 3}, patch_size=32, output_prior=0.01
+    ).check_components()
+    with pytest.raises(
+        NetworkError
+    ) as two:  # width 2: two convolutions give 2 channels, which is the output?
+        TrainConfig(
+            model="tiny", model_overrides={"width": 2}, patch_size=32, output_prior=0.01
+        ).check_components()
+    assert str(two.value) == (
+        "network tiny=my_nets.py:TinyNet: output_prior needs its output layer: TinyNet: expected exactly one "
+        "convolution with 2 output channels (the output layer), found 2: ['body.0', 'body.2']"
+    )
     with pytest.raises(NetworkError) as bad:
         TrainConfig(model="one=broken_nets.py:OneChannel", patch_size=(16, 32, 64)).check_components()
     assert str(bad.value) == (

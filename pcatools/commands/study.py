@@ -83,7 +83,7 @@ def study_networks(
             size = tuple(min(32, p) for p in cfg.patch_size)
             check_network(
                 entry.name, cfg.model_overrides, in_channels=cfg.in_channels, out_channels=cfg.out_channels,
-                size=(size[0], size[1], size[2]),
+                size=(size[0], size[1], size[2]), output_prior=cfg.output_prior,
             )  # fmt: skip
     return tuple(e.name for e in entries) or None
 

@@ -376,6 +376,7 @@ class TrainConfig:
                 in_channels=self.in_channels,
                 out_channels=self.out_channels,
                 size=parse_triple(tuple(min(32, p) for p in self.patch_size), int, "patch_size"),
+                output_prior=self.output_prior,
             )
         multiple = min_input_multiple(self.model, **self.model_overrides)
         if any(p % multiple for p in self.patch_size):
