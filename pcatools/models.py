@@ -219,9 +219,10 @@ def set_output_prior(net: nn.Module, prior: float, out_channels: int = 2) -> nn.
         )
     if not 0.0 < float(prior) < 1.0:
         raise ValueError(f"set_output_prior: prior must lie in (0, 1), got {prior!r}")
-    layer = output_convolution(net, out_channels)
+    bias = output_convolution(net, out_channels).bias
+    assert isinstance(bias, torch.Tensor)  # output_convolution refuses a layer without one
     with torch.no_grad():
-        layer.bias.copy_(torch.tensor([0.0, math.log(prior / (1 - prior))]))
+        bias.copy_(torch.tensor([0.0, math.log(prior / (1 - prior))]))
     return net
 
 
