@@ -38,8 +38,8 @@ Profiles
     (``loss_overrides={"batch": True}``) so that so few steps learn to leave normal uptake alone;
     80 % of the patches are centred on a lesion, as in the paper; SegResNet starts from a lesion
     probability of 0.01 everywhere (``output_prior``: from MONAI's p = 0.5 its L1DFL models stayed
-    there), Attention U-Net trains at lr 5e-3 (``network_train``). Each cell trains at one thread, as many cells at once as there are
-    cores (``cpu_parallel``).
+    there), Attention U-Net trains at lr 5e-3 (``network_train``). Each cell trains at one thread,
+    as many cells at once as there are cores (``cpu_parallel``).
     docs/decisions.md (2026-11-27 and 2026-12-06) has the measurements.
 ``ci``
     The smallest setting that still runs every stage (tests and notebooks).
